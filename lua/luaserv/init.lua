@@ -1,0 +1,36 @@
+--- luaserv: the module an app script requires.
+-- The runtime lives in C (`luaserv.core`); this file is the public face and the
+-- place for helpers written in Lua.
+-- @module luaserv
+
+local core = require "luaserv.core"
+
+local select = select
+local format = string.format
+
+local _M = {
+    _VERSION = core.version,
+    --- The current worker: `id`, `pid`, `name` (its listener), `generation`.
+    -- nil while the script is being validated by the master.
+    worker = core.worker,
+    --- Error codes passed to onError(conn, code, text).
+    errors = core.errors,
+    listen = core.listen,
+    settings = core.settings,
+    connections = core.connections,
+    after = core.after,
+    every = core.every,
+}
+
+--- Log a line at level "debug", "info", "warn" or "error".
+-- @param level string
+-- @param fmt a message, or a string.format pattern for the arguments after it
+-- @raise on an unknown level or a bad format
+function _M.log(level, fmt, ...)
+    if select("#", ...) > 0 then
+        fmt = format(fmt, ...)
+    end
+    return core.log(level, fmt)
+end
+
+return _M

@@ -1,0 +1,173 @@
+/*
+ * config.c -- the declared configuration and its wire form.
+ *
+ * Wire form, one record per line, fields separated by tabs (names and paths
+ * are checked for control characters when declared):
+ *   setting <key> <value>
+ *   listener <name> <count> <reusePort> <backlog> <url>
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void
+ls_conf_init(ls_conf_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->stop_timeout = LS_DEFAULT_STOP_TIMEOUT;
+    c->log_level = -1;
+}
+
+void
+ls_conf_free(ls_conf_t *c)
+{
+    free(c->listeners);
+    c->listeners = NULL;
+    c->nlisteners = 0;
+}
+
+ls_listen_conf_t *
+ls_conf_find(ls_conf_t *c, const char *name)
+{
+    for (int i = 0; i < c->nlisteners; i++)
+        if (strcmp(c->listeners[i].name, name) == 0)
+            return &c->listeners[i];
+    return NULL;
+}
+
+int
+ls_conf_add_listener(ls_conf_t *c, const ls_listen_conf_t *l, char *err,
+                     size_t errlen)
+{
+    ls_listen_conf_t *n;
+
+    for (int i = 0; i < c->nlisteners; i++) {
+        if (strcmp(c->listeners[i].name, l->name) == 0) {
+            snprintf(err, errlen, "a listener named \"%s\" already exists "
+                     "(give each listen() a distinct name)", l->name);
+            return -1;
+        }
+        if (strcmp(c->listeners[i].addr.url, l->addr.url) == 0) {
+            snprintf(err, errlen, "\"%s\" is already listened on by "
+                     "listener \"%s\"", l->addr.url, c->listeners[i].name);
+            return -1;
+        }
+    }
+    n = realloc(c->listeners, sizeof(*n) * (size_t)(c->nlisteners + 1));
+    if (n == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->listeners = n;
+    c->listeners[c->nlisteners++] = *l;
+    return 0;
+}
+
+static int
+conf_writeall(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int
+ls_conf_write(const ls_conf_t *c, int fd)
+{
+    char line[LS_URL_MAX + 4200];
+    int n;
+
+#define CONF_PUT(...)                                                         \
+    do {                                                                      \
+        n = snprintf(line, sizeof(line), __VA_ARGS__);                        \
+        if (n < 0 || (size_t)n >= sizeof(line) ||                             \
+            conf_writeall(fd, line, (size_t)n) < 0)                           \
+            return -1;                                                        \
+    } while (0)
+
+    CONF_PUT("setting\tname\t%s\n", c->name);
+    CONF_PUT("setting\tstopTimeout\t%.17g\n", c->stop_timeout);
+    CONF_PUT("setting\tpidFile\t%s\n", c->pid_file);
+    CONF_PUT("setting\tlogFile\t%s\n", c->log_file);
+    CONF_PUT("setting\tuser\t%s\n", c->user);
+    CONF_PUT("setting\tgroup\t%s\n", c->group);
+    CONF_PUT("setting\tlogLevel\t%d\n", c->log_level);
+    for (int i = 0; i < c->nlisteners; i++) {
+        const ls_listen_conf_t *l = &c->listeners[i];
+        CONF_PUT("listener\t%s\t%d\t%d\t%d\t%s\n", l->name, l->count,
+                 l->reuseport, l->backlog, l->addr.url);
+    }
+#undef CONF_PUT
+    return 0;
+}
+
+/* Split line at tabs into at most max fields; returns the count. */
+static int
+conf_split(char *line, char **f, int max)
+{
+    int n = 0;
+    f[n++] = line;
+    for (char *p = line; *p && n < max; p++) {
+        if (*p == '\t') {
+            *p = '\0';
+            f[n++] = p + 1;
+        }
+    }
+    return n;
+}
+
+int
+ls_conf_read(ls_conf_t *c, char *text, char *err, size_t errlen)
+{
+    char *save = NULL;
+
+    for (char *line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *f[6];
+        int n = conf_split(line, f, 6);
+
+        if (n == 3 && strcmp(f[0], "setting") == 0) {
+            if (strcmp(f[1], "name") == 0)
+                snprintf(c->name, sizeof(c->name), "%s", f[2]);
+            else if (strcmp(f[1], "stopTimeout") == 0)
+                c->stop_timeout = strtod(f[2], NULL);
+            else if (strcmp(f[1], "pidFile") == 0)
+                snprintf(c->pid_file, sizeof(c->pid_file), "%s", f[2]);
+            else if (strcmp(f[1], "logFile") == 0)
+                snprintf(c->log_file, sizeof(c->log_file), "%s", f[2]);
+            else if (strcmp(f[1], "user") == 0)
+                snprintf(c->user, sizeof(c->user), "%s", f[2]);
+            else if (strcmp(f[1], "group") == 0)
+                snprintf(c->group, sizeof(c->group), "%s", f[2]);
+            else if (strcmp(f[1], "logLevel") == 0)
+                c->log_level = atoi(f[2]);
+        } else if (n == 6 && strcmp(f[0], "listener") == 0) {
+            ls_listen_conf_t l;
+            memset(&l, 0, sizeof(l));
+            snprintf(l.name, sizeof(l.name), "%s", f[1]);
+            l.count = atoi(f[2]);
+            l.reuseport = atoi(f[3]);
+            l.backlog = atoi(f[4]);
+            if (ls_listener_parse(f[5], &l.addr, err, errlen) < 0)
+                return -1;
+            if (ls_conf_add_listener(c, &l, err, errlen) < 0)
+                return -1;
+        } else {
+            snprintf(err, errlen, "validator sent a malformed line");
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * config.h -- what an app script declares (listeners and settings), and how
+ * the validator child hands it to the master: a few text lines over a pipe.
+ */
+#ifndef LS_CONFIG_H
+#define LS_CONFIG_H
+
+#include "framing.h"
+#include "listener.h"
+#include "luaserv.h"
+
+typedef struct ls_listen_conf {
+    char name[LS_NAME_MAX];
+    ls_addr_t addr;
+    int count;
+    int reuseport;
+    int backlog;
+    /* Read by the worker from its own Lua state; not serialized. */
+    size_t max_package_size;
+    size_t max_send_buffer_size;
+    ls_framing_t framing;
+} ls_listen_conf_t;
+
+typedef struct ls_conf {
+    ls_listen_conf_t *listeners;
+    int nlisteners;
+    char name[LS_NAME_MAX];    /* settings.name */
+    double stop_timeout;       /* settings.stopTimeout, seconds */
+    char pid_file[4096];
+    char log_file[4096];
+    char user[64];
+    char group[64];
+    int log_level;             /* -1: not set */
+} ls_conf_t;
+
+#define LS_DEFAULT_STOP_TIMEOUT 5.0
+#define LS_DEFAULT_BACKLOG 1024
+#define LS_DEFAULT_MAX_PACKAGE (10 * 1024 * 1024)
+#define LS_DEFAULT_MAX_SEND_BUFFER (1024 * 1024)
+
+void ls_conf_init(ls_conf_t *c);
+void ls_conf_free(ls_conf_t *c);
+ls_listen_conf_t *ls_conf_find(ls_conf_t *c, const char *name);
+int ls_conf_add_listener(ls_conf_t *c, const ls_listen_conf_t *l, char *err,
+                         size_t errlen);
+int ls_conf_write(const ls_conf_t *c, int fd);
+int ls_conf_read(ls_conf_t *c, char *text, char *err, size_t errlen);
+
+#endif

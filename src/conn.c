@@ -1,0 +1,569 @@
+/*
+ * conn.c -- connections: read, frame, dispatch to Lua, write, close.
+ *
+ * Lifetime rules (Redis connhelpers, libevent incref/decref): a connection
+ * starts with one reference for being open; every call into Lua and every
+ * stay on the flush list holds another. Closing drops the "open" reference;
+ * the memory goes only when the last one does, so a callback that closes its
+ * own connection never pulls the struct from under the code that called it.
+ * After every callback the caller re-checks LS_CONN_CLOSING / LS_CONN_CLOSED.
+ */
+#include "conn.h"
+#include "log.h"
+#include "lua_conn.h"
+
+#include <lauxlib.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CONN_STOPPED (LS_CONN_CLOSING | LS_CONN_CLOSED)
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_on_write(evutil_socket_t fd, short what, void *arg);
+static void conn_shutdown(ls_conn_t *c);
+
+static inline lua_State *
+conn_L(void)
+{
+    return ls_worker->vm->L;
+}
+
+ls_conn_t *
+ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
+            socklen_t salen)
+{
+    ls_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->srv = srv;
+    c->fd = fd;
+    c->id = ++ls_worker->next_conn_id;
+    c->refs = 1;
+    c->lua_ref = LUA_NOREF;
+    if (sa != NULL && salen <= sizeof(c->peer))
+        memcpy(&c->peer, sa, salen);
+    event_assign(&c->rev, ls_worker->base, fd, EV_READ | EV_PERSIST,
+                 conn_on_read, c);
+    event_assign(&c->wev, ls_worker->base, fd, EV_WRITE | EV_PERSIST,
+                 conn_on_write, c);
+    if (ls_lua_conn_attach(conn_L(), c) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    srv->total_conns++;
+    return c;
+}
+
+void
+ls_conn_incref(ls_conn_t *c)
+{
+    c->refs++;
+}
+
+void
+ls_conn_decref(ls_conn_t *c)
+{
+    if (--c->refs > 0)
+        return;
+    free(c->in.data);
+    if (c->out)
+        evbuffer_free(c->out);
+    free(c);
+}
+
+/*
+ * Push srv[name] and the connection; 0 (nothing pushed) when the app has no
+ * such callback.
+ */
+static int
+conn_push_callback(ls_conn_t *c, const char *name)
+{
+    lua_State *L = conn_L();
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->lua_ref);  /* srv */
+    if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {   /* srv f */
+        lua_pop(L, 2);
+        return 0;
+    }
+    lua_remove(L, -2);                                   /* f */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* f conn */
+    return 1;
+}
+
+/*
+ * Call a pushed callback with the connection plus nextra arguments. A Lua
+ * error closes this connection (after flushing what was already sent) and
+ * nothing else: CONTRACT section 6.
+ */
+static int
+conn_call(ls_conn_t *c, const char *name, int nextra)
+{
+    int status;
+
+    ls_conn_incref(c);
+    status = ls_vm_call(ls_worker->vm, 1 + nextra, 0, name, c->id);
+    if (status != LUA_OK && strcmp(name, "onClose") != 0)
+        ls_conn_close(c);
+    ls_conn_decref(c);
+    return status;
+}
+
+static void
+conn_emit(ls_conn_t *c, const char *name)
+{
+    if (conn_push_callback(c, name))
+        conn_call(c, name, 0);
+}
+
+void
+ls_conn_start(ls_conn_t *c)
+{
+    event_add(&c->rev, NULL);
+    c->flags |= LS_CONN_READING;
+    conn_emit(c, "onConnect");
+}
+
+/* onError(conn, code, text), then close: the stream is no longer in sync. */
+static void
+conn_fail(ls_conn_t *c, int code, const char *text)
+{
+    ls_log(LS_LOG_WARN, 0, "conn %llu: %s (maxPackageSize %zu); closing",
+           (unsigned long long)c->id, text, c->srv->conf.max_package_size);
+    if (conn_push_callback(c, "onError")) {
+        lua_pushinteger(conn_L(), code);
+        lua_pushstring(conn_L(), text);
+        conn_call(c, "onError", 2);
+    }
+    ls_conn_close(c);
+}
+
+static void
+conn_emit_message(ls_conn_t *c, const char *p, size_t n)
+{
+    ls_server_t *srv = c->srv;
+
+    srv->msgs_in++;
+    if (!conn_push_callback(c, "onMessage"))
+        return;
+    lua_pushlstring(conn_L(), p, n);
+    conn_call(c, "onMessage", 1);
+}
+
+/*
+ * Deliver every whole packet at the head of buf. Returns the bytes consumed;
+ * the caller must check c->flags afterwards (a callback may have closed or
+ * paused the connection, and then buf may no longer be ours to read).
+ */
+static size_t
+conn_dispatch(ls_conn_t *c, const char *buf, size_t len)
+{
+    const ls_framing_t *f = &c->srv->conf.framing;
+    size_t off = 0, max = c->srv->conf.max_package_size;
+
+    while (off < len && !(c->flags & (CONN_STOPPED | LS_CONN_PAUSED))) {
+        ls_packet_t pkt;
+        const char *err = NULL;
+        int r = ls_framing_next(f, buf + off, len - off, max, &c->scan, &pkt,
+                                &err);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            conn_fail(c, strcmp(err, "package too big") == 0
+                             ? LS_ERR_PACKAGE_TOO_BIG
+                             : LS_ERR_BAD_INPUT,
+                      err);
+            return len;
+        }
+        c->scan = 0;
+        off += pkt.total;
+        conn_emit_message(c, buf + off - pkt.total + pkt.off, pkt.len);
+    }
+    return off;
+}
+
+/* Room for at least need more bytes at the tail of b, growing geometrically
+ * so that a large message arriving in small pieces costs linear time. */
+static int
+buf_reserve(ls_buf_t *b, size_t need)
+{
+    size_t cap;
+    char *p;
+
+    if (b->cap - b->off - b->len >= need)
+        return 0;
+    if (b->off > 0 && b->cap - b->len >= need && b->len <= b->cap / 2) {
+        memmove(b->data, b->data + b->off, b->len);
+        b->off = 0;
+        return 0;
+    }
+    cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < need)
+        cap *= 2;
+    if (b->off > 0) {
+        memmove(b->data, b->data + b->off, b->len);
+        b->off = 0;
+    }
+    p = realloc(b->data, cap);
+    if (p == NULL)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static void
+buf_release(ls_buf_t *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+/*
+ * read(2) with the outcomes sorted out: > 0 bytes; 0 when the connection is
+ * finished (EOF or error, already handled); -1 when there is nothing now.
+ */
+static ssize_t
+conn_read_some(ls_conn_t *c, char *p, size_t n)
+{
+    ssize_t r;
+
+    do {
+        r = read(c->fd, p, n);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0) {
+        c->srv->bytes_in += (size_t)r;
+        return r;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return -1;
+    if (r < 0 && errno != ECONNRESET)
+        ls_log(LS_LOG_INFO, errno, "conn %llu: read() failed",
+               (unsigned long long)c->id);
+    /* EOF: answer what was asked before closing (a client that half-closes
+     * after its request still gets the reply). */
+    if (r == 0 && c->out && evbuffer_get_length(c->out) > 0)
+        ls_conn_close(c);
+    else
+        conn_shutdown(c);
+    return 0;
+}
+
+static void
+conn_read(ls_conn_t *c)
+{
+    ls_buf_t *b = &c->in;
+    const ls_framing_t *f = &c->srv->conf.framing;
+    char *rbuf = ls_worker->rbuf;
+    size_t used, want;
+    ssize_t n;
+
+    if (f->kind == LS_FRAMING_RAW) {
+        want = c->srv->conf.max_package_size < LS_READ_SIZE
+                   ? c->srv->conf.max_package_size
+                   : LS_READ_SIZE;
+        n = conn_read_some(c, rbuf, want);
+        if (n > 0)
+            conn_emit_message(c, rbuf, (size_t)n);
+        return;
+    }
+
+    if (b->len == 0) {
+        /* Fast path: frame straight out of the shared buffer and keep only
+         * an incomplete tail. */
+        n = conn_read_some(c, rbuf, LS_READ_SIZE);
+        if (n <= 0)
+            return;
+        used = conn_dispatch(c, rbuf, (size_t)n);
+        if (c->flags & LS_CONN_CLOSED)
+            return;
+        if (used < (size_t)n && !(c->flags & LS_CONN_CLOSING)) {
+            if (buf_reserve(b, (size_t)n - used) < 0) {
+                ls_log(LS_LOG_ERROR, ENOMEM, "conn %llu: input buffer",
+                       (unsigned long long)c->id);
+                conn_shutdown(c);
+                return;
+            }
+            memcpy(b->data, rbuf + used, (size_t)n - used);
+            b->len = (size_t)n - used;
+        }
+        return;
+    }
+
+    /* Slow path: read into the connection's own buffer, behind what waits. */
+    if (!(c->flags & LS_CONN_PAUSED)) {
+        want = ls_framing_missing(f, b->data + b->off, b->len);
+        if (want < LS_READ_SIZE)
+            want = LS_READ_SIZE;
+        if (buf_reserve(b, want) < 0) {
+            ls_log(LS_LOG_ERROR, ENOMEM, "conn %llu: input buffer",
+                   (unsigned long long)c->id);
+            conn_shutdown(c);
+            return;
+        }
+        n = conn_read_some(c, b->data + b->off + b->len,
+                           b->cap - b->off - b->len);
+        if (n == 0)
+            return;
+        if (n > 0)
+            b->len += (size_t)n;
+    }
+    used = conn_dispatch(c, b->data + b->off, b->len);
+    if (c->flags & CONN_STOPPED)
+        return;
+    b->off += used;
+    b->len -= used;
+    if (b->len == 0)
+        buf_release(b);
+}
+
+static void
+conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    ls_conn_t *c = arg;
+    (void)fd;
+    (void)what;
+
+    ls_conn_incref(c);
+    if (!(c->flags & CONN_STOPPED))
+        conn_read(c);
+    ls_conn_decref(c);
+    ls_worker_flush();
+}
+
+static void
+conn_queue_flush(ls_conn_t *c)
+{
+    if (c->flags & LS_CONN_FLUSHQ)
+        return;
+    c->flags |= LS_CONN_FLUSHQ;
+    ls_conn_incref(c);
+    c->flush_next = ls_worker->flush_head;
+    ls_worker->flush_head = c;
+}
+
+/*
+ * Queue data for writing. Nothing is written here: the worker writes every
+ * connection's queue once the current event has been handled, so that many
+ * sends from one batch of messages leave in one writev().
+ */
+int
+ls_conn_send(ls_conn_t *c, const char *p, size_t n, int raw)
+{
+    const ls_framing_t *f = &c->srv->conf.framing;
+    size_t hlen = 0, tlen = 0;
+    const char *trailer = NULL;
+    char hdr[16];
+
+    if (c->flags & CONN_STOPPED)
+        return LS_SEND_CLOSED;
+    if (c->flags & LS_CONN_FULL)
+        return LS_SEND_FULL;
+    if (c->out == NULL && (c->out = evbuffer_new()) == NULL)
+        return LS_SEND_CLOSED;
+    if (!raw) {
+        hlen = ls_framing_header(f, n, hdr);
+        trailer = ls_framing_trailer(f, &tlen);
+    }
+    if ((hlen && evbuffer_add(c->out, hdr, hlen) < 0) ||
+        evbuffer_add(c->out, p, n) < 0 ||
+        (tlen && evbuffer_add(c->out, trailer, tlen) < 0)) {
+        ls_log(LS_LOG_ERROR, ENOMEM, "conn %llu: output buffer",
+               (unsigned long long)c->id);
+        return LS_SEND_FULL;
+    }
+    c->srv->msgs_out++;
+    conn_queue_flush(c);
+    if (evbuffer_get_length(c->out) >= c->srv->conf.max_send_buffer_size) {
+        c->flags |= LS_CONN_FULL;
+        ls_log(LS_LOG_DEBUG, 0, "conn %llu: send buffer full (%zu bytes)",
+               (unsigned long long)c->id, evbuffer_get_length(c->out));
+        conn_emit(c, "onBufferFull");
+    }
+    return LS_SEND_OK;
+}
+
+/* Write what is queued; arm the write event for the rest. */
+void
+ls_conn_flush(ls_conn_t *c)
+{
+    if (c->flags & LS_CONN_CLOSED)
+        return;
+    while (c->out && evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!(c->flags & LS_CONN_WARMED)) {
+                    event_add(&c->wev, NULL);
+                    c->flags |= LS_CONN_WARMED;
+                }
+                return;
+            }
+            if (errno != EPIPE && errno != ECONNRESET)
+                ls_log(LS_LOG_INFO, errno, "conn %llu: write() failed",
+                       (unsigned long long)c->id);
+            conn_shutdown(c);
+            return;
+        }
+        c->srv->bytes_out += (size_t)n;
+    }
+    if (c->flags & LS_CONN_WARMED) {
+        event_del(&c->wev);
+        c->flags &= ~LS_CONN_WARMED;
+    }
+    if (c->flags & LS_CONN_CLOSING) {
+        conn_shutdown(c);
+        return;
+    }
+    if (c->flags & LS_CONN_FULL) {
+        c->flags &= ~LS_CONN_FULL;
+        conn_emit(c, "onBufferDrain");
+    }
+}
+
+static void
+conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    ls_conn_t *c = arg;
+    (void)fd;
+    (void)what;
+
+    ls_conn_incref(c);
+    ls_conn_flush(c);
+    ls_conn_decref(c);
+    ls_worker_flush();
+}
+
+/*
+ * The end of a connection: events and socket gone, onClose fired, the Lua box
+ * cleared so that a conn kept by the app answers "closed". Idempotent.
+ */
+static void
+conn_shutdown(ls_conn_t *c)
+{
+    ls_server_t *srv = c->srv;
+
+    if (c->flags & LS_CONN_CLOSED)
+        return;
+    c->flags |= LS_CONN_CLOSED;
+    if (c->flags & LS_CONN_READING)
+        event_del(&c->rev);
+    if (c->flags & LS_CONN_WARMED)
+        event_del(&c->wev);
+    c->flags &= ~(LS_CONN_READING | LS_CONN_WARMED);
+    close(c->fd);
+    c->fd = -1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    srv->nconns--;
+
+    conn_emit(c, "onClose");
+    ls_lua_conn_detach(conn_L(), c);
+    ls_worker_conn_closed(ls_worker);
+    ls_conn_decref(c); /* the "open" reference */
+}
+
+/* conn:close(): stop reading, write what is queued, then shut down. */
+void
+ls_conn_close(ls_conn_t *c)
+{
+    if (c->flags & CONN_STOPPED)
+        return;
+    c->flags |= LS_CONN_CLOSING;
+    if (c->flags & LS_CONN_READING) {
+        event_del(&c->rev);
+        c->flags &= ~LS_CONN_READING;
+    }
+    if (c->out && evbuffer_get_length(c->out) > 0)
+        conn_queue_flush(c);
+    else
+        conn_shutdown(c);
+}
+
+/* conn:destroy(): now, dropping unsent data. */
+void
+ls_conn_destroy(ls_conn_t *c)
+{
+    conn_shutdown(c);
+}
+
+void
+ls_conn_pause(ls_conn_t *c)
+{
+    if (c->flags & (CONN_STOPPED | LS_CONN_PAUSED))
+        return;
+    c->flags |= LS_CONN_PAUSED;
+    if (c->flags & LS_CONN_READING) {
+        event_del(&c->rev);
+        c->flags &= ~LS_CONN_READING;
+    }
+}
+
+void
+ls_conn_resume(ls_conn_t *c)
+{
+    if ((c->flags & CONN_STOPPED) || !(c->flags & LS_CONN_PAUSED))
+        return;
+    c->flags &= ~LS_CONN_PAUSED;
+    event_add(&c->rev, NULL);
+    c->flags |= LS_CONN_READING;
+    /* Packets that arrived before the pause are delivered from the loop, not
+     * from inside the resumeRecv() call. */
+    if (c->in.len > 0)
+        event_active(&c->rev, EV_READ, 0);
+}
+
+static int
+conn_format(const struct sockaddr *sa, char *ip, size_t iplen, int *port)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s->sin_addr, ip, (socklen_t)iplen);
+        *port = ntohs(s->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s->sin6_addr, ip, (socklen_t)iplen);
+        *port = ntohs(s->sin6_port);
+    } else {
+        ip[0] = '\0';
+        *port = 0;
+    }
+    return 0;
+}
+
+int
+ls_conn_peer(const ls_conn_t *c, char *ip, size_t iplen, int *port)
+{
+    return conn_format(&c->peer.sa, ip, iplen, port);
+}
+
+int
+ls_conn_local(const ls_conn_t *c, char *ip, size_t iplen, int *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    memset(&ss, 0, sizeof(ss));
+    if (c->fd < 0 || getsockname(c->fd, (struct sockaddr *)&ss, &len) < 0) {
+        ip[0] = '\0';
+        *port = 0;
+        return -1;
+    }
+    return conn_format((struct sockaddr *)&ss, ip, iplen, port);
+}

@@ -1,0 +1,84 @@
+/*
+ * conn.h -- a client connection owned by C: socket, events, buffers, framing,
+ * reference count. Lua sees a box that points here while the socket is open.
+ */
+#ifndef LS_CONN_H
+#define LS_CONN_H
+
+#include "worker.h"
+
+#include <event2/buffer.h>
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum {
+    LS_CONN_CLOSING = 1 << 0,   /* close once the output is written */
+    LS_CONN_CLOSED = 1 << 1,    /* socket gone, onClose fired */
+    LS_CONN_FLUSHQ = 1 << 2,    /* on the worker's flush list */
+    LS_CONN_WARMED = 1 << 3,    /* write event added */
+    LS_CONN_FULL = 1 << 4,      /* send buffer limit hit, not yet drained */
+    LS_CONN_PAUSED = 1 << 5,    /* pauseRecv() */
+    LS_CONN_READING = 1 << 6,   /* read event added */
+};
+
+/* onError codes, exported to Lua as luaserv.errors. */
+enum {
+    LS_ERR_PACKAGE_TOO_BIG = 1,
+    LS_ERR_BAD_INPUT = 2,
+    LS_ERR_SEND_FAIL = 3,
+};
+
+typedef struct ls_buf {
+    char *data;
+    size_t off, len, cap;
+} ls_buf_t;
+
+typedef struct ls_conn {
+    struct ls_conn *next, *prev;   /* server's list */
+    struct ls_conn *flush_next;    /* worker's flush list */
+    ls_server_t *srv;
+    uint64_t id;
+    int fd;
+    unsigned flags;
+    int refs;
+    int lua_ref;                   /* pins the Lua box while open */
+    struct ls_conn_box *box;
+    struct event rev, wev;
+    ls_buf_t in;                   /* unframed input, allocated on demand */
+    size_t scan;                   /* delimiter search resumes here */
+    struct evbuffer *out;          /* allocated on first send */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
+} ls_conn_t;
+
+/* The Lua userdata: a pointer that is cleared when the socket closes. */
+typedef struct ls_conn_box {
+    ls_conn_t *c;
+    uint64_t id;
+} ls_conn_box_t;
+
+ls_conn_t *ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
+                       socklen_t salen);
+void ls_conn_start(ls_conn_t *c);
+int ls_conn_send(ls_conn_t *c, const char *p, size_t n, int raw);
+void ls_conn_close(ls_conn_t *c);
+void ls_conn_destroy(ls_conn_t *c);
+void ls_conn_pause(ls_conn_t *c);
+void ls_conn_resume(ls_conn_t *c);
+void ls_conn_flush(ls_conn_t *c);
+void ls_conn_incref(ls_conn_t *c);
+void ls_conn_decref(ls_conn_t *c);
+int ls_conn_peer(const ls_conn_t *c, char *ip, size_t iplen, int *port);
+int ls_conn_local(const ls_conn_t *c, char *ip, size_t iplen, int *port);
+
+/* Send results */
+#define LS_SEND_OK 0
+#define LS_SEND_CLOSED -1
+#define LS_SEND_FULL -2
+
+#endif

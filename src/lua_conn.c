@@ -1,0 +1,285 @@
+/*
+ * lua_conn.c -- "luaserv.conn": what Lua sees of a connection.
+ *
+ * The userdata boxes a pointer (luv style). While the socket is open a
+ * registry reference pins the box; on close the pointer is cleared and the
+ * reference dropped, so a conn kept by the app afterwards gets
+ * false, "closed" from its methods instead of touching freed memory.
+ */
+#include "lua_conn.h"
+#include "log.h"
+
+#include <lauxlib.h>
+
+#include <string.h>
+
+#define CONN_MT "luaserv.conn"
+
+static ls_conn_box_t *
+lconn_box(lua_State *L)
+{
+    return luaL_checkudata(L, 1, CONN_MT);
+}
+
+/* The open connection behind argument 1, or NULL when it is closed. */
+static ls_conn_t *
+lconn_open(lua_State *L)
+{
+    ls_conn_t *c = lconn_box(L)->c;
+    if (c == NULL || (c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
+        return NULL;
+    return c;
+}
+
+static int
+lconn_closed(lua_State *L)
+{
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "closed");
+    return 2;
+}
+
+/* Data to send: a string, or a number (converted as Lua does). */
+static const char *
+lconn_checkdata(lua_State *L, int arg, size_t *n)
+{
+    int t = lua_type(L, arg);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+        luaL_typeerror(L, arg, "string");
+    return lua_tolstring(L, arg, n);
+}
+
+/* conn:send(data [, raw]) -> true | false, "closed" | "buffer full"
+ * [-1..2, +1..2, e] */
+static int
+lconn_send(lua_State *L)
+{
+    ls_conn_t *c;
+    size_t n;
+    const char *p = lconn_checkdata(L, 2, &n);
+    int raw = lua_toboolean(L, 3);
+
+    if ((c = lconn_open(L)) == NULL)
+        return lconn_closed(L);
+    switch (ls_conn_send(c, p, n, raw)) {
+    case LS_SEND_OK:
+        lua_pushboolean(L, 1);
+        return 1;
+    case LS_SEND_FULL:
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "buffer full");
+        return 2;
+    default:
+        return lconn_closed(L);
+    }
+}
+
+/* conn:close([data]) -> true | false, "closed"   [-0..1, +1..2, e] */
+static int
+lconn_close(lua_State *L)
+{
+    ls_conn_t *c;
+    size_t n = 0;
+    const char *p = NULL;
+
+    if (!lua_isnoneornil(L, 2))
+        p = lconn_checkdata(L, 2, &n);
+    if ((c = lconn_open(L)) == NULL)
+        return lconn_closed(L);
+    if (p != NULL)
+        ls_conn_send(c, p, n, 0);
+    ls_conn_close(c);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* conn:destroy() -> true | false, "closed"   [-0, +1..2, e] */
+static int
+lconn_destroy(lua_State *L)
+{
+    ls_conn_t *c = lconn_box(L)->c;
+    if (c == NULL || (c->flags & LS_CONN_CLOSED))
+        return lconn_closed(L);
+    ls_conn_destroy(c);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* conn:pauseRecv() -> true | false, "closed" */
+static int
+lconn_pauseRecv(lua_State *L)
+{
+    ls_conn_t *c = lconn_open(L);
+    if (c == NULL)
+        return lconn_closed(L);
+    ls_conn_pause(c);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* conn:resumeRecv() -> true | false, "closed" */
+static int
+lconn_resumeRecv(lua_State *L)
+{
+    ls_conn_t *c = lconn_open(L);
+    if (c == NULL)
+        return lconn_closed(L);
+    ls_conn_resume(c);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* conn.data: a table created on first use, kept in the user value. */
+static void
+lconn_push_data(lua_State *L)
+{
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, 1);
+    }
+}
+
+/* conn.<key>: methods first (upvalue 1), then properties. */
+static int
+lconn_index(lua_State *L)
+{
+    ls_conn_box_t *box = lconn_box(L);
+    const char *k;
+    char ip[64];
+    int port;
+
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+        return 1;
+    k = lua_tostring(L, 2);
+    if (k == NULL)
+        return 0;
+    if (strcmp(k, "id") == 0) {
+        lua_pushinteger(L, (lua_Integer)box->id);
+        return 1;
+    }
+    if (strcmp(k, "data") == 0) {
+        lconn_push_data(L);
+        return 1;
+    }
+    if (strcmp(k, "remoteIp") == 0 || strcmp(k, "remotePort") == 0 ||
+        strcmp(k, "localIp") == 0 || strcmp(k, "localPort") == 0) {
+        if (box->c == NULL || (box->c->flags & LS_CONN_CLOSED))
+            return luaL_error(L, "connection %I is closed (conn.%s is not "
+                              "available after onClose)",
+                              (lua_Integer)box->id, k);
+        if (k[0] == 'r')
+            ls_conn_peer(box->c, ip, sizeof(ip), &port);
+        else
+            ls_conn_local(box->c, ip, sizeof(ip), &port);
+        if (strstr(k, "Ip"))
+            lua_pushstring(L, ip);
+        else
+            lua_pushinteger(L, port);
+        return 1;
+    }
+    return 0;
+}
+
+/* conn.data = t is allowed; anything else is a mistake worth raising. */
+static int
+lconn_newindex(lua_State *L)
+{
+    const char *k = luaL_checkstring(L, 2);
+    (void)lconn_box(L);
+    if (strcmp(k, "data") == 0) {
+        if (!lua_istable(L, 3) && !lua_isnil(L, 3))
+            return luaL_error(L, "conn.data must be a table");
+        lua_settop(L, 3);
+        lua_setiuservalue(L, 1, 1);
+        return 0;
+    }
+    return luaL_error(L, "cannot set field '%s' of luaserv.conn (keep your "
+                      "own values in conn.data)", k);
+}
+
+static int
+lconn_tostring(lua_State *L)
+{
+    ls_conn_box_t *box = lconn_box(L);
+    char ip[64];
+    int port;
+
+    if (box->c == NULL || (box->c->flags & LS_CONN_CLOSED)) {
+        lua_pushfstring(L, "luaserv.conn %I (closed)", (lua_Integer)box->id);
+    } else {
+        ls_conn_peer(box->c, ip, sizeof(ip), &port);
+        lua_pushfstring(L, "luaserv.conn %I (%s:%d)", (lua_Integer)box->id,
+                        ip[0] ? ip : "unix", port);
+    }
+    return 1;
+}
+
+static const luaL_Reg lconn_methods[] = {
+    {"close", lconn_close},
+    {"destroy", lconn_destroy},
+    {"pauseRecv", lconn_pauseRecv},
+    {"resumeRecv", lconn_resumeRecv},
+    {"send", lconn_send},
+    {NULL, NULL},
+};
+
+void
+ls_lua_conn_register(lua_State *L)
+{
+    if (!luaL_newmetatable(L, CONN_MT)) {                /* mt */
+        lua_pop(L, 1);
+        return;
+    }
+    luaL_newlib(L, lconn_methods);                       /* mt methods */
+    lua_pushcclosure(L, lconn_index, 1);                 /* mt index */
+    lua_setfield(L, -2, "__index");                      /* mt */
+    lua_pushcfunction(L, lconn_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, lconn_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "luaserv.conn");
+    lua_setfield(L, -2, "__metatable");                  /* mt */
+    lua_pop(L, 1);
+}
+
+/* Runs under lua_pcall: allocation may raise. */
+static int
+lconn_new(lua_State *L)
+{
+    ls_conn_t *c = lua_touserdata(L, 1);
+    ls_conn_box_t *box = lua_newuserdatauv(L, sizeof(*box), 1); /* c box */
+    box->c = c;
+    box->id = c->id;
+    luaL_setmetatable(L, CONN_MT);
+    lua_pushvalue(L, -1);                                /* c box box */
+    c->lua_ref = luaL_ref(L, LUA_REGISTRYINDEX);         /* c box */
+    c->box = box;
+    return 0;
+}
+
+int
+ls_lua_conn_attach(lua_State *L, ls_conn_t *c)
+{
+    lua_pushcfunction(L, lconn_new);
+    lua_pushlightuserdata(L, c);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        ls_log(LS_LOG_ERROR, 0, "cannot create a Lua connection object: %s",
+               lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+void
+ls_lua_conn_detach(lua_State *L, ls_conn_t *c)
+{
+    if (c->box)
+        c->box->c = NULL;
+    c->box = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, c->lua_ref);
+    c->lua_ref = LUA_NOREF;
+}

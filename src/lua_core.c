@@ -1,0 +1,417 @@
+/*
+ * lua_core.c -- luaopen_luaserv_core: listen, settings, log, connections,
+ * timers, and the worker table.
+ *
+ * listen() and settings() validate their options once, when the script's top
+ * level runs, and raise errors that point at the script's line. The same code
+ * runs in the validator (which only records what was declared) and in a
+ * worker (which also keeps the table of the listener it serves).
+ */
+#include "lua_core.h"
+#include "conn.h"
+#include "log.h"
+#include "lua_conn.h"
+#include "lua_timer.h"
+#include "vm.h"
+#include "worker.h"
+
+#include <lauxlib.h>
+
+#include <ctype.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char worker_key;    /* registry: the luaserv.worker table */
+static const char listeners_key; /* registry: name -> listener table */
+
+void
+ls_lua_core_push_worker(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &worker_key);
+}
+
+/* A printable string of at most max-1 bytes without tabs or newlines. */
+static int
+core_is_clean(const char *s, size_t len, size_t max)
+{
+    if (len == 0 || len >= max)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (iscntrl((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+static lua_Integer
+core_opt_int(lua_State *L, const char *key, lua_Integer min, lua_Integer max)
+{
+    lua_Integer v;
+    int isint = 0;
+
+    v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < min || v > max)
+        luaL_error(L, "bad option '%s' (integer from %I to %I expected, got "
+                   "%s)", key, min, max, luaL_tolstring(L, -1, NULL));
+    return v;
+}
+
+static int
+core_opt_bool(lua_State *L, const char *key)
+{
+    if (!lua_isboolean(L, -1))
+        luaL_error(L, "bad option '%s' (boolean expected, got %s)", key,
+                   luaL_typename(L, -1));
+    return lua_toboolean(L, -1);
+}
+
+static const char *
+core_opt_string(lua_State *L, const char *key, size_t max)
+{
+    size_t len;
+    const char *s;
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "bad option '%s' (string expected, got %s)", key,
+                   luaL_typename(L, -1));
+    s = lua_tolstring(L, -1, &len);
+    if (!core_is_clean(s, len, max))
+        luaL_error(L, "bad option '%s' (1 to %d printable characters "
+                   "expected)", key, (int)max - 1);
+    return s;
+}
+
+/* protocol = { delimiter = "..." } or { length = {...} }: framing in C. */
+static void
+core_opt_protocol(lua_State *L, ls_listen_conf_t *l)
+{
+    ls_framing_t *f = &l->framing;
+    int t;
+
+    luaL_argexpected(L, lua_istable(L, -1), 2, "table for option 'protocol'");
+    t = lua_getfield(L, -1, "delimiter");                /* P d */
+    if (t != LUA_TNIL) {
+        size_t n;
+        const char *d = lua_tolstring(L, -1, &n);
+        if (t != LUA_TSTRING || n == 0 || n > sizeof(f->delim))
+            luaL_error(L, "bad protocol field 'delimiter' (1 to %d bytes "
+                       "expected)", (int)sizeof(f->delim));
+        memset(f, 0, sizeof(*f));
+        f->kind = LS_FRAMING_DELIM;
+        memcpy(f->delim, d, n);
+        f->dlen = n;
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    t = lua_getfield(L, -1, "length");                   /* P len */
+    if (t == LUA_TTABLE) {
+        lua_Integer v;
+        memset(f, 0, sizeof(*f));
+        f->kind = LS_FRAMING_LENGTH;
+        lua_getfield(L, -1, "offset");
+        f->offset = lua_isnil(L, -1) ? 0
+                                     : (size_t)core_opt_int(L, "length.offset",
+                                                            0, 65535);
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "size");
+        v = core_opt_int(L, "length.size", 1, 8);
+        if (v != 1 && v != 2 && v != 4 && v != 8)
+            luaL_error(L, "bad option 'length.size' (1, 2, 4 or 8 expected)");
+        f->size = (int)v;
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "endian");
+        if (lua_isnil(L, -1) || strcmp(lua_tostring(L, -1), "big") == 0)
+            f->big_endian = 1;
+        else if (lua_type(L, -1) == LUA_TSTRING &&
+                 strcmp(lua_tostring(L, -1), "little") == 0)
+            f->big_endian = 0;
+        else
+            luaL_error(L, "bad option 'length.endian' (\"big\" or \"little\" "
+                       "expected)");
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "includesHeader");
+        f->includes_header = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "adjust");
+        f->adjust = lua_isnil(L, -1) ? 0
+                                     : core_opt_int(L, "length.adjust",
+                                                    -(1LL << 40), 1LL << 40);
+        lua_pop(L, 1);
+        f->strip = f->offset + (size_t)f->size;
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "input") != LUA_TNIL)
+        luaL_error(L, "protocols with Lua input/decode/encode functions are "
+                   "not supported yet (use delimiter or length framing)");
+    luaL_error(L, "bad option 'protocol' (a table with 'delimiter' or "
+               "'length' expected)");
+}
+
+/* luaserv.listen(address [, options]) -> listener table   [-1..2, +1, e] */
+static int
+lcore_listen(lua_State *L)
+{
+    ls_vm_t *vm = ls_vm_of(L);
+    const char *url = luaL_checkstring(L, 1);
+    char err[LS_ERRLEN];
+    ls_listen_conf_t l;
+
+    if (!vm->loading)
+        return luaL_error(L, "luaserv.listen() must be called at the top level "
+                          "of the script (the master learns the listeners "
+                          "from there)");
+    memset(&l, 0, sizeof(l));
+    if (ls_listener_parse(url, &l.addr, err, sizeof(err)) < 0)
+        return luaL_error(L, "%s", err);
+    if (!core_is_clean(url, strlen(url), LS_URL_MAX))
+        return luaL_error(L, "bad listen address (control characters)");
+    {   /* the default name is the address (cut to fit) */
+        size_t n = strlen(url);
+        if (n >= sizeof(l.name))
+            n = sizeof(l.name) - 1;
+        memcpy(l.name, url, n);
+        l.name[n] = '\0';
+    }
+    l.count = 1;
+    l.backlog = LS_DEFAULT_BACKLOG;
+    l.max_package_size = LS_DEFAULT_MAX_PACKAGE;
+    l.max_send_buffer_size = LS_DEFAULT_MAX_SEND_BUFFER;
+    if (strcmp(l.addr.proto, "text") == 0)
+        ls_framing_init_text(&l.framing);
+    else if (strcmp(l.addr.proto, "frame") == 0)
+        ls_framing_init_frame(&l.framing);
+    else
+        ls_framing_init_raw(&l.framing);
+
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {                         /* ... k v */
+            const char *k = lua_type(L, -2) == LUA_TSTRING
+                                ? lua_tostring(L, -2)
+                                : "?";
+            if (strcmp(k, "name") == 0)
+                snprintf(l.name, sizeof(l.name), "%s",
+                         core_opt_string(L, k, LS_NAME_MAX));
+            else if (strcmp(k, "count") == 0)
+                l.count = (int)core_opt_int(L, k, 1, LS_MAX_WORKERS);
+            else if (strcmp(k, "reusePort") == 0)
+                l.reuseport = core_opt_bool(L, k);
+            else if (strcmp(k, "backlog") == 0)
+                l.backlog = (int)core_opt_int(L, k, 1, 65535);
+            else if (strcmp(k, "maxPackageSize") == 0)
+                l.max_package_size =
+                    (size_t)core_opt_int(L, k, 1, (lua_Integer)1 << 40);
+            else if (strcmp(k, "maxSendBufferSize") == 0)
+                l.max_send_buffer_size =
+                    (size_t)core_opt_int(L, k, 1, (lua_Integer)1 << 40);
+            else if (strcmp(k, "protocol") == 0)
+                core_opt_protocol(L, &l);
+            else
+                return luaL_error(L, "unknown option '%s' in listen() (known: "
+                                  "name, count, reusePort, backlog, "
+                                  "maxPackageSize, maxSendBufferSize, "
+                                  "protocol)", k);
+            lua_pop(L, 1);                               /* ... k */
+        }
+    }
+    if (l.reuseport && l.addr.family == AF_UNIX)
+        return luaL_error(L, "reusePort is for TCP addresses, not \"%s\"",
+                          url);
+    if (ls_conf_add_listener(&vm->conf, &l, err, sizeof(err)) < 0)
+        return luaL_error(L, "%s", err);
+
+    /* The listener table: its settings, and the app's callbacks later. */
+    lua_createtable(L, 0, 12);                           /* srv */
+    lua_pushstring(L, l.name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, url);
+    lua_setfield(L, -2, "address");
+    lua_pushinteger(L, l.count);
+    lua_setfield(L, -2, "count");
+    lua_pushboolean(L, l.reuseport);
+    lua_setfield(L, -2, "reusePort");
+    lua_pushinteger(L, (lua_Integer)l.max_package_size);
+    lua_setfield(L, -2, "maxPackageSize");
+    lua_pushinteger(L, (lua_Integer)l.max_send_buffer_size);
+    lua_setfield(L, -2, "maxSendBufferSize");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &listeners_key);  /* srv list */
+    lua_pushvalue(L, -2);                                /* srv list srv */
+    lua_setfield(L, -2, l.name);                         /* srv list */
+    lua_pop(L, 1);                                       /* srv */
+    if (vm->mode == LS_VM_WORKER && strcmp(l.name, vm->serve_name) == 0) {
+        vm->serve = l;
+        lua_pushvalue(L, -1);
+        vm->serve_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    return 1;
+}
+
+/* luaserv.settings{...}   [-1, +0, e] */
+static int
+lcore_settings(lua_State *L)
+{
+    ls_conf_t *c = &ls_vm_of(L)->conf;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                       : "?";
+        if (strcmp(k, "name") == 0) {
+            snprintf(c->name, sizeof(c->name), "%s",
+                     core_opt_string(L, k, sizeof(c->name)));
+        } else if (strcmp(k, "pidFile") == 0) {
+            snprintf(c->pid_file, sizeof(c->pid_file), "%s",
+                     core_opt_string(L, k, sizeof(c->pid_file)));
+        } else if (strcmp(k, "logFile") == 0) {
+            snprintf(c->log_file, sizeof(c->log_file), "%s",
+                     core_opt_string(L, k, sizeof(c->log_file)));
+        } else if (strcmp(k, "user") == 0) {
+            snprintf(c->user, sizeof(c->user), "%s",
+                     core_opt_string(L, k, sizeof(c->user)));
+        } else if (strcmp(k, "group") == 0) {
+            snprintf(c->group, sizeof(c->group), "%s",
+                     core_opt_string(L, k, sizeof(c->group)));
+        } else if (strcmp(k, "stopTimeout") == 0) {
+            lua_Number v = lua_tonumber(L, -1);
+            if (!lua_isnumber(L, -1) || !(v >= 0 && v <= 86400))
+                luaL_error(L, "bad setting 'stopTimeout' (seconds from 0 to "
+                           "86400 expected)");
+            c->stop_timeout = v;
+        } else if (strcmp(k, "logLevel") == 0) {
+            int lv = lua_type(L, -1) == LUA_TSTRING
+                         ? ls_log_level_from_name(lua_tostring(L, -1))
+                         : -1;
+            if (lv < 0 || lv > LS_LOG_ERROR)
+                luaL_error(L, "bad setting 'logLevel' (\"debug\", \"info\", "
+                           "\"warn\" or \"error\" expected)");
+            c->log_level = lv;
+            ls_log_set_level(lv);
+        } else {
+            return luaL_error(L, "unknown setting '%s' (known: name, pidFile, "
+                              "logFile, user, group, stopTimeout, logLevel)",
+                              k);
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* luaserv.log(level, message)   [-2, +0, e] (formatting is done in Lua) */
+static int
+lcore_log(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *msg = luaL_checkstring(L, 2);
+    int level = ls_log_level_from_name(name);
+
+    if (level < 0 || level > LS_LOG_ERROR)
+        return luaL_argerror(L, 1, "\"debug\", \"info\", \"warn\" or "
+                             "\"error\" expected");
+    ls_log(level, 0, "%s", msg);
+    return 0;
+}
+
+static int
+lcore_conn_iter(lua_State *L)
+{
+    lua_Integer i = lua_tointeger(L, lua_upvalueindex(2));
+    for (;;) {
+        ls_conn_box_t *box;
+        i++;
+        if (lua_rawgeti(L, lua_upvalueindex(1), i) == LUA_TNIL)
+            return 1;
+        box = lua_touserdata(L, -1);
+        if (box->c != NULL && !(box->c->flags & LS_CONN_CLOSED)) {
+            lua_pushinteger(L, i);
+            lua_replace(L, lua_upvalueindex(2));
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/*
+ * luaserv.connections(listener) -> iterator over this worker's open
+ * connections of that listener. It walks a snapshot, skipping connections
+ * that close meanwhile, so a loop body may send, close or accept freely.
+ */
+static int
+lcore_connections(lua_State *L)
+{
+    ls_worker_t *w = ls_worker;
+    int n = 0;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_newtable(L);                                     /* srv snap */
+    if (w != NULL && w->srv.lua_ref != LUA_NOREF && w->srv.lua_ref != 0) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, w->srv.lua_ref); /* srv snap mine */
+        if (lua_rawequal(L, 1, -1)) {
+            for (ls_conn_t *c = w->srv.conns; c != NULL; c = c->next) {
+                if (c->flags & LS_CONN_CLOSED)
+                    continue;
+                lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);
+                lua_rawseti(L, -3, ++n);
+            }
+        }
+        lua_pop(L, 1);                                   /* srv snap */
+    }
+    lua_pushinteger(L, 0);                               /* srv snap 0 */
+    lua_pushcclosure(L, lcore_conn_iter, 2);             /* srv iter */
+    return 1;
+}
+
+static const luaL_Reg lcore_funcs[] = {
+    {"connections", lcore_connections},
+    {"listen", lcore_listen},
+    {"log", lcore_log},
+    {"settings", lcore_settings},
+    {NULL, NULL},
+};
+
+int
+luaopen_luaserv_core(lua_State *L)
+{
+    ls_vm_t *vm = ls_vm_of(L);
+
+    ls_lua_conn_register(L);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &listeners_key);
+    luaL_newlib(L, lcore_funcs);                         /* core */
+    ls_lua_timer_register(L);
+    lua_pushliteral(L, LUASERV_VERSION);
+    lua_setfield(L, -2, "version");
+
+    lua_createtable(L, 0, 3);                            /* core errors */
+    lua_pushinteger(L, LS_ERR_PACKAGE_TOO_BIG);
+    lua_setfield(L, -2, "PACKAGE_TOO_BIG");
+    lua_pushinteger(L, LS_ERR_BAD_INPUT);
+    lua_setfield(L, -2, "BAD_INPUT");
+    lua_pushinteger(L, LS_ERR_SEND_FAIL);
+    lua_setfield(L, -2, "SEND_FAIL");
+    lua_setfield(L, -2, "errors");                       /* core */
+
+    /* luaserv.worker exists in workers; the validator has none, so top-level
+     * code cannot depend on which worker it runs in. */
+    if (vm->mode == LS_VM_WORKER && vm->worker != NULL) {
+        ls_worker_t *w = vm->worker;
+        lua_createtable(L, 0, 5);                        /* core worker */
+        lua_pushinteger(L, w->id);
+        lua_setfield(L, -2, "id");
+        lua_pushinteger(L, (lua_Integer)getpid());
+        lua_setfield(L, -2, "pid");
+        lua_pushstring(L, vm->serve_name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, vm->serve_name);
+        lua_setfield(L, -2, "listener");
+        lua_pushinteger(L, w->generation);
+        lua_setfield(L, -2, "generation");
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &worker_key);
+        lua_setfield(L, -2, "worker");                   /* core */
+    }
+    return 1;
+}

@@ -1,0 +1,12 @@
+/*
+ * lua_core.h -- the "luaserv.core" module.
+ */
+#ifndef LS_LUA_CORE_H
+#define LS_LUA_CORE_H
+
+#include <lua.h>
+
+int luaopen_luaserv_core(lua_State *L);
+void ls_lua_core_push_worker(lua_State *L);
+
+#endif

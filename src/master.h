@@ -1,0 +1,18 @@
+/*
+ * master.h -- the master process: worker table, spawn/reap/respawn, stop.
+ */
+#ifndef LS_MASTER_H
+#define LS_MASTER_H
+
+#include "config.h"
+
+typedef struct ls_master_opts {
+    const char *app;       /* absolute path */
+    int workers;           /* -w, 0: as declared */
+    const char *log_file;  /* -l, NULL: settings or stderr */
+    const char *pid_file;  /* -p, NULL: settings or default */
+} ls_master_opts_t;
+
+int ls_master_run(const ls_master_opts_t *opts);
+
+#endif

@@ -1,0 +1,371 @@
+/*
+ * worker.c -- the life of a worker process: a fresh event loop and Lua state
+ * after the fork, accepting on the listening socket the master opened,
+ * flushing output after every event, and stopping (fast, or gracefully within
+ * stopTimeout) on the master's signal or when the master disappears.
+ */
+#include "worker.h"
+#include "conn.h"
+#include "log.h"
+#include "lua_core.h"
+#include "lua_timer.h"
+
+#include <lauxlib.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+ls_worker_t *ls_worker;
+
+#define ACCEPT_BATCH 64
+#define ACCEPT_PAUSE_MS 100
+
+static void worker_stop(ls_worker_t *w, int how);
+static void worker_exit(ls_worker_t *w, int code) __attribute__((noreturn));
+
+/* Write every queued output. Called after each event that may have run Lua,
+ * so that sends made while handling a batch of messages leave together. */
+void
+ls_worker_flush(void)
+{
+    ls_worker_t *w = ls_worker;
+    ls_conn_t *c;
+
+    while ((c = w->flush_head) != NULL) {
+        w->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->flags &= ~LS_CONN_FLUSHQ;
+        ls_conn_flush(c);
+        ls_conn_decref(c);
+    }
+}
+
+void
+ls_worker_conn_closed(ls_worker_t *w)
+{
+    if (w->stopping && w->srv.nconns == 0)
+        event_base_loopbreak(w->base);
+}
+
+static void
+worker_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    ls_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    if (!w->stopping && w->srv.accepting)
+        event_add(&w->srv.accept_ev, NULL);
+}
+
+/*
+ * Out of descriptors: libevent's own listener would spin here. Give up the
+ * reserve descriptor to accept and close one pending connection (so that the
+ * client is told rather than left hanging), take the reserve back, and stop
+ * accepting for a moment. One log line per second at most, with a count.
+ */
+static void
+worker_accept_emfile(ls_worker_t *w, int err)
+{
+    static double last_log;
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    int fd;
+
+    w->emfile_count++;
+    if (w->emfile_fd >= 0) {
+        close(w->emfile_fd);
+        fd = accept4(w->srv.fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+        w->emfile_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (ls_now() - last_log >= 1.0) {
+        last_log = ls_now();
+        ls_log(LS_LOG_WARN, err, "accept4() failed, refusing connections for "
+               "%d ms (%llu times so far)", ACCEPT_PAUSE_MS,
+               (unsigned long long)w->emfile_count);
+    }
+    event_del(&w->srv.accept_ev);
+    evtimer_add(&w->accept_pause_ev, &tv);
+}
+
+static void
+worker_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    ls_worker_t *w = arg;
+    ls_server_t *srv = &w->srv;
+    (void)what;
+
+    for (int i = 0; i < ACCEPT_BATCH && !w->stopping; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        ls_conn_t *c;
+        int fd, on = 1;
+
+        fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                worker_accept_emfile(w, errno);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                ls_log(LS_LOG_ERROR, errno, "accept4() failed");
+            break;
+        }
+        if (srv->conf.addr.family != AF_UNIX)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+        c = ls_conn_new(srv, fd, (struct sockaddr *)&ss, len);
+        if (c == NULL) {
+            ls_log(LS_LOG_ERROR, ENOMEM, "cannot allocate a connection");
+            close(fd);
+            continue;
+        }
+        ls_conn_start(c);
+    }
+    ls_worker_flush();
+}
+
+/* Call listener.<name>(worker); returns the ls_vm_call status. */
+static int
+worker_emit(ls_worker_t *w, const char *name)
+{
+    lua_State *L = w->vm->L;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->srv.lua_ref);   /* srv */
+    if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {   /* srv f */
+        lua_pop(L, 2);
+        return LUA_OK;
+    }
+    lua_remove(L, -2);                                   /* f */
+    ls_lua_core_push_worker(L);                          /* f worker */
+    return ls_vm_call(w->vm, 1, 0, name, 0);
+}
+
+static void
+worker_on_stop_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    ls_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    ls_log(LS_LOG_WARN, 0, "stopTimeout (%g s) reached with %zu connection(s) "
+           "open; closing them", w->stop_timeout, w->srv.nconns);
+    worker_stop(w, LS_STOP_FAST);
+}
+
+/*
+ * Stop accepting; fast: close every connection now; graceful: let them end
+ * by themselves until stopTimeout. The loop ends when none is left.
+ */
+static void
+worker_stop(ls_worker_t *w, int how)
+{
+    ls_server_t *srv = &w->srv;
+
+    if (w->stopping >= how)
+        return;
+    if (!w->stopping) {
+        if (srv->accepting) {
+            event_del(&srv->accept_ev);
+            event_del(&w->accept_pause_ev);
+            srv->accepting = 0;
+        }
+        if (srv->fd >= 0) {
+            close(srv->fd);
+            srv->fd = -1;
+        }
+        w->stopping = how;
+        worker_emit(w, "onWorkerStop");
+        ls_worker_flush();
+    }
+    w->stopping = how;
+    if (how == LS_STOP_FAST) {
+        while (srv->conns != NULL)
+            ls_conn_destroy(srv->conns);
+    } else if (srv->nconns > 0) {
+        struct timeval tv;
+        tv.tv_sec = (time_t)w->stop_timeout;
+        tv.tv_usec = (suseconds_t)((w->stop_timeout - (double)tv.tv_sec) * 1e6);
+        evtimer_assign(&w->stop_ev, w->base, worker_on_stop_timeout, w);
+        evtimer_add(&w->stop_ev, &tv);
+        ls_log(LS_LOG_INFO, 0, "stopping gracefully: waiting up to %g s for "
+               "%zu connection(s)", w->stop_timeout, srv->nconns);
+    }
+    if (srv->nconns == 0)
+        event_base_loopbreak(w->base);
+}
+
+static void
+worker_on_signal(evutil_socket_t signo, short what, void *arg)
+{
+    ls_worker_t *w = arg;
+    (void)what;
+
+    switch (signo) {
+    case SIGTERM:
+        worker_stop(w, LS_STOP_FAST);
+        break;
+    case SIGQUIT:
+        worker_stop(w, LS_STOP_GRACEFUL);
+        break;
+    case SIGUSR2:
+        ls_log_reopen();
+        break;
+    }
+}
+
+/* The master holds the other end of the channel: EOF means it is gone, and a
+ * worker without a master must not keep the port. */
+static void
+worker_on_chan(evutil_socket_t fd, short what, void *arg)
+{
+    ls_worker_t *w = arg;
+    char buf[512];
+    ssize_t n;
+    (void)what;
+
+    n = recv(fd, buf, sizeof(buf), 0);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;
+    ls_log(LS_LOG_WARN, 0, "the master process is gone; stopping");
+    event_del(&w->chan_ev);
+    worker_stop(w, LS_STOP_GRACEFUL);
+}
+
+static void
+worker_drop_privileges(const ls_conf_t *conf)
+{
+    struct passwd *pw = NULL;
+    struct group *gr = NULL;
+    gid_t gid;
+
+    if (geteuid() != 0 || (!conf->user[0] && !conf->group[0]))
+        return;
+    if (conf->user[0] && (pw = getpwnam(conf->user)) == NULL) {
+        ls_log(LS_LOG_CRIT, 0, "unknown user \"%s\"", conf->user);
+        exit(LS_WEXIT_STARTUP);
+    }
+    if (conf->group[0] && (gr = getgrnam(conf->group)) == NULL) {
+        ls_log(LS_LOG_CRIT, 0, "unknown group \"%s\"", conf->group);
+        exit(LS_WEXIT_STARTUP);
+    }
+    gid = gr ? gr->gr_gid : pw->pw_gid;
+    if (setgid(gid) < 0 ||
+        (pw ? initgroups(pw->pw_name, gid) : setgroups(0, NULL)) < 0 ||
+        (pw && setuid(pw->pw_uid) < 0)) {
+        ls_log(LS_LOG_CRIT, errno, "cannot switch to user \"%s\" group \"%s\"",
+               conf->user, conf->group);
+        exit(LS_WEXIT_STARTUP);
+    }
+}
+
+static void
+worker_exit(ls_worker_t *w, int code)
+{
+    ls_lua_timer_cancel_all(w);
+    ls_vm_free(w->vm);
+    w->vm = NULL;
+    for (size_t i = 0; i < sizeof(w->sigs) / sizeof(*w->sigs); i++)
+        if (w->sigs[i])
+            event_free(w->sigs[i]);
+    event_base_free(w->base);
+    free(w->rbuf);
+    exit(code);
+}
+
+static void
+worker_notify(ls_worker_t *w, const char *msg)
+{
+    if (send(w->chan, msg, strlen(msg), MSG_NOSIGNAL) < 0)
+        ls_log(LS_LOG_WARN, errno, "cannot reach the master");
+}
+
+void
+ls_worker_main(const ls_worker_args_t *a)
+{
+    static ls_worker_t worker;
+    static const int signos[] = {SIGTERM, SIGQUIT, SIGUSR2};
+    ls_worker_t *w = &worker;
+    char role[128], err[LS_ERRLEN * 8];
+
+    ls_worker = w;
+    memset(w, 0, sizeof(*w));
+    w->id = a->id;
+    w->generation = a->generation;
+    w->chan = a->chan;
+    w->stop_timeout = a->conf->stop_timeout;
+    w->emfile_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    snprintf(role, sizeof(role), "worker %d [%s]", a->id, a->listener->name);
+    ls_log_set_role(role);
+    snprintf(role, sizeof(role), "luaserv:w%d", a->id);
+    prctl(PR_SET_NAME, role, 0, 0, 0);
+    signal(SIGINT, SIG_IGN);  /* Ctrl+C reaches the master, which stops us */
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    worker_drop_privileges(a->conf);
+
+    /* A fresh loop after the fork; nothing of the master's is reused. */
+    w->base = event_base_new();
+    w->rbuf = malloc(LS_READ_SIZE);
+    if (w->base == NULL || w->rbuf == NULL) {
+        ls_log(LS_LOG_CRIT, 0, "cannot create the event loop");
+        exit(LS_WEXIT_STARTUP);
+    }
+    for (size_t i = 0; i < sizeof(signos) / sizeof(*signos); i++) {
+        w->sigs[i] = evsignal_new(w->base, signos[i], worker_on_signal, w);
+        event_add(w->sigs[i], NULL);
+    }
+    evutil_make_socket_nonblocking(w->chan);
+    event_assign(&w->chan_ev, w->base, w->chan, EV_READ | EV_PERSIST,
+                 worker_on_chan, w);
+    event_add(&w->chan_ev, NULL);
+    evtimer_assign(&w->accept_pause_ev, w->base, worker_accept_resume, w);
+
+    /* A fresh Lua state loads the app: every changed file is picked up. */
+    w->vm = ls_vm_new(LS_VM_WORKER, a->app, err, sizeof(err));
+    if (w->vm == NULL) {
+        ls_log(LS_LOG_CRIT, 0, "%s", err);
+        exit(LS_WEXIT_STARTUP);
+    }
+    w->vm->worker = w;
+    snprintf(w->vm->serve_name, sizeof(w->vm->serve_name), "%s",
+             a->listener->name);
+    if (ls_vm_load_app(w->vm, err, sizeof(err)) < 0) {
+        ls_log(LS_LOG_ERROR, 0, "cannot load the app: %s", err);
+        exit(LS_WEXIT_STARTUP);
+    }
+    if (w->vm->serve_ref == LUA_NOREF) {
+        ls_log(LS_LOG_ERROR, 0, "%s no longer declares listener \"%s\"",
+               a->app, a->listener->name);
+        exit(LS_WEXIT_STARTUP);
+    }
+    w->srv.conf = w->vm->serve;
+    w->srv.lua_ref = w->vm->serve_ref;
+    w->srv.fd = a->listen_fd;
+
+    if (worker_emit(w, "onWorkerStart") != LUA_OK) {
+        ls_log(LS_LOG_ERROR, 0, "onWorkerStart failed; this worker exits");
+        exit(LS_WEXIT_STARTUP);
+    }
+    ls_worker_flush();
+    if (!w->stopping) {
+        event_assign(&w->srv.accept_ev, w->base, w->srv.fd,
+                     EV_READ | EV_PERSIST, worker_on_accept, w);
+        event_add(&w->srv.accept_ev, NULL);
+        w->srv.accepting = 1;
+        worker_notify(w, "ready");
+        event_base_dispatch(w->base);
+    }
+    ls_log(LS_LOG_DEBUG, 0, "stopped");
+    worker_exit(w, LS_WEXIT_OK);
+}

@@ -1,0 +1,70 @@
+/*
+ * worker.h -- one worker process: an event loop, a Lua state, and the one
+ * listener it serves.
+ */
+#ifndef LS_WORKER_H
+#define LS_WORKER_H
+
+#include "config.h"
+#include "vm.h"
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdint.h>
+
+struct ls_conn;
+struct ls_timer;
+
+/* The listener as served by this worker. */
+typedef struct ls_server {
+    ls_listen_conf_t conf;
+    int fd;
+    struct event accept_ev;
+    int accepting;
+    int lua_ref;              /* the listener table (callbacks) */
+    struct ls_conn *conns;    /* open connections, newest first */
+    size_t nconns;
+    uint64_t total_conns, msgs_in, msgs_out, bytes_in, bytes_out;
+} ls_server_t;
+
+/* What the master hands a freshly forked worker. */
+typedef struct ls_worker_args {
+    const char *app;
+    const ls_conf_t *conf;      /* settings */
+    const ls_listen_conf_t *listener;
+    int listen_fd;
+    int id;
+    int generation;
+    int chan;                   /* worker end of the master channel */
+} ls_worker_args_t;
+
+typedef struct ls_worker {
+    struct event_base *base;
+    ls_vm_t *vm;
+    ls_server_t srv;
+    int id;
+    int generation;
+    double stop_timeout;
+    int chan;
+    struct event chan_ev;
+    struct event *sigs[4];
+    struct event stop_ev;
+    int stopping;               /* 0, or LS_STOP_GRACEFUL / LS_STOP_FAST */
+    struct ls_conn *flush_head; /* connections with output to write */
+    struct ls_timer *timers;    /* active Lua timers */
+    char *rbuf;                 /* LS_READ_SIZE bytes, shared by all reads */
+    uint64_t next_conn_id;
+    int emfile_fd;              /* reserve descriptor for EMFILE */
+    struct event accept_pause_ev;
+    uint64_t emfile_count;
+} ls_worker_t;
+
+enum { LS_STOP_GRACEFUL = 1, LS_STOP_FAST = 2 };
+
+extern ls_worker_t *ls_worker; /* this process's worker; NULL elsewhere */
+
+void ls_worker_main(const ls_worker_args_t *args) __attribute__((noreturn));
+void ls_worker_flush(void);
+void ls_worker_conn_closed(ls_worker_t *w);
+
+#endif
