@@ -85,8 +85,8 @@ ls_conn_decref(ls_conn_t *c)
  * Push srv[name] and the connection; 0 (nothing pushed) when the app has no
  * such callback.
  */
-static int
-conn_push_callback(ls_conn_t *c, const char *name)
+int
+ls_conn_push_callback(ls_conn_t *c, const char *name)
 {
     lua_State *L = conn_L();
 
@@ -105,8 +105,8 @@ conn_push_callback(ls_conn_t *c, const char *name)
  * error closes this connection (after flushing what was already sent) and
  * nothing else: CONTRACT section 6.
  */
-static int
-conn_call(ls_conn_t *c, const char *name, int nextra)
+int
+ls_conn_call(ls_conn_t *c, const char *name, int nextra)
 {
     int status;
 
@@ -118,11 +118,11 @@ conn_call(ls_conn_t *c, const char *name, int nextra)
     return status;
 }
 
-static void
-conn_emit(ls_conn_t *c, const char *name)
+void
+ls_conn_emit(ls_conn_t *c, const char *name)
 {
-    if (conn_push_callback(c, name))
-        conn_call(c, name, 0);
+    if (ls_conn_push_callback(c, name))
+        ls_conn_call(c, name, 0);
 }
 
 void
@@ -130,65 +130,33 @@ ls_conn_start(ls_conn_t *c)
 {
     event_add(&c->rev, NULL);
     c->flags |= LS_CONN_READING;
-    conn_emit(c, "onConnect");
+    ls_conn_emit(c, "onConnect");
 }
 
 /* onError(conn, code, text), then close: the stream is no longer in sync. */
-static void
-conn_fail(ls_conn_t *c, int code, const char *text)
+void
+ls_conn_fail(ls_conn_t *c, int code, const char *text)
 {
     ls_log(LS_LOG_WARN, 0, "conn %llu: %s (maxPackageSize %zu); closing",
            (unsigned long long)c->id, text, c->srv->conf.max_package_size);
-    if (conn_push_callback(c, "onError")) {
+    if (ls_conn_push_callback(c, "onError")) {
         lua_pushinteger(conn_L(), code);
         lua_pushstring(conn_L(), text);
-        conn_call(c, "onError", 2);
+        ls_conn_call(c, "onError", 2);
     }
     ls_conn_close(c);
 }
 
-static void
-conn_emit_message(ls_conn_t *c, const char *p, size_t n)
+void
+ls_conn_emit_message(ls_conn_t *c, const char *p, size_t n)
 {
     ls_server_t *srv = c->srv;
 
     srv->msgs_in++;
-    if (!conn_push_callback(c, "onMessage"))
+    if (!ls_conn_push_callback(c, "onMessage"))
         return;
     lua_pushlstring(conn_L(), p, n);
-    conn_call(c, "onMessage", 1);
-}
-
-/*
- * Deliver every whole packet at the head of buf. Returns the bytes consumed;
- * the caller must check c->flags afterwards (a callback may have closed or
- * paused the connection, and then buf may no longer be ours to read).
- */
-static size_t
-conn_dispatch(ls_conn_t *c, const char *buf, size_t len)
-{
-    const ls_framing_t *f = &c->srv->conf.framing;
-    size_t off = 0, max = c->srv->conf.max_package_size;
-
-    while (off < len && !(c->flags & (CONN_STOPPED | LS_CONN_PAUSED))) {
-        ls_packet_t pkt;
-        const char *err = NULL;
-        int r = ls_framing_next(f, buf + off, len - off, max, &c->scan, &pkt,
-                                &err);
-        if (r == 0)
-            break;
-        if (r < 0) {
-            conn_fail(c, strcmp(err, "package too big") == 0
-                             ? LS_ERR_PACKAGE_TOO_BIG
-                             : LS_ERR_BAD_INPUT,
-                      err);
-            return len;
-        }
-        c->scan = 0;
-        off += pkt.total;
-        conn_emit_message(c, buf + off - pkt.total + pkt.off, pkt.len);
-    }
-    return off;
+    ls_conn_call(c, "onMessage", 1);
 }
 
 /* Room for at least need more bytes at the tail of b, growing geometrically
@@ -262,68 +230,54 @@ static void
 conn_read(ls_conn_t *c)
 {
     ls_buf_t *b = &c->in;
-    const ls_framing_t *f = &c->srv->conf.framing;
-    char *rbuf = ls_worker->rbuf;
+    const ls_proto_t *proto = c->srv->proto;
     size_t used, want;
     ssize_t n;
 
-    if (f->kind == LS_FRAMING_RAW) {
-        want = c->srv->conf.max_package_size < LS_READ_SIZE
-                   ? c->srv->conf.max_package_size
-                   : LS_READ_SIZE;
-        n = conn_read_some(c, rbuf, want);
-        if (n > 0)
-            conn_emit_message(c, rbuf, (size_t)n);
-        return;
-    }
-
     if (b->len == 0) {
-        /* Fast path: frame straight out of the shared buffer and keep only
+        /* Fast path: parse straight out of the shared buffer and keep only
          * an incomplete tail. */
-        n = conn_read_some(c, rbuf, LS_READ_SIZE);
+        n = conn_read_some(c, ls_worker->rbuf, c->srv->read_size);
         if (n <= 0)
             return;
-        used = conn_dispatch(c, rbuf, (size_t)n);
-        if (c->flags & LS_CONN_CLOSED)
-            return;
-        if (used < (size_t)n && !(c->flags & LS_CONN_CLOSING)) {
-            if (buf_reserve(b, (size_t)n - used) < 0) {
-                ls_log(LS_LOG_ERROR, ENOMEM, "conn %llu: input buffer",
-                       (unsigned long long)c->id);
-                conn_shutdown(c);
-                return;
-            }
-            memcpy(b->data, rbuf + used, (size_t)n - used);
+        used = proto->input(c, ls_worker->rbuf, (size_t)n);
+        if (used < (size_t)n && !(c->flags & CONN_STOPPED)) {
+            if (buf_reserve(b, (size_t)n - used) < 0)
+                goto oom;
+            memcpy(b->data, ls_worker->rbuf + used, (size_t)n - used);
             b->len = (size_t)n - used;
         }
         return;
     }
 
-    /* Slow path: read into the connection's own buffer, behind what waits. */
+    /* Slow path: read into the connection's own buffer, behind what waits
+     * (nothing is read while paused; resumeRecv() brings us here). */
     if (!(c->flags & LS_CONN_PAUSED)) {
-        want = ls_framing_missing(f, b->data + b->off, b->len);
-        if (want < LS_READ_SIZE)
-            want = LS_READ_SIZE;
-        if (buf_reserve(b, want) < 0) {
-            ls_log(LS_LOG_ERROR, ENOMEM, "conn %llu: input buffer",
-                   (unsigned long long)c->id);
-            conn_shutdown(c);
-            return;
-        }
-        n = conn_read_some(c, b->data + b->off + b->len,
-                           b->cap - b->off - b->len);
+        want = proto->missing ? proto->missing(c, b->data + b->off, b->len)
+                              : 0;
+        if (want < c->srv->read_size)
+            want = c->srv->read_size;
+        if (buf_reserve(b, want) < 0)
+            goto oom;
+        n = conn_read_some(c, b->data + b->off + b->len, want);
         if (n == 0)
             return;
         if (n > 0)
             b->len += (size_t)n;
     }
-    used = conn_dispatch(c, b->data + b->off, b->len);
+    used = proto->input(c, b->data + b->off, b->len);
     if (c->flags & CONN_STOPPED)
         return;
     b->off += used;
     b->len -= used;
     if (b->len == 0)
         buf_release(b);
+    return;
+
+oom:
+    ls_log(LS_LOG_ERROR, ENOMEM, "conn %llu: input buffer",
+           (unsigned long long)c->id);
+    conn_shutdown(c);
 }
 
 static void
@@ -351,43 +305,35 @@ conn_queue_flush(ls_conn_t *c)
     ls_worker->flush_head = c;
 }
 
+/* The output buffer, created on first use; NULL once closing. */
+struct evbuffer *
+ls_conn_outbuf(ls_conn_t *c)
+{
+    if (c->flags & CONN_STOPPED)
+        return NULL;
+    if (c->out == NULL)
+        c->out = evbuffer_new();
+    return c->out;
+}
+
 /*
- * Queue data for writing. Nothing is written here: the worker writes every
- * connection's queue once the current event has been handled, so that many
- * sends from one batch of messages leave in one writev().
+ * A message was added to the output buffer. Nothing is written here: the
+ * worker writes every connection's queue once the current event has been
+ * handled, so that many sends from one batch of messages leave in one
+ * writev(). Crossing maxSendBufferSize fires onBufferFull once; sends are
+ * then refused until the buffer has drained (onBufferDrain).
  */
 int
-ls_conn_send(ls_conn_t *c, const char *p, size_t n, int raw)
+ls_conn_commit(ls_conn_t *c)
 {
-    const ls_framing_t *f = &c->srv->conf.framing;
-    size_t hlen = 0, tlen = 0;
-    const char *trailer = NULL;
-    char hdr[16];
-
-    if (c->flags & CONN_STOPPED)
-        return LS_SEND_CLOSED;
-    if (c->flags & LS_CONN_FULL)
-        return LS_SEND_FULL;
-    if (c->out == NULL && (c->out = evbuffer_new()) == NULL)
-        return LS_SEND_CLOSED;
-    if (!raw) {
-        hlen = ls_framing_header(f, n, hdr);
-        trailer = ls_framing_trailer(f, &tlen);
-    }
-    if ((hlen && evbuffer_add(c->out, hdr, hlen) < 0) ||
-        evbuffer_add(c->out, p, n) < 0 ||
-        (tlen && evbuffer_add(c->out, trailer, tlen) < 0)) {
-        ls_log(LS_LOG_ERROR, ENOMEM, "conn %llu: output buffer",
-               (unsigned long long)c->id);
-        return LS_SEND_FULL;
-    }
     c->srv->msgs_out++;
     conn_queue_flush(c);
-    if (evbuffer_get_length(c->out) >= c->srv->conf.max_send_buffer_size) {
+    if (evbuffer_get_length(c->out) >= c->srv->conf.max_send_buffer_size &&
+        !(c->flags & LS_CONN_FULL)) {
         c->flags |= LS_CONN_FULL;
         ls_log(LS_LOG_DEBUG, 0, "conn %llu: send buffer full (%zu bytes)",
                (unsigned long long)c->id, evbuffer_get_length(c->out));
-        conn_emit(c, "onBufferFull");
+        ls_conn_emit(c, "onBufferFull");
     }
     return LS_SEND_OK;
 }
@@ -428,7 +374,7 @@ ls_conn_flush(ls_conn_t *c)
     }
     if (c->flags & LS_CONN_FULL) {
         c->flags &= ~LS_CONN_FULL;
-        conn_emit(c, "onBufferDrain");
+        ls_conn_emit(c, "onBufferDrain");
     }
 }
 
@@ -473,7 +419,9 @@ conn_shutdown(ls_conn_t *c)
     c->next = c->prev = NULL;
     srv->nconns--;
 
-    conn_emit(c, "onClose");
+    ls_conn_emit(c, "onClose");
+    if (srv->proto->release)
+        srv->proto->release(c);
     ls_lua_conn_detach(conn_L(), c);
     ls_worker_conn_closed(ls_worker);
     ls_conn_decref(c); /* the "open" reference */

@@ -5,6 +5,7 @@
 #ifndef LS_CONN_H
 #define LS_CONN_H
 
+#include "proto.h"
 #include "worker.h"
 
 #include <event2/buffer.h>
@@ -48,6 +49,7 @@ typedef struct ls_conn {
     struct event rev, wev;
     ls_buf_t in;                   /* unframed input, allocated on demand */
     size_t scan;                   /* delimiter search resumes here */
+    void *pstate;                  /* the protocol's per-connection state */
     struct evbuffer *out;          /* allocated on first send */
     union {
         struct sockaddr sa;
@@ -65,7 +67,13 @@ typedef struct ls_conn_box {
 ls_conn_t *ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
                        socklen_t salen);
 void ls_conn_start(ls_conn_t *c);
-int ls_conn_send(ls_conn_t *c, const char *p, size_t n, int raw);
+struct evbuffer *ls_conn_outbuf(ls_conn_t *c);
+int ls_conn_commit(ls_conn_t *c);
+int ls_conn_push_callback(ls_conn_t *c, const char *name);
+int ls_conn_call(ls_conn_t *c, const char *name, int nextra);
+void ls_conn_emit(ls_conn_t *c, const char *name);
+void ls_conn_emit_message(ls_conn_t *c, const char *p, size_t n);
+void ls_conn_fail(ls_conn_t *c, int code, const char *text);
 void ls_conn_close(ls_conn_t *c);
 void ls_conn_destroy(ls_conn_t *c);
 void ls_conn_pause(ls_conn_t *c);
@@ -75,6 +83,13 @@ void ls_conn_incref(ls_conn_t *c);
 void ls_conn_decref(ls_conn_t *c);
 int ls_conn_peer(const ls_conn_t *c, char *ip, size_t iplen, int *port);
 int ls_conn_local(const ls_conn_t *c, char *ip, size_t iplen, int *port);
+
+/* Still taking messages: not paused, closing or closed. */
+static inline int
+ls_conn_receiving(const ls_conn_t *c)
+{
+    return !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED | LS_CONN_PAUSED));
+}
 
 /* Send results */
 #define LS_SEND_OK 0

@@ -39,29 +39,23 @@ lconn_closed(lua_State *L)
     return 2;
 }
 
-/* Data to send: a string, or a number (converted as Lua does). */
-static const char *
-lconn_checkdata(lua_State *L, int arg, size_t *n)
-{
-    int t = lua_type(L, arg);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER)
-        luaL_typeerror(L, arg, "string");
-    return lua_tolstring(L, arg, n);
-}
-
 /* conn:send(data [, raw]) -> true | false, "closed" | "buffer full"
  * [-1..2, +1..2, e] */
 static int
 lconn_send(lua_State *L)
 {
-    ls_conn_t *c;
-    size_t n;
-    const char *p = lconn_checkdata(L, 2, &n);
+    ls_conn_t *c = lconn_open(L);
     int raw = lua_toboolean(L, 3);
 
-    if ((c = lconn_open(L)) == NULL)
+    luaL_checkany(L, 2);
+    if (c == NULL)
         return lconn_closed(L);
-    switch (ls_conn_send(c, p, n, raw)) {
+    if (c->flags & LS_CONN_FULL) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "buffer full");
+        return 2;
+    }
+    switch (c->srv->proto->send(c, L, 2, raw)) {
     case LS_SEND_OK:
         lua_pushboolean(L, 1);
         return 1;
@@ -78,16 +72,12 @@ lconn_send(lua_State *L)
 static int
 lconn_close(lua_State *L)
 {
-    ls_conn_t *c;
-    size_t n = 0;
-    const char *p = NULL;
+    ls_conn_t *c = lconn_open(L);
 
-    if (!lua_isnoneornil(L, 2))
-        p = lconn_checkdata(L, 2, &n);
-    if ((c = lconn_open(L)) == NULL)
+    if (c == NULL)
         return lconn_closed(L);
-    if (p != NULL)
-        ls_conn_send(c, p, n, 0);
+    if (!lua_isnoneornil(L, 2))
+        c->srv->proto->send(c, L, 2, 0);
     ls_conn_close(c);
     lua_pushboolean(L, 1);
     return 1;

@@ -194,6 +194,11 @@ worker_stop(ls_worker_t *w, int how)
             ls_conn_destroy(srv->conns);
     } else if (srv->nconns > 0) {
         struct timeval tv;
+        if (srv->proto->drain)
+            for (ls_conn_t *c = srv->conns, *next; c != NULL; c = next) {
+                next = c->next;
+                srv->proto->drain(c);
+            }
         tv.tv_sec = (time_t)w->stop_timeout;
         tv.tv_usec = (suseconds_t)((w->stop_timeout - (double)tv.tv_sec) * 1e6);
         evtimer_assign(&w->stop_ev, w->base, worker_on_stop_timeout, w);
@@ -352,6 +357,12 @@ ls_worker_main(const ls_worker_args_t *a)
     w->srv.conf = w->vm->serve;
     w->srv.lua_ref = w->vm->serve_ref;
     w->srv.fd = a->listen_fd;
+    w->srv.proto = ls_proto_find(w->srv.conf.addr.proto);
+    /* A raw chunk is a message: never read more than maxPackageSize. */
+    w->srv.read_size = LS_READ_SIZE;
+    if (w->srv.conf.framing.kind == LS_FRAMING_RAW &&
+        w->srv.conf.max_package_size < LS_READ_SIZE)
+        w->srv.read_size = w->srv.conf.max_package_size;
 
     if (worker_emit(w, "onWorkerStart") != LUA_OK) {
         ls_log(LS_LOG_ERROR, 0, "onWorkerStart failed; this worker exits");

@@ -18,6 +18,8 @@ struct ls_timer;
 /* The listener as served by this worker. */
 typedef struct ls_server {
     ls_listen_conf_t conf;
+    const struct ls_proto *proto;
+    size_t read_size;         /* bytes asked of one read() */
     int fd;
     struct event accept_ev;
     int accepting;

@@ -1,0 +1,89 @@
+/*
+ * proto.c -- protocol registry, and the stream protocols: raw chunks
+ * (tcp://), and framing done in C (text://, frame://, declarative delimiter
+ * and length framing). One Lua string per message, no Lua per read.
+ */
+#include "proto.h"
+#include "conn.h"
+
+#include <lauxlib.h>
+
+#include <string.h>
+
+/* Deliver every whole packet at the head of buf. */
+static size_t
+stream_input(ls_conn_t *c, const char *buf, size_t len)
+{
+    const ls_framing_t *f = &c->srv->conf.framing;
+    size_t off = 0, max = c->srv->conf.max_package_size;
+
+    while (off < len && ls_conn_receiving(c)) {
+        ls_packet_t pkt;
+        const char *err = NULL;
+        int r = ls_framing_next(f, buf + off, len - off, max, &c->scan, &pkt,
+                                &err);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            ls_conn_fail(c,
+                         strcmp(err, "package too big") == 0
+                             ? LS_ERR_PACKAGE_TOO_BIG
+                             : LS_ERR_BAD_INPUT,
+                         err);
+            return len;
+        }
+        c->scan = 0;
+        off += pkt.total;
+        ls_conn_emit_message(c, buf + off - pkt.total + pkt.off, pkt.len);
+    }
+    return off;
+}
+
+static size_t
+stream_missing(ls_conn_t *c, const char *buf, size_t len)
+{
+    return ls_framing_missing(&c->srv->conf.framing, buf, len);
+}
+
+/* conn:send(data [, raw]): data framed as the listener's protocol says. */
+static int
+stream_send(ls_conn_t *c, lua_State *L, int idx, int raw)
+{
+    const ls_framing_t *f = &c->srv->conf.framing;
+    struct evbuffer *out;
+    size_t n, hlen = 0, tlen = 0;
+    const char *p, *trailer = NULL;
+    char hdr[16];
+    int t = lua_type(L, idx);
+
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+        luaL_typeerror(L, idx, "string");
+    p = lua_tolstring(L, idx, &n);
+    if ((out = ls_conn_outbuf(c)) == NULL)
+        return LS_SEND_CLOSED;
+    if (!raw) {
+        hlen = ls_framing_header(f, n, hdr);
+        trailer = ls_framing_trailer(f, &tlen);
+    }
+    if ((hlen && evbuffer_add(out, hdr, hlen) < 0) ||
+        evbuffer_add(out, p, n) < 0 ||
+        (tlen && evbuffer_add(out, trailer, tlen) < 0))
+        return LS_SEND_FULL;
+    return ls_conn_commit(c);
+}
+
+const ls_proto_t ls_proto_stream = {
+    .name = "stream",
+    .input = stream_input,
+    .missing = stream_missing,
+    .send = stream_send,
+    .drain = NULL,
+    .release = NULL,
+};
+
+const ls_proto_t *
+ls_proto_find(const char *name)
+{
+    (void)name;
+    return &ls_proto_stream;
+}

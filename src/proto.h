@@ -1,0 +1,41 @@
+/*
+ * proto.h -- the protocol layer between a connection's bytes and Lua.
+ *
+ * A connection reads bytes and hands them to its listener's protocol; the
+ * protocol turns them into messages and calls the app (ls_conn_emit_*), and
+ * turns what the app sends back into bytes (ls_conn_outbuf + ls_conn_commit).
+ * The stream protocols (tcp://, text://, frame://, declarative framing) live
+ * in proto.c; http:// and websocket:// plug in the same way.
+ */
+#ifndef LS_PROTO_H
+#define LS_PROTO_H
+
+#include <lua.h>
+#include <stddef.h>
+
+struct ls_conn;
+
+typedef struct ls_proto {
+    const char *name;
+    /* Bytes that arrived, after whatever was left over from before. Return
+     * how many were used; the rest is offered again with more. The
+     * connection may be closed or paused on return: the caller checks. */
+    size_t (*input)(struct ls_conn *c, const char *buf, size_t len);
+    /* How many more bytes the message at the head of buf needs, if known
+     * (lets a large message be read in large pieces); may be NULL. */
+    size_t (*missing)(struct ls_conn *c, const char *buf, size_t len);
+    /* conn:send(value [, raw]): encode the Lua value at idx and queue it.
+     * Returns an LS_SEND_* code; raises on a bad value. */
+    int (*send)(struct ls_conn *c, lua_State *L, int idx, int raw);
+    /* The worker is stopping gracefully: end this connection as soon as
+     * the protocol allows (may be NULL: wait for the peer). */
+    void (*drain)(struct ls_conn *c);
+    /* The connection is gone: free per-connection state (may be NULL). */
+    void (*release)(struct ls_conn *c);
+} ls_proto_t;
+
+const ls_proto_t *ls_proto_find(const char *name);
+
+extern const ls_proto_t ls_proto_stream;
+
+#endif
