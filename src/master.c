@@ -1,20 +1,31 @@
 /*
- * master.c -- the master: learns the configuration from the validator, opens
+ * master.c -- the master: learns the configuration from the validator, owns
  * the listening sockets, forks workers into stable slots, reaps and replaces
- * them, and stops them. It never runs user Lua.
+ * them, rolls out new generations on reload, and stops them. It never runs
+ * user Lua.
  *
  * All signals arrive through the self-pipe (signals.c) and are acted on in
- * the poll() loop below, never in a handler. Each slot is a small state
- * machine: IDLE (no process; maybe a respawn scheduled), STARTING (forked,
- * not yet ready), READY.
+ * the poll() loop below, never in a handler. A slot is one worker position
+ * (listener, id) of one generation: IDLE (no process; maybe a respawn is
+ * scheduled), STARTING (forked, not ready yet) or READY; a retiring slot
+ * belongs to a generation being replaced and is never respawned.
+ *
+ * Reload (nginx's order): validate in a throwaway child; fork the whole new
+ * generation on the same listening sockets; when every new worker has said
+ * "ready", tell the old ones to drain (SIGQUIT). A new worker that dies
+ * before ready aborts the rollout and the old generation keeps serving. The
+ * sockets never close in between, so nothing queued in a backlog is lost.
  */
 #include "master.h"
+#include "ctl.h"
+#include "daemon.h"
 #include "log.h"
 #include "signals.h"
 #include "validate.h"
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
@@ -22,6 +33,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { SLOT_IDLE, SLOT_STARTING, SLOT_READY };
@@ -30,67 +42,225 @@ enum { SLOT_IDLE, SLOT_STARTING, SLOT_READY };
 #define RESPAWN_FIRST_DELAY 0.1
 #define RESPAWN_MAX_DELAY 10.0
 #define FAST_STOP_GRACE 5.0        /* s before SIGKILL on a fast stop */
+#define DRAIN_GRACE 5.0            /* s past stopTimeout before SIGKILL */
+#define ROLLOUT_TIMEOUT 60.0       /* s for a new generation to be ready */
+#define STATUS_TIMEOUT 1.0
+#define CTL_MAX_CLIENTS 16
+
+typedef struct ls_gen {
+    int id;
+    ls_conf_t conf;
+    int refs;           /* slots of this generation */
+} ls_gen_t;
+
+typedef struct ls_sock {
+    ls_addr_t addr;
+    int reuseport;
+    int idx;            /* reusePort: the worker id it is for; else 0 */
+    int fd;
+} ls_sock_t;
 
 typedef struct ls_slot {
-    int li;             /* listener index */
+    ls_gen_t *gen;
+    int li;             /* listener index in gen->conf */
     int id;             /* worker.id, stable across respawns */
+    int fd;             /* its listening socket (owned by M.socks) */
     pid_t pid;          /* 0: no process */
     int chan;           /* master end of the channel, -1 */
     int state;
+    int retiring;       /* replaced or stopping: never respawned */
     int fails;          /* consecutive deaths before becoming healthy */
     double started;
     double respawn_at;  /* 0: none scheduled */
+    double kill_at;     /* retiring: SIGKILL after this */
+    int status_wait;
+    char status[512];
 } ls_slot_t;
 
-typedef struct ls_lfds {
-    int *fds;           /* one, or one per slot with reusePort */
-    int n;
-} ls_lfds_t;
+enum { CTL_READING, CTL_RELOAD, CTL_STATUS };
 
-typedef struct ls_master {
+typedef struct ls_ctlc {
+    int fd;
+    int state;
+    char buf[128];
+    size_t len;
+} ls_ctlc_t;
+
+static struct {
     const ls_master_opts_t *opts;
-    ls_conf_t conf;
-    ls_lfds_t *lfds;    /* per listener */
-    ls_slot_t *slots;
-    int nslots;
-    int stopping;       /* 0, LS_STOP_GRACEFUL or LS_STOP_FAST */
-    double kill_at;     /* stop deadline */
-    int announced;      /* "ready" logged once */
-    int generation;
-} ls_master_t;
+    ls_gen_t *cur;          /* serving generation */
+    ls_gen_t *next;         /* being rolled out, or NULL */
+    ls_slot_t **slots;
+    int nslots, capslots;
+    ls_sock_t *socks;
+    int nsocks;
+    int stopping;           /* 0, LS_STOP_GRACEFUL or LS_STOP_FAST */
+    double kill_at;
+    int reload_pending;
+    double rollout_deadline;
+    int reloads;
+    time_t started_wall;
+    double started;
+    int ready_fd;           /* -d: the caller waiting for "started" */
+    int announced;
+    char pid_file[4096];
+    char ctl_path[4096];
+    int ctl_fd;
+    ls_ctlc_t ctlc[CTL_MAX_CLIENTS];
+    int nctlc;
+    double status_deadline; /* 0: no status round in progress */
+} M;
 
-static ls_master_t M;
+/* ---- listening sockets ------------------------------------------------ */
 
-/* In any child: close what belongs to the master and to other workers. */
-static void
-master_close_inherited(int keep_fd, int keep_chan)
+/*
+ * The socket for (address, worker id): reused when an earlier generation
+ * already had it open, so that a reload never closes a socket that clients
+ * are queued on.
+ */
+static int
+master_sock(const ls_listen_conf_t *l, int id, char *err, size_t errlen)
 {
-    for (int i = 0; i < M.conf.nlisteners; i++)
-        for (int j = 0; M.lfds && j < M.lfds[i].n; j++)
-            if (M.lfds[i].fds[j] >= 0 && M.lfds[i].fds[j] != keep_fd)
-                close(M.lfds[i].fds[j]);
-    for (int i = 0; i < M.nslots; i++)
-        if (M.slots[i].chan >= 0 && M.slots[i].chan != keep_chan)
-            close(M.slots[i].chan);
+    int idx = l->reuseport ? id : 0;
+    ls_sock_t *n;
+    int fd;
+
+    for (int i = 0; i < M.nsocks; i++)
+        if (M.socks[i].reuseport == l->reuseport && M.socks[i].idx == idx &&
+            strcmp(M.socks[i].addr.url, l->addr.url) == 0)
+            return M.socks[i].fd;
+    fd = ls_listener_open(&l->addr, l->reuseport, l->backlog, err, errlen);
+    if (fd < 0)
+        return -1;
+    n = realloc(M.socks, sizeof(*n) * (size_t)(M.nsocks + 1));
+    if (n == NULL) {
+        close(fd);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    M.socks = n;
+    M.socks[M.nsocks].addr = l->addr;
+    M.socks[M.nsocks].reuseport = l->reuseport;
+    M.socks[M.nsocks].idx = idx;
+    M.socks[M.nsocks].fd = fd;
+    M.nsocks++;
+    if (idx == 0)
+        ls_log(LS_LOG_INFO, 0, "listening on %s (%s)", l->addr.url, l->name);
+    return fd;
+}
+
+/* Close the sockets no slot uses any more (listeners removed by a reload). */
+static void
+master_sock_gc(void)
+{
+    for (int i = 0; i < M.nsocks;) {
+        int used = 0;
+        for (int j = 0; j < M.nslots && !used; j++)
+            used = M.slots[j]->fd == M.socks[i].fd;
+        if (used) {
+            i++;
+            continue;
+        }
+        if (M.socks[i].idx == 0)
+            ls_log(LS_LOG_INFO, 0, "closed %s", M.socks[i].addr.url);
+        close(M.socks[i].fd);
+        ls_listener_unlink(&M.socks[i].addr);
+        M.socks[i] = M.socks[--M.nsocks];
+    }
+}
+
+/* ---- generations and slots --------------------------------------------- */
+
+static ls_gen_t *
+master_gen_new(int id)
+{
+    ls_gen_t *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    g->id = id;
+    ls_conf_init(&g->conf);
+    return g;
 }
 
 static void
-master_validator_hook(void)
+master_gen_unref(ls_gen_t *g)
 {
-    master_close_inherited(-1, -1);
+    if (g == NULL || --g->refs > 0 || g == M.cur || g == M.next)
+        return;
+    ls_conf_free(&g->conf);
+    free(g);
+}
+
+static ls_slot_t *
+master_slot_add(ls_gen_t *g, int li, int id, int fd)
+{
+    ls_slot_t *s;
+
+    if (M.nslots == M.capslots) {
+        int cap = M.capslots ? M.capslots * 2 : 16;
+        ls_slot_t **n = realloc(M.slots, sizeof(*n) * (size_t)cap);
+        if (n == NULL)
+            return NULL;
+        M.slots = n;
+        M.capslots = cap;
+    }
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return NULL;
+    s->gen = g;
+    s->li = li;
+    s->id = id;
+    s->fd = fd;
+    s->chan = -1;
+    g->refs++;
+    M.slots[M.nslots++] = s;
+    return s;
+}
+
+/* Drop retiring slots whose process is gone. */
+static void
+master_slot_gc(void)
+{
+    for (int i = 0; i < M.nslots;) {
+        ls_slot_t *s = M.slots[i];
+        if (s->pid == 0 && (s->retiring || M.stopping)) {
+            ls_gen_t *g = s->gen;
+            M.slots[i] = M.slots[--M.nslots];
+            free(s);
+            master_gen_unref(g);
+        } else {
+            i++;
+        }
+    }
 }
 
 static const char *
 master_lname(const ls_slot_t *s)
 {
-    return M.conf.listeners[s->li].name;
+    return s->gen->conf.listeners[s->li].name;
 }
 
-static int
-master_slot_fd(const ls_slot_t *s)
+/* In any child: close what belongs to the master and to other workers. */
+static void
+master_close_inherited(int keep_fd)
 {
-    const ls_lfds_t *l = &M.lfds[s->li];
-    return l->n == 1 ? l->fds[0] : l->fds[s->id];
+    for (int i = 0; i < M.nsocks; i++)
+        if (M.socks[i].fd != keep_fd)
+            close(M.socks[i].fd);
+    for (int i = 0; i < M.nslots; i++)
+        if (M.slots[i]->chan >= 0)
+            close(M.slots[i]->chan);
+    for (int i = 0; i < M.nctlc; i++)
+        close(M.ctlc[i].fd);
+    if (M.ctl_fd >= 0)
+        close(M.ctl_fd);
+    if (M.ready_fd >= 0)
+        close(M.ready_fd);
+}
+
+static void
+master_validator_hook(void)
+{
+    master_close_inherited(-1);
 }
 
 static int
@@ -116,18 +286,19 @@ master_spawn(ls_slot_t *s)
     }
     if (pid == 0) {
         ls_worker_args_t a;
-        int lfd = master_slot_fd(s);
 
         ls_signals_reset_child();
         ls_signals_restore(&old);
         close(sv[0]);
-        master_close_inherited(lfd, -1);
+        master_close_inherited(s->fd);
+        ls_proctitle_set("luaserv: worker %s #%d%s", master_lname(s), s->id,
+                         M.next || s->gen != M.cur ? " (new generation)" : "");
         a.app = M.opts->app;
-        a.conf = &M.conf;
-        a.listener = &M.conf.listeners[s->li];
-        a.listen_fd = lfd;
+        a.conf = &s->gen->conf;
+        a.listener = &s->gen->conf.listeners[s->li];
+        a.listen_fd = s->fd;
         a.id = s->id;
-        a.generation = M.generation;
+        a.generation = s->gen->id;
         a.chan = sv[1];
         ls_worker_main(&a);
     }
@@ -138,8 +309,8 @@ master_spawn(ls_slot_t *s)
     s->state = SLOT_STARTING;
     s->started = ls_now();
     s->respawn_at = 0;
-    ls_log(LS_LOG_DEBUG, 0, "worker %d [%s] started, pid %d", s->id,
-           master_lname(s), (int)pid);
+    ls_log(LS_LOG_DEBUG, 0, "worker %d [%s] generation %d started, pid %d",
+           s->id, master_lname(s), s->gen->id, (int)pid);
     return 0;
 }
 
@@ -147,10 +318,220 @@ static ls_slot_t *
 master_slot_by_pid(pid_t pid)
 {
     for (int i = 0; i < M.nslots; i++)
-        if (M.slots[i].pid == pid)
-            return &M.slots[i];
+        if (M.slots[i]->pid == pid)
+            return M.slots[i];
     return NULL;
 }
+
+static int
+master_live_workers(void)
+{
+    int n = 0;
+    for (int i = 0; i < M.nslots; i++)
+        if (M.slots[i]->pid > 0)
+            n++;
+    return n;
+}
+
+/* Ask a slot's worker to go: SIGQUIT drains, SIGTERM closes at once. */
+static void
+master_retire(ls_slot_t *s, int signo, double grace)
+{
+    s->retiring = 1;
+    s->respawn_at = 0;
+    if (s->pid > 0) {
+        kill(s->pid, signo);
+        s->kill_at = ls_now() + grace;
+    }
+}
+
+/* ---- control socket replies --------------------------------------------- */
+
+static void
+master_ctl_reply(ls_ctlc_t *cc, const char *text)
+{
+    size_t n = strlen(text);
+    const char *p = text;
+
+    /* The client waits for the reply; it is small, so block briefly. */
+    fcntl(cc->fd, F_SETFL, 0);
+    while (n > 0) {
+        ssize_t w = send(cc->fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        p += w;
+        n -= (size_t)w;
+    }
+    close(cc->fd);
+    *cc = M.ctlc[--M.nctlc];
+}
+
+static void
+master_ctl_reply_all(int state, const char *text)
+{
+    for (int i = 0; i < M.nctlc;)
+        if (M.ctlc[i].state == state)
+            master_ctl_reply(&M.ctlc[i], text);
+        else
+            i++;
+}
+
+/* ---- reload -------------------------------------------------------------- */
+
+static void master_reload(void);
+
+static void
+master_rollout_abort(const char *why)
+{
+    char msg[LS_ERRLEN];
+    ls_gen_t *g = M.next;
+
+    snprintf(msg, sizeof(msg), "reload aborted, generation %d keeps serving: "
+             "%s", M.cur->id, why);
+    ls_log(LS_LOG_ERROR, 0, "%s", msg);
+    M.next = NULL;
+    for (int i = 0; i < M.nslots; i++)
+        if (M.slots[i]->gen == g)
+            master_retire(M.slots[i], SIGTERM, FAST_STOP_GRACE);
+    g->refs++; /* balance: unref below frees it once its slots are gone */
+    master_gen_unref(g);
+    master_slot_gc();
+    master_sock_gc();
+    strncat(msg, "\n", sizeof(msg) - strlen(msg) - 1);
+    {
+        char reply[LS_ERRLEN + 8];
+        snprintf(reply, sizeof(reply), "error %s", msg);
+        master_ctl_reply_all(CTL_RELOAD, reply);
+    }
+    ls_sd_notify("READY=1");
+    if (M.reload_pending) {
+        M.reload_pending = 0;
+        master_reload();
+    }
+}
+
+static void
+master_rollout_check(void)
+{
+    ls_gen_t *old = M.cur;
+    char msg[128];
+
+    if (M.next == NULL)
+        return;
+    for (int i = 0; i < M.nslots; i++)
+        if (M.slots[i]->gen == M.next && M.slots[i]->state != SLOT_READY)
+            return;
+    /* Every new worker is serving: the old generation drains. */
+    M.cur = M.next;
+    M.next = NULL;
+    M.reloads++;
+    for (int i = 0; i < M.nslots; i++) {
+        ls_slot_t *s = M.slots[i];
+        if (s->gen == old)
+            master_retire(s, SIGQUIT, old->conf.stop_timeout + DRAIN_GRACE);
+    }
+    old->refs++;
+    master_gen_unref(old);
+    master_slot_gc();
+    master_sock_gc();
+    snprintf(msg, sizeof(msg), "reloaded, generation %d\n", M.cur->id);
+    ls_log(LS_LOG_INFO, 0, "reloaded: generation %d serving, generation %d "
+           "draining", M.cur->id, old->id);
+    master_ctl_reply_all(CTL_RELOAD, msg);
+    ls_proctitle_set("luaserv: master %s (generation %d)", M.opts->app,
+                     M.cur->id);
+    ls_sd_notify("READY=1");
+    if (M.reload_pending) {
+        M.reload_pending = 0;
+        master_reload();
+    }
+}
+
+/* Slots for every (listener, id) of generation g, on their sockets. */
+static int
+master_gen_slots(ls_gen_t *g, char *err, size_t errlen)
+{
+    for (int li = 0; li < g->conf.nlisteners; li++) {
+        ls_listen_conf_t *l = &g->conf.listeners[li];
+        for (int id = 0; id < l->count; id++) {
+            char e[LS_ERRLEN];
+            int fd = master_sock(l, id, e, sizeof(e));
+            if (fd < 0) {
+                snprintf(err, errlen, "listener \"%s\": %s", l->name, e);
+                return -1;
+            }
+            if (master_slot_add(g, li, id, fd) == NULL) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+master_load_conf(ls_gen_t *g, char *err, size_t errlen)
+{
+    if (ls_validate(M.opts->app, &g->conf, err, errlen) < 0)
+        return -1;
+    if (M.opts->workers > 0)
+        for (int i = 0; i < g->conf.nlisteners; i++)
+            g->conf.listeners[i].count = M.opts->workers;
+    return 0;
+}
+
+static void
+master_reload(void)
+{
+    char err[LS_ERRLEN * 8], reply[LS_ERRLEN * 8 + 16];
+    ls_gen_t *g;
+
+    if (M.stopping)
+        return;
+    if (M.next != NULL) {
+        /* Not dropped: it runs as soon as this rollout ends. */
+        M.reload_pending = 1;
+        ls_log(LS_LOG_INFO, 0, "reload requested during a reload; it will "
+               "follow");
+        return;
+    }
+    ls_sd_notify("RELOADING=1");
+    ls_log_reopen();
+    ls_log(LS_LOG_INFO, 0, "reloading %s", M.opts->app);
+    g = master_gen_new(M.cur->id + 1);
+    if (g == NULL || master_load_conf(g, err, sizeof(err)) < 0) {
+        if (g == NULL)
+            snprintf(err, sizeof(err), "out of memory");
+        ls_log(LS_LOG_ERROR, 0, "reload failed, generation %d keeps "
+               "serving: %s", M.cur->id, err);
+        snprintf(reply, sizeof(reply), "error %s\n", err);
+        master_ctl_reply_all(CTL_RELOAD, reply);
+        if (g) {
+            ls_conf_free(&g->conf);
+            free(g);
+        }
+        ls_sd_notify("READY=1");
+        return;
+    }
+    if (g->conf.log_level >= 0)
+        ls_log_set_level(g->conf.log_level);
+    M.next = g;
+    M.rollout_deadline = ls_now() + ROLLOUT_TIMEOUT;
+    if (master_gen_slots(g, err, sizeof(err)) < 0) {
+        snprintf(reply, sizeof(reply), "%s", err);
+        master_rollout_abort(reply);
+        return;
+    }
+    for (int i = 0; i < M.nslots; i++)
+        if (M.slots[i]->gen == g && master_spawn(M.slots[i]) < 0) {
+            master_rollout_abort("fork() failed");
+            return;
+        }
+}
+
+/* ---- exits ------------------------------------------------------------- */
 
 static void
 master_describe(int status, char *buf, size_t len)
@@ -171,7 +552,7 @@ static void
 master_on_exit(ls_slot_t *s, int status)
 {
     double now = ls_now(), lived = now - s->started, delay;
-    char how[128];
+    char how[128], why[LS_ERRLEN];
     int was_ready = s->state == SLOT_READY;
 
     master_describe(status, how, sizeof(how));
@@ -181,9 +562,28 @@ master_on_exit(ls_slot_t *s, int status)
     }
     s->pid = 0;
     s->state = SLOT_IDLE;
-    if (M.stopping) {
-        ls_log(LS_LOG_DEBUG, 0, "worker %d [%s] %s", s->id, master_lname(s),
-               how);
+    if (s->retiring || M.stopping) {
+        ls_log(LS_LOG_DEBUG, 0, "worker %d [%s] generation %d %s", s->id,
+               master_lname(s), s->gen->id, how);
+        return;
+    }
+    if (s->gen == M.next) {
+        snprintf(why, sizeof(why), "new worker %d [%s] %s during start-up "
+                 "(see the log above)", s->id, master_lname(s), how);
+        master_rollout_abort(why);
+        return;
+    }
+    if (!M.announced && M.ready_fd >= 0) {
+        /* -d: the caller is still waiting; do not leave a broken daemon. */
+        snprintf(why, sizeof(why), "worker %d [%s] %s during start-up (see "
+                 "the log)", s->id, master_lname(s), how);
+        ls_log(LS_LOG_ERROR, 0, "%s; stopping", why);
+        ls_daemon_report(M.ready_fd, 0, why);
+        M.ready_fd = -1;
+        M.stopping = LS_STOP_FAST;
+        M.kill_at = now + FAST_STOP_GRACE;
+        for (int i = 0; i < M.nslots; i++)
+            master_retire(M.slots[i], SIGTERM, FAST_STOP_GRACE);
         return;
     }
     if (was_ready && lived >= RESPAWN_HEALTHY_AFTER)
@@ -195,9 +595,8 @@ master_on_exit(ls_slot_t *s, int status)
                                  RESPAWN_MAX_DELAY);
     s->respawn_at = now + delay;
     ls_log(s->fails > 1 ? LS_LOG_ERROR : LS_LOG_WARN, 0,
-           "worker %d [%s] %s%s after %.1f s; respawning%s%.1f s",
-           s->id, master_lname(s), how,
-           was_ready ? "" : " during start-up", lived,
+           "worker %d [%s] %s%s after %.1f s; respawning%s%.1f s", s->id,
+           master_lname(s), how, was_ready ? "" : " during start-up", lived,
            delay > 0 ? " in " : " now", delay > 0 ? delay : 0.0);
 }
 
@@ -212,75 +611,138 @@ master_reap(void)
         if (s != NULL)
             master_on_exit(s, status);
     }
-}
-
-static int
-master_live_workers(void)
-{
-    int n = 0;
-    for (int i = 0; i < M.nslots; i++)
-        if (M.slots[i].pid > 0)
-            n++;
-    return n;
+    master_slot_gc();
+    master_sock_gc();
 }
 
 static void
-master_signal_workers(int signo)
+master_begin_stop(int how, const char *why)
 {
-    for (int i = 0; i < M.nslots; i++)
-        if (M.slots[i].pid > 0)
-            kill(M.slots[i].pid, signo);
-}
-
-static void
-master_begin_stop(int how, int signo)
-{
-    double grace = how == LS_STOP_FAST ? FAST_STOP_GRACE
-                                       : M.conf.stop_timeout + 2.0;
-
     if (M.stopping == LS_STOP_FAST && how == LS_STOP_FAST) {
         /* Asked twice: do not wait any longer. */
-        ls_log(LS_LOG_WARN, 0, "%s again: killing the workers",
-               ls_signals_name(signo));
-        master_signal_workers(SIGKILL);
+        ls_log(LS_LOG_WARN, 0, "%s again: killing the workers", why);
+        for (int i = 0; i < M.nslots; i++)
+            if (M.slots[i]->pid > 0)
+                kill(M.slots[i]->pid, SIGKILL);
         return;
     }
     if (M.stopping >= how)
         return;
-    ls_log(LS_LOG_INFO, 0, "%s received: %s", ls_signals_name(signo),
+    ls_log(LS_LOG_INFO, 0, "%s: %s", why,
            how == LS_STOP_FAST ? "stopping" : "stopping gracefully");
+    ls_sd_notify("STOPPING=1");
     M.stopping = how;
-    M.kill_at = ls_now() + grace;
+    if (M.next)
+        master_ctl_reply_all(CTL_RELOAD, "error the server is stopping\n");
     for (int i = 0; i < M.nslots; i++)
-        M.slots[i].respawn_at = 0;
-    master_signal_workers(how == LS_STOP_FAST ? SIGTERM : SIGQUIT);
+        master_retire(M.slots[i], how == LS_STOP_FAST ? SIGTERM : SIGQUIT,
+                      how == LS_STOP_FAST
+                          ? FAST_STOP_GRACE
+                          : M.slots[i]->gen->conf.stop_timeout + DRAIN_GRACE);
+    master_slot_gc();
 }
 
 static void
 master_on_signal(int signo)
 {
+    char why[64];
+
+    snprintf(why, sizeof(why), "%s received", ls_signals_name(signo));
     switch (signo) {
     case SIGCHLD:
         master_reap();
         break;
     case SIGINT:
     case SIGTERM:
-        master_begin_stop(LS_STOP_FAST, signo);
+        master_begin_stop(LS_STOP_FAST, why);
         break;
     case SIGQUIT:
-        master_begin_stop(LS_STOP_GRACEFUL, signo);
+        master_begin_stop(LS_STOP_GRACEFUL, why);
         break;
     case SIGHUP:
     case SIGUSR1:
-        ls_log(LS_LOG_WARN, 0, "%s received: hot reload is not available in "
-               "this build yet; workers keep running", ls_signals_name(signo));
+        ls_log(LS_LOG_INFO, 0, "%s", why);
+        master_reload();
         break;
     case SIGUSR2:
         ls_log_reopen();
-        master_signal_workers(SIGUSR2);
+        for (int i = 0; i < M.nslots; i++)
+            if (M.slots[i]->pid > 0)
+                kill(M.slots[i]->pid, SIGUSR2);
         break;
     }
 }
+
+/* ---- status -------------------------------------------------------------- */
+
+static void
+master_status_send(void)
+{
+    char buf[16384], line[768];
+    size_t n = 0;
+    time_t now = time(NULL);
+
+#define STATUS_ADD(...)                                                       \
+    do {                                                                      \
+        int r_ = snprintf(line, sizeof(line), __VA_ARGS__);                   \
+        if (r_ > 0 && n + (size_t)r_ < sizeof(buf)) {                         \
+            memcpy(buf + n, line, (size_t)r_);                                \
+            n += (size_t)r_;                                                  \
+        }                                                                     \
+    } while (0)
+
+    STATUS_ADD("master pid %d, app %s\n", (int)getpid(), M.opts->app);
+    STATUS_ADD("uptime %lds, generation %d, reloads %d%s\n",
+               (long)(now - M.started_wall), M.cur->id, M.reloads,
+               M.next ? " (a reload is in progress)" : "");
+    STATUS_ADD("%-4s %-8s %-16s %-4s %-8s %7s %9s %10s %10s %12s %12s %9s "
+               "%9s %s\n", "id", "pid", "listener", "gen", "state", "conns",
+               "total", "msgs_in", "msgs_out", "bytes_in", "bytes_out",
+               "lua_kb", "rss_kb", "started");
+    for (int i = 0; i < M.nslots; i++) {
+        ls_slot_t *s = M.slots[i];
+        const char *state = s->retiring ? "draining"
+                            : s->state == SLOT_READY ? "ready"
+                            : s->state == SLOT_STARTING ? "starting"
+                                                        : "down";
+        STATUS_ADD("%-4d %-8d %-16s %-4d %-8s %s\n", s->id, (int)s->pid,
+                   master_lname(s), s->gen->id, state,
+                   s->status[0] ? s->status : "-");
+    }
+#undef STATUS_ADD
+    buf[n] = '\0';
+    master_ctl_reply_all(CTL_STATUS, buf);
+    M.status_deadline = 0;
+}
+
+static void
+master_status_check(void)
+{
+    if (M.status_deadline == 0)
+        return;
+    for (int i = 0; i < M.nslots; i++)
+        if (M.slots[i]->status_wait && M.slots[i]->pid > 0 &&
+            ls_now() < M.status_deadline)
+            return;
+    master_status_send();
+}
+
+static void
+master_status_begin(void)
+{
+    if (M.status_deadline != 0)
+        return; /* a round is running; this client gets its answer */
+    M.status_deadline = ls_now() + STATUS_TIMEOUT;
+    for (int i = 0; i < M.nslots; i++) {
+        ls_slot_t *s = M.slots[i];
+        s->status[0] = '\0';
+        s->status_wait = s->chan >= 0 && s->state == SLOT_READY &&
+                         send(s->chan, "status", 6, MSG_NOSIGNAL) == 6;
+    }
+    master_status_check();
+}
+
+/* ---- channels and control clients ---------------------------------------- */
 
 static void
 master_on_chan(ls_slot_t *s)
@@ -290,8 +752,7 @@ master_on_chan(ls_slot_t *s)
 
     if (n <= 0) {
         if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-            /* The worker is exiting; SIGCHLD will tell how. */
-            close(s->chan);
+            close(s->chan); /* exiting; SIGCHLD will tell how */
             s->chan = -1;
         }
         return;
@@ -299,213 +760,298 @@ master_on_chan(ls_slot_t *s)
     buf[n] = '\0';
     if (strcmp(buf, "ready") == 0 && s->state == SLOT_STARTING) {
         s->state = SLOT_READY;
-        ls_log(LS_LOG_DEBUG, 0, "worker %d [%s] pid %d ready", s->id,
-               master_lname(s), (int)s->pid);
-        if (!M.announced) {
-            int ready = 0;
-            for (int i = 0; i < M.nslots; i++)
-                ready += M.slots[i].state == SLOT_READY;
-            if (ready == M.nslots) {
+        ls_log(LS_LOG_DEBUG, 0, "worker %d [%s] generation %d pid %d ready",
+               s->id, master_lname(s), s->gen->id, (int)s->pid);
+        if (!M.announced && s->gen == M.cur) {
+            int ready = 0, total = 0;
+            for (int i = 0; i < M.nslots; i++) {
+                total += M.slots[i]->gen == M.cur;
+                ready += M.slots[i]->gen == M.cur &&
+                         M.slots[i]->state == SLOT_READY;
+            }
+            if (ready == total) {
+                char msg[4400];
                 M.announced = 1;
                 ls_log(LS_LOG_INFO, 0, "ready: %d worker(s) serving %d "
-                       "listener(s)", M.nslots, M.conf.nlisteners);
+                       "listener(s)", total, M.cur->conf.nlisteners);
+                snprintf(msg, sizeof(msg), "started in the background, pid "
+                         "%d (logs: %s)", (int)getpid(),
+                         M.cur->conf.log_file);
+                ls_daemon_report(M.ready_fd, 1, msg);
+                M.ready_fd = -1;
+                ls_sd_notify("READY=1");
             }
         }
+        master_rollout_check();
+    } else if (strncmp(buf, "status ", 7) == 0) {
+        snprintf(s->status, sizeof(s->status), "%s", buf + 7);
+        s->status_wait = 0;
+        master_status_check();
     }
-}
-
-static int
-master_open_listeners(char *err, size_t errlen)
-{
-    M.lfds = calloc((size_t)M.conf.nlisteners, sizeof(*M.lfds));
-    if (M.lfds == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (int i = 0; i < M.conf.nlisteners; i++) {
-        ls_listen_conf_t *l = &M.conf.listeners[i];
-        ls_lfds_t *lf = &M.lfds[i];
-
-        /* With reusePort every worker gets its own socket, opened here and
-         * kept by the master, so a worker's death loses nothing queued. */
-        lf->n = l->reuseport ? l->count : 1;
-        lf->fds = malloc(sizeof(int) * (size_t)lf->n);
-        if (lf->fds == NULL) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        for (int j = 0; j < lf->n; j++)
-            lf->fds[j] = -1;
-        for (int j = 0; j < lf->n; j++) {
-            char e[LS_ERRLEN];
-            lf->fds[j] = ls_listener_open(&l->addr, l->reuseport, l->backlog,
-                                          e, sizeof(e));
-            if (lf->fds[j] < 0) {
-                snprintf(err, errlen, "listener \"%s\": %s", l->name, e);
-                return -1;
-            }
-        }
-        ls_log(LS_LOG_INFO, 0, "listening on %s (%s, %d worker%s%s)",
-               l->addr.url, l->name, l->count, l->count == 1 ? "" : "s",
-               l->reuseport ? ", reusePort" : "");
-    }
-    return 0;
 }
 
 static void
-master_close_listeners(void)
+master_on_ctl_accept(void)
 {
-    if (M.lfds == NULL)
-        return;
-    for (int i = 0; i < M.conf.nlisteners; i++) {
-        for (int j = 0; j < M.lfds[i].n; j++)
-            if (M.lfds[i].fds[j] >= 0)
-                close(M.lfds[i].fds[j]);
-        free(M.lfds[i].fds);
-        ls_listener_unlink(&M.conf.listeners[i].addr);
+    for (;;) {
+        int fd = accept4(M.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        if (M.nctlc == CTL_MAX_CLIENTS) {
+            close(fd);
+            continue;
+        }
+        M.ctlc[M.nctlc].fd = fd;
+        M.ctlc[M.nctlc].state = CTL_READING;
+        M.ctlc[M.nctlc].len = 0;
+        M.nctlc++;
     }
-    free(M.lfds);
-    M.lfds = NULL;
 }
 
-static int
-master_make_slots(void)
+static void
+master_on_ctl_client(ls_ctlc_t *cc)
 {
-    int n = 0;
-    for (int i = 0; i < M.conf.nlisteners; i++)
-        n += M.conf.listeners[i].count;
-    M.slots = calloc((size_t)n, sizeof(*M.slots));
-    if (M.slots == NULL)
-        return -1;
-    M.nslots = n;
-    n = 0;
-    for (int i = 0; i < M.conf.nlisteners; i++) {
-        for (int j = 0; j < M.conf.listeners[i].count; j++, n++) {
-            M.slots[n].li = i;
-            M.slots[n].id = j;
-            M.slots[n].chan = -1;
+    ssize_t n = read(cc->fd, cc->buf + cc->len, sizeof(cc->buf) - 1 - cc->len);
+    char *nl, reply[64];
+
+    if (n <= 0) {
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            close(cc->fd);
+            *cc = M.ctlc[--M.nctlc];
+        }
+        return;
+    }
+    cc->len += (size_t)n;
+    cc->buf[cc->len] = '\0';
+    if ((nl = strchr(cc->buf, '\n')) == NULL) {
+        if (cc->len == sizeof(cc->buf) - 1)
+            master_ctl_reply(cc, "error command too long\n");
+        return;
+    }
+    *nl = '\0';
+    if (strcmp(cc->buf, "status") == 0) {
+        cc->state = CTL_STATUS;
+        master_status_begin();
+    } else if (strcmp(cc->buf, "reload") == 0) {
+        cc->state = CTL_RELOAD;
+        ls_log(LS_LOG_INFO, 0, "reload asked on the control socket");
+        master_reload();
+    } else if (strcmp(cc->buf, "stop") == 0 ||
+               strcmp(cc->buf, "stop graceful") == 0) {
+        int graceful = cc->buf[4] != '\0';
+        snprintf(reply, sizeof(reply), "ok %d\n", (int)getpid());
+        master_ctl_reply(cc, reply);
+        master_begin_stop(graceful ? LS_STOP_GRACEFUL : LS_STOP_FAST,
+                          "stop asked on the control socket");
+    } else {
+        master_ctl_reply(cc, "error unknown command\n");
+    }
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static double
+master_timers(double now)
+{
+    double next = now + 60;
+
+    for (int i = 0; i < M.nslots; i++) {
+        ls_slot_t *s = M.slots[i];
+        if (!M.stopping && !s->retiring && s->pid == 0 && s->respawn_at > 0) {
+            if (s->respawn_at <= now) {
+                if (master_spawn(s) < 0)
+                    s->respawn_at = now + RESPAWN_MAX_DELAY;
+            } else if (s->respawn_at < next) {
+                next = s->respawn_at;
+            }
+        }
+        if (s->retiring && s->pid > 0) {
+            if (s->kill_at <= now) {
+                ls_log(LS_LOG_WARN, 0, "worker %d [%s] generation %d pid %d "
+                       "did not stop in time; sending SIGKILL", s->id,
+                       master_lname(s), s->gen->id, (int)s->pid);
+                kill(s->pid, SIGKILL);
+                s->kill_at = now + 5;
+            }
+            if (s->kill_at < next)
+                next = s->kill_at;
         }
     }
-    return 0;
+    if (M.next) {
+        if (now >= M.rollout_deadline)
+            master_rollout_abort("the new workers were not ready in time");
+        else if (M.rollout_deadline < next)
+            next = M.rollout_deadline;
+    }
+    if (M.status_deadline > 0) {
+        if (now >= M.status_deadline)
+            master_status_send();
+        else if (M.status_deadline < next)
+            next = M.status_deadline;
+    }
+    return next;
 }
 
-/* The poll() loop: signals, worker channels, respawn and stop deadlines. */
 static void
 master_loop(void)
 {
-    struct pollfd *pfds = calloc((size_t)M.nslots + 1, sizeof(*pfds));
-    ls_slot_t **owners = calloc((size_t)M.nslots + 1, sizeof(*owners));
-
-    if (pfds == NULL || owners == NULL) {
-        ls_log(LS_LOG_CRIT, ENOMEM, "master loop");
-        exit(LS_EXIT_BROKEN);
-    }
     for (;;) {
-        double now = ls_now(), next = now + 60;
-        int n = 0, timeout, sig;
+        struct pollfd pfds[2 + CTL_MAX_CLIENTS + 1024];
+        ls_slot_t *owners[1024];
+        int n = 0, ns = 0, nc, timeout, sig;
+        double next;
 
         if (M.stopping && master_live_workers() == 0)
             break;
-        for (int i = 0; i < M.nslots; i++) {
-            ls_slot_t *s = &M.slots[i];
-            if (!M.stopping && s->pid == 0 && s->respawn_at > 0) {
-                if (s->respawn_at <= now) {
-                    if (master_spawn(s) < 0)
-                        s->respawn_at = now + RESPAWN_MAX_DELAY;
-                } else if (s->respawn_at < next) {
-                    next = s->respawn_at;
-                }
-            }
-        }
-        if (M.stopping) {
-            if (now >= M.kill_at) {
-                ls_log(LS_LOG_WARN, 0, "%d worker(s) still running after the "
-                       "stop deadline; sending SIGKILL",
-                       master_live_workers());
-                master_signal_workers(SIGKILL);
-                M.kill_at = now + 5;
-            }
-            if (M.kill_at < next)
-                next = M.kill_at;
-        }
-
+        next = master_timers(ls_now());
         pfds[n].fd = ls_signals_fd();
-        pfds[n].events = POLLIN;
-        owners[n++] = NULL;
-        for (int i = 0; i < M.nslots; i++) {
-            if (M.slots[i].chan >= 0) {
-                pfds[n].fd = M.slots[i].chan;
-                pfds[n].events = POLLIN;
-                owners[n++] = &M.slots[i];
+        pfds[n++].events = POLLIN;
+        pfds[n].fd = M.ctl_fd;
+        pfds[n++].events = M.ctl_fd >= 0 ? POLLIN : 0;
+        nc = M.nctlc;
+        for (int i = 0; i < nc; i++) {
+            pfds[n].fd = M.ctlc[i].fd;
+            pfds[n++].events = M.ctlc[i].state == CTL_READING ? POLLIN : 0;
+        }
+        for (int i = 0; i < M.nslots && ns < 1024; i++) {
+            if (M.slots[i]->chan >= 0) {
+                pfds[n].fd = M.slots[i]->chan;
+                pfds[n++].events = POLLIN;
+                owners[ns++] = M.slots[i];
             }
         }
         timeout = (int)ceil((next - ls_now()) * 1000);
-        if (timeout < 0)
-            timeout = 0;
-        if (poll(pfds, (nfds_t)n, timeout) < 0 && errno != EINTR) {
+        if (poll(pfds, (nfds_t)n, timeout < 0 ? 0 : timeout) < 0 &&
+            errno != EINTR) {
             ls_log(LS_LOG_CRIT, errno, "poll() failed");
             break;
         }
-        for (int i = 1; i < n; i++)
-            if (pfds[i].revents && owners[i]->chan == pfds[i].fd)
+        /* Channels first (their slots cannot vanish before the signals
+         * are handled), then control clients, then signals. */
+        for (int i = 0; i < ns; i++)
+            if (pfds[2 + nc + i].revents && owners[i]->chan == pfds[2 + nc + i].fd)
                 master_on_chan(owners[i]);
+        for (int i = nc - 1; i >= 0; i--)
+            if (pfds[2 + i].revents && i < M.nctlc &&
+                M.ctlc[i].fd == pfds[2 + i].fd)
+                master_on_ctl_client(&M.ctlc[i]);
+        if (pfds[1].revents)
+            master_on_ctl_accept();
         while ((sig = ls_signals_next()) != 0)
             master_on_signal(sig);
     }
-    free(pfds);
-    free(owners);
+}
+
+static int
+master_fail(const char *msg)
+{
+    ls_log(LS_LOG_ERROR, 0, "%s", msg);
+    if (M.ready_fd >= 0)
+        ls_daemon_report(M.ready_fd, 0, msg);
+    else if (ls_log_fd() != 2)
+        fprintf(stderr, "luaserv: %s\n", msg);
+    return LS_EXIT_BROKEN;
 }
 
 int
 ls_master_run(const ls_master_opts_t *opts)
 {
     char err[LS_ERRLEN * 8];
+    ls_conf_t *conf;
 
+    memset(&M, 0, sizeof(M));
     M.opts = opts;
-    M.generation = 1;
-    ls_conf_init(&M.conf);
+    M.ctl_fd = M.ready_fd = -1;
+    M.started = ls_now();
+    M.started_wall = time(NULL);
     ls_log_set_role("master");
     ls_validate_set_child_hook(master_validator_hook);
-    if (ls_validate(opts->app, &M.conf, err, sizeof(err)) < 0) {
+
+    M.cur = master_gen_new(1);
+    if (M.cur == NULL)
+        return LS_EXIT_BROKEN;
+    conf = &M.cur->conf;
+    if (master_load_conf(M.cur, err, sizeof(err)) < 0) {
         fprintf(stderr, "luaserv: %s\n", err);
         return LS_EXIT_BROKEN;
     }
-    if (M.conf.log_level >= 0)
-        ls_log_set_level(M.conf.log_level);
-    if (opts->workers > 0)
-        for (int i = 0; i < M.conf.nlisteners; i++)
-            M.conf.listeners[i].count = opts->workers;
+    if (conf->log_level >= 0)
+        ls_log_set_level(conf->log_level);
     if (opts->log_file)
-        snprintf(M.conf.log_file, sizeof(M.conf.log_file), "%s",
-                 opts->log_file);
-    if (M.conf.log_file[0] &&
-        ls_log_open_file(M.conf.log_file, err, sizeof(err)) < 0) {
+        snprintf(conf->log_file, sizeof(conf->log_file), "%s", opts->log_file);
+    if (opts->daemonize && !conf->log_file[0] &&
+        ls_daemon_default_path(opts->app, "log", conf->log_file,
+                               sizeof(conf->log_file)) < 0) {
+        fprintf(stderr, "luaserv: cannot make the default log file path\n");
+        return LS_EXIT_BROKEN;
+    }
+    if (conf->log_file[0] &&
+        ls_log_open_file(conf->log_file, err, sizeof(err)) < 0) {
         fprintf(stderr, "luaserv: %s\n", err);
         return LS_EXIT_BROKEN;
     }
-    if (master_make_slots() < 0 || ls_signals_install() < 0) {
-        fprintf(stderr, "luaserv: cannot set up the master\n");
+    if (opts->pid_file)
+        snprintf(M.pid_file, sizeof(M.pid_file), "%s", opts->pid_file);
+    else if (conf->pid_file[0])
+        snprintf(M.pid_file, sizeof(M.pid_file), "%s", conf->pid_file);
+    else if (ls_daemon_default_path(opts->app, "pid", M.pid_file,
+                                    sizeof(M.pid_file)) < 0) {
+        fprintf(stderr, "luaserv: cannot make the default pid file path\n");
         return LS_EXIT_BROKEN;
     }
-    if (master_open_listeners(err, sizeof(err)) < 0) {
+    if (ls_daemon_default_path(opts->app, "sock", M.ctl_path,
+                               sizeof(M.ctl_path)) < 0) {
+        fprintf(stderr, "luaserv: cannot make the control socket path\n");
+        return LS_EXIT_BROKEN;
+    }
+    /* Refuse a second instance before touching any socket. */
+    {
+        pid_t other = ls_pidfile_running(M.pid_file);
+        if (other > 0) {
+            fprintf(stderr, "luaserv: already running (pid %d, pid file "
+                    "%s)\n", (int)other, M.pid_file);
+            return LS_EXIT_BROKEN;
+        }
+    }
+    if (master_gen_slots(M.cur, err, sizeof(err)) < 0) {
         ls_log(LS_LOG_ERROR, 0, "%s", err);
         if (ls_log_fd() != 2)
             fprintf(stderr, "luaserv: %s\n", err);
-        master_close_listeners();
         return LS_EXIT_BROKEN;
     }
-    ls_log(LS_LOG_INFO, 0, "luaserv %s started, app %s", LUASERV_VERSION,
-           opts->app);
+    if (opts->daemonize && ls_daemonize(&M.ready_fd, err, sizeof(err)) < 0) {
+        fprintf(stderr, "luaserv: %s\n", err);
+        return LS_EXIT_BROKEN;
+    }
+    if (ls_pidfile_acquire(M.pid_file, err, sizeof(err)) < 0)
+        return master_fail(err);
+    if ((M.ctl_fd = ls_ctl_listen(M.ctl_path, err, sizeof(err))) < 0) {
+        ls_pidfile_release();
+        return master_fail(err);
+    }
+    if (ls_signals_install() < 0) {
+        ls_pidfile_release();
+        return master_fail("cannot install the signal handlers");
+    }
+    ls_proctitle_set("luaserv: master %s", opts->app);
+    ls_log(LS_LOG_INFO, 0, "luaserv %s started, app %s, pid file %s",
+           LUASERV_VERSION, opts->app, M.pid_file);
     for (int i = 0; i < M.nslots; i++)
-        if (master_spawn(&M.slots[i]) < 0)
-            M.slots[i].respawn_at = ls_now() + RESPAWN_FIRST_DELAY;
+        if (master_spawn(M.slots[i]) < 0)
+            M.slots[i]->respawn_at = ls_now() + RESPAWN_FIRST_DELAY;
 
     master_loop();
 
     master_reap();
-    master_close_listeners();
+    for (int i = 0; i < M.nsocks; i++) {
+        close(M.socks[i].fd);
+        ls_listener_unlink(&M.socks[i].addr);
+    }
+    for (int i = M.nctlc - 1; i >= 0; i--)
+        master_ctl_reply(&M.ctlc[i], "error the server stopped\n");
+    close(M.ctl_fd);
+    unlink(M.ctl_path);
+    ls_pidfile_release();
     ls_log(LS_LOG_INFO, 0, "stopped");
-    free(M.slots);
-    ls_conf_free(&M.conf);
     return LS_EXIT_OK;
 }

@@ -22,8 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 ls_worker_t *ls_worker;
@@ -229,6 +229,43 @@ worker_on_signal(evutil_socket_t signo, short what, void *arg)
     }
 }
 
+static long
+worker_rss_kb(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* One status line for the master: figures taken now, not from a file. */
+static void
+worker_send_status(ls_worker_t *w)
+{
+    ls_server_t *srv = &w->srv;
+    char buf[512], when[32];
+    struct tm tm;
+    int n;
+
+    localtime_r(&w->started_wall, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    n = snprintf(buf, sizeof(buf),
+                 "status %7zu %9llu %10llu %10llu %12llu %12llu %9zu %9ld %s",
+                 srv->nconns, (unsigned long long)srv->total_conns,
+                 (unsigned long long)srv->msgs_in,
+                 (unsigned long long)srv->msgs_out,
+                 (unsigned long long)srv->bytes_in,
+                 (unsigned long long)srv->bytes_out, w->vm->mem / 1024,
+                 worker_rss_kb(), when);
+    if (n > 0)
+        send(w->chan, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf),
+             MSG_NOSIGNAL);
+}
+
 /* The master holds the other end of the channel: EOF means it is gone, and a
  * worker without a master must not keep the port. */
 static void
@@ -239,8 +276,14 @@ worker_on_chan(evutil_socket_t fd, short what, void *arg)
     ssize_t n;
     (void)what;
 
-    n = recv(fd, buf, sizeof(buf), 0);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+    n = recv(fd, buf, sizeof(buf) - 1, 0);
+    if (n > 0) {
+        buf[n] = '\0';
+        if (strcmp(buf, "status") == 0)
+            worker_send_status(w);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     ls_log(LS_LOG_WARN, 0, "the master process is gone; stopping");
     event_del(&w->chan_ev);
@@ -309,11 +352,10 @@ ls_worker_main(const ls_worker_args_t *a)
     w->generation = a->generation;
     w->chan = a->chan;
     w->stop_timeout = a->conf->stop_timeout;
+    w->started_wall = time(NULL);
     w->emfile_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     snprintf(role, sizeof(role), "worker %d [%s]", a->id, a->listener->name);
     ls_log_set_role(role);
-    snprintf(role, sizeof(role), "luaserv:w%d", a->id);
-    prctl(PR_SET_NAME, role, 0, 0, 0);
     signal(SIGINT, SIG_IGN);  /* Ctrl+C reaches the master, which stops us */
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stdint.h>
+#include <time.h>
 
 struct ls_conn;
 struct ls_timer;
@@ -59,6 +60,7 @@ typedef struct ls_worker {
     int emfile_fd;              /* reserve descriptor for EMFILE */
     struct event accept_pause_ev;
     uint64_t emfile_count;
+    time_t started_wall;
 } ls_worker_t;
 
 enum { LS_STOP_GRACEFUL = 1, LS_STOP_FAST = 2 };
