@@ -333,14 +333,20 @@ master_live_workers(void)
     return n;
 }
 
-/* Ask a slot's worker to go: SIGQUIT drains, SIGTERM closes at once. */
+/*
+ * Ask a slot's worker to go: SIGQUIT drains, SIGTERM closes at once, and 0
+ * drains because a new generation replaced it (told over the channel, so the
+ * worker can call onWorkerReload first; a signal is the fallback).
+ */
 static void
 master_retire(ls_slot_t *s, int signo, double grace)
 {
     s->retiring = 1;
     s->respawn_at = 0;
     if (s->pid > 0) {
-        kill(s->pid, signo);
+        if (signo != 0 ||
+            s->chan < 0 || send(s->chan, "reload", 6, MSG_NOSIGNAL) != 6)
+            kill(s->pid, signo ? signo : SIGQUIT);
         s->kill_at = ls_now() + grace;
     }
 }
@@ -430,7 +436,7 @@ master_rollout_check(void)
     for (int i = 0; i < M.nslots; i++) {
         ls_slot_t *s = M.slots[i];
         if (s->gen == old)
-            master_retire(s, SIGQUIT, old->conf.stop_timeout + DRAIN_GRACE);
+            master_retire(s, 0, old->conf.stop_timeout + DRAIN_GRACE);
     }
     old->refs++;
     master_gen_unref(old);

@@ -279,8 +279,13 @@ worker_on_chan(evutil_socket_t fd, short what, void *arg)
     n = recv(fd, buf, sizeof(buf) - 1, 0);
     if (n > 0) {
         buf[n] = '\0';
-        if (strcmp(buf, "status") == 0)
+        if (strcmp(buf, "status") == 0) {
             worker_send_status(w);
+        } else if (strcmp(buf, "reload") == 0 && !w->stopping) {
+            /* A new generation serves now: this one drains. */
+            worker_emit(w, "onWorkerReload");
+            worker_stop(w, LS_STOP_GRACEFUL);
+        }
         return;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
