@@ -18,6 +18,8 @@ typedef struct ls_listen_conf {
     /* Read by the worker from its own Lua state; not serialized. */
     size_t max_package_size;
     size_t max_send_buffer_size;
+    double idle_timeout;       /* seconds without traffic; 0: none */
+    int max_connections;       /* per worker; 0: no limit */
     ls_framing_t framing;
 } ls_listen_conf_t;
 

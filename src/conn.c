@@ -60,6 +60,7 @@ ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
+    c->active = ls_worker_time();
     srv->total_conns++;
     return c;
 }
@@ -197,6 +198,28 @@ buf_release(ls_buf_t *b)
 }
 
 /*
+ * Traffic: note the time and move the connection to the head of its
+ * server's list, which is thereby ordered by last activity, so the idle
+ * sweep only looks at the tail.
+ */
+static void
+conn_touch(ls_conn_t *c)
+{
+    ls_server_t *srv = c->srv;
+
+    c->active = ls_worker_time();
+    if (srv->conns == c)
+        return;
+    c->prev->next = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = NULL;
+    c->next = srv->conns;
+    srv->conns->prev = c;
+    srv->conns = c;
+}
+
+/*
  * read(2) with the outcomes sorted out: > 0 bytes; 0 when the connection is
  * finished (EOF or error, already handled); -1 when there is nothing now.
  */
@@ -210,6 +233,7 @@ conn_read_some(ls_conn_t *c, char *p, size_t n)
     } while (r < 0 && errno == EINTR);
     if (r > 0) {
         c->srv->bytes_in += (size_t)r;
+        conn_touch(c);
         return r;
     }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -363,6 +387,7 @@ ls_conn_flush(ls_conn_t *c)
             return;
         }
         c->srv->bytes_out += (size_t)n;
+        conn_touch(c);
     }
     if (c->flags & LS_CONN_WARMED) {
         event_del(&c->wev);

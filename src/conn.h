@@ -51,6 +51,7 @@ typedef struct ls_conn {
     size_t scan;                   /* delimiter search resumes here */
     void *pstate;                  /* the protocol's per-connection state */
     struct evbuffer *out;          /* allocated on first send */
+    double active;                 /* last traffic (loop time), for idleTimeout */
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;

@@ -56,6 +56,16 @@ core_opt_int(lua_State *L, const char *key, lua_Integer min, lua_Integer max)
     return v;
 }
 
+static double
+core_opt_seconds(lua_State *L, const char *key)
+{
+    lua_Number v = lua_tonumber(L, -1);
+    if (!lua_isnumber(L, -1) || !(v >= 0 && v <= 86400 * 365))
+        luaL_error(L, "bad option '%s' (seconds from 0 to 31536000 expected, "
+                   "got %s)", key, luaL_tolstring(L, -1, NULL));
+    return v;
+}
+
 static int
 core_opt_bool(lua_State *L, const char *key)
 {
@@ -209,11 +219,16 @@ lcore_listen(lua_State *L)
                     (size_t)core_opt_int(L, k, 1, (lua_Integer)1 << 40);
             else if (strcmp(k, "protocol") == 0)
                 core_opt_protocol(L, &l);
+            else if (strcmp(k, "idleTimeout") == 0)
+                l.idle_timeout = core_opt_seconds(L, k);
+            else if (strcmp(k, "maxConnections") == 0)
+                l.max_connections = (int)core_opt_int(L, k, 1, 10000000);
             else
                 return luaL_error(L, "unknown option '%s' in listen() (known: "
                                   "name, count, reusePort, backlog, "
                                   "maxPackageSize, maxSendBufferSize, "
-                                  "protocol)", k);
+                                  "idleTimeout, maxConnections, protocol)",
+                                  k);
             lua_pop(L, 1);                               /* ... k */
         }
     }
@@ -237,6 +252,10 @@ lcore_listen(lua_State *L)
     lua_setfield(L, -2, "maxPackageSize");
     lua_pushinteger(L, (lua_Integer)l.max_send_buffer_size);
     lua_setfield(L, -2, "maxSendBufferSize");
+    lua_pushnumber(L, l.idle_timeout);
+    lua_setfield(L, -2, "idleTimeout");
+    lua_pushinteger(L, l.max_connections);
+    lua_setfield(L, -2, "maxConnections");
     lua_rawgetp(L, LUA_REGISTRYINDEX, &listeners_key);  /* srv list */
     lua_pushvalue(L, -2);                                /* srv list srv */
     lua_setfield(L, -2, l.name);                         /* srv list */

@@ -51,11 +51,70 @@ ls_worker_flush(void)
     }
 }
 
+/* The loop's cached time: cheap, and exact enough for timeouts. */
+double
+ls_worker_time(void)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(ls_worker->base, &tv);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
 void
 ls_worker_conn_closed(ls_worker_t *w)
 {
-    if (w->stopping && w->srv.nconns == 0)
+    ls_server_t *srv = &w->srv;
+
+    if (w->stopping && srv->nconns == 0)
         event_base_loopbreak(w->base);
+    if (srv->full && !w->stopping &&
+        srv->nconns < (size_t)srv->conf.max_connections) {
+        srv->full = 0;
+        ls_log(LS_LOG_INFO, 0, "below maxConnections (%d) again; accepting",
+               srv->conf.max_connections);
+        event_add(&srv->accept_ev, NULL);
+    }
+}
+
+/* Close connections idle for idleTimeout: the least recently active are at
+ * the tail of the list. */
+static void
+worker_on_idle_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    ls_worker_t *w = arg;
+    ls_server_t *srv = &w->srv;
+    double limit = ls_worker_time() - srv->conf.idle_timeout;
+    ls_conn_t *c = srv->conns;
+    (void)fd;
+    (void)what;
+
+    if (c == NULL)
+        return;
+    while (c->next != NULL)
+        c = c->next;
+    while (c != NULL && c->active <= limit) {
+        ls_conn_t *prev = c->prev;
+        /* onClose may close others, prev among them: hold it. */
+        if (prev)
+            ls_conn_incref(prev);
+        ls_log(LS_LOG_DEBUG, 0, "conn %llu: idle for %g s; closing",
+               (unsigned long long)c->id, srv->conf.idle_timeout);
+        /* Output that made no progress for that long will not: drop it. */
+        if ((c->flags & LS_CONN_CLOSING) ||
+            (c->out && evbuffer_get_length(c->out) > 0))
+            ls_conn_destroy(c);
+        else
+            ls_conn_close(c);
+        c = prev;
+        if (prev && (prev->flags & LS_CONN_CLOSED)) {
+            c = srv->conns; /* start over from the tail */
+            while (c != NULL && c->next != NULL)
+                c = c->next;
+        }
+        if (prev)
+            ls_conn_decref(prev);
+    }
+    ls_worker_flush();
 }
 
 static void
@@ -64,7 +123,7 @@ worker_accept_resume(evutil_socket_t fd, short what, void *arg)
     ls_worker_t *w = arg;
     (void)fd;
     (void)what;
-    if (!w->stopping && w->srv.accepting)
+    if (!w->stopping && w->srv.accepting && !w->srv.full)
         event_add(&w->srv.accept_ev, NULL);
 }
 
@@ -132,6 +191,15 @@ worker_on_accept(evutil_socket_t lfd, short what, void *arg)
             continue;
         }
         ls_conn_start(c);
+        if (srv->conf.max_connections > 0 &&
+            srv->nconns >= (size_t)srv->conf.max_connections &&
+            !w->stopping && !srv->full) {
+            srv->full = 1;
+            event_del(&srv->accept_ev);
+            ls_log(LS_LOG_WARN, 0, "maxConnections (%d) reached; not "
+                   "accepting until one closes", srv->conf.max_connections);
+            break;
+        }
     }
     ls_worker_flush();
 }
@@ -421,6 +489,16 @@ ls_worker_main(const ls_worker_args_t *a)
                      EV_READ | EV_PERSIST, worker_on_accept, w);
         event_add(&w->srv.accept_ev, NULL);
         w->srv.accepting = 1;
+        if (w->srv.conf.idle_timeout > 0) {
+            double iv = w->srv.conf.idle_timeout / 4;
+            struct timeval tv;
+            iv = iv < 0.05 ? 0.05 : iv > 1.0 ? 1.0 : iv;
+            tv.tv_sec = (time_t)iv;
+            tv.tv_usec = (suseconds_t)((iv - (double)tv.tv_sec) * 1e6);
+            event_assign(&w->srv.idle_ev, w->base, -1, EV_PERSIST,
+                         worker_on_idle_sweep, w);
+            event_add(&w->srv.idle_ev, &tv);
+        }
         worker_notify(w, "ready");
         event_base_dispatch(w->base);
     }

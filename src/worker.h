@@ -24,6 +24,8 @@ typedef struct ls_server {
     int fd;
     struct event accept_ev;
     int accepting;
+    int full;                 /* maxConnections reached: not accepting */
+    struct event idle_ev;     /* idleTimeout sweep */
     int lua_ref;              /* the listener table (callbacks) */
     struct ls_conn *conns;    /* open connections, newest first */
     size_t nconns;
@@ -70,5 +72,6 @@ extern ls_worker_t *ls_worker; /* this process's worker; NULL elsewhere */
 void ls_worker_main(const ls_worker_args_t *args) __attribute__((noreturn));
 void ls_worker_flush(void);
 void ls_worker_conn_closed(ls_worker_t *w);
+double ls_worker_time(void);
 
 #endif
