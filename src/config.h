@@ -20,6 +20,7 @@ typedef struct ls_listen_conf {
     size_t max_send_buffer_size;
     double idle_timeout;       /* seconds without traffic; 0: none */
     int max_connections;       /* per worker; 0: no limit */
+    double connect_timeout;    /* outbound connections */
     ls_framing_t framing;
 } ls_listen_conf_t;
 
@@ -39,6 +40,7 @@ typedef struct ls_conf {
 #define LS_DEFAULT_BACKLOG 1024
 #define LS_DEFAULT_MAX_PACKAGE (10 * 1024 * 1024)
 #define LS_DEFAULT_MAX_SEND_BUFFER (1024 * 1024)
+#define LS_DEFAULT_CONNECT_TIMEOUT 10.0
 
 void ls_conf_init(ls_conf_t *c);
 void ls_conf_free(ls_conf_t *c);

@@ -15,6 +15,8 @@
 #include <lauxlib.h>
 
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +81,8 @@ ls_conn_decref(ls_conn_t *c)
     free(c->in.data);
     if (c->out)
         evbuffer_free(c->out);
+    if (c->flags & LS_CONN_OUTBOUND)
+        free(c->srv);
     free(c);
 }
 
@@ -366,8 +370,8 @@ ls_conn_commit(ls_conn_t *c)
 void
 ls_conn_flush(ls_conn_t *c)
 {
-    if (c->flags & LS_CONN_CLOSED)
-        return;
+    if (c->flags & (LS_CONN_CLOSED | LS_CONN_CONNECTING))
+        return; /* queued output leaves once connected */
     while (c->out && evbuffer_get_length(c->out) > 0) {
         int n = evbuffer_write(c->out, c->fd);
         if (n < 0) {
@@ -403,6 +407,8 @@ ls_conn_flush(ls_conn_t *c)
     }
 }
 
+static void conn_connected(ls_conn_t *c);
+
 static void
 conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
@@ -411,7 +417,10 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     ls_conn_incref(c);
-    ls_conn_flush(c);
+    if (c->flags & LS_CONN_CONNECTING)
+        conn_connected(c);
+    else
+        ls_conn_flush(c);
     ls_conn_decref(c);
     ls_worker_flush();
 }
@@ -433,7 +442,12 @@ conn_shutdown(ls_conn_t *c)
     if (c->flags & LS_CONN_WARMED)
         event_del(&c->wev);
     c->flags &= ~(LS_CONN_READING | LS_CONN_WARMED);
-    close(c->fd);
+    if (c->timer) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
+    if (c->fd >= 0)
+        close(c->fd);
     c->fd = -1;
     if (c->prev)
         c->prev->next = c->next;
@@ -448,6 +462,17 @@ conn_shutdown(ls_conn_t *c)
     if (srv->proto->release)
         srv->proto->release(c);
     ls_lua_conn_detach(conn_L(), c);
+    if (c->flags & LS_CONN_OUTBOUND) {
+        /* The outbound context goes with its only connection. */
+        if (srv->oprev)
+            srv->oprev->onext = srv->onext;
+        else
+            ls_worker->outbound = srv->onext;
+        if (srv->onext)
+            srv->onext->oprev = srv->oprev;
+        luaL_unref(conn_L(), LUA_REGISTRYINDEX, srv->lua_ref);
+        srv->lua_ref = LUA_NOREF;
+    }
     ls_worker_conn_closed(ls_worker);
     ls_conn_decref(c); /* the "open" reference */
 }
@@ -500,6 +525,82 @@ ls_conn_resume(ls_conn_t *c)
      * from inside the resumeRecv() call. */
     if (c->in.len > 0)
         event_active(&c->rev, EV_READ, 0);
+}
+
+/* onError(conn, CONNECT_FAIL, msg), then onClose. */
+void
+ls_conn_connect_fail(ls_conn_t *c, const char *msg)
+{
+    if (c->flags & LS_CONN_CLOSED)
+        return;
+    ls_log(LS_LOG_INFO, 0, "conn %llu: %s", (unsigned long long)c->id, msg);
+    ls_conn_incref(c);
+    if (ls_conn_push_callback(c, "onError")) {
+        lua_pushinteger(conn_L(), LS_ERR_CONNECT_FAIL);
+        lua_pushstring(conn_L(), msg);
+        ls_conn_call(c, "onError", 2);
+    }
+    conn_shutdown(c);
+    ls_conn_decref(c);
+}
+
+/*
+ * Start a non-blocking connect; completion (or failure) arrives as
+ * writability. Returns -1 with err when it failed at once.
+ */
+int
+ls_conn_connect(ls_conn_t *c, const struct sockaddr *sa, socklen_t len,
+                char *err, size_t errlen)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket() failed: %s", strerror(errno));
+        return -1;
+    }
+    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (len <= sizeof(c->peer))
+        memcpy(&c->peer, sa, len);
+    c->fd = fd;
+    event_assign(&c->rev, ls_worker->base, fd, EV_READ | EV_PERSIST,
+                 conn_on_read, c);
+    event_assign(&c->wev, ls_worker->base, fd, EV_WRITE | EV_PERSIST,
+                 conn_on_write, c);
+    event_add(&c->wev, NULL);
+    c->flags |= LS_CONN_WARMED;
+    return 0;
+}
+
+static void
+conn_connected(ls_conn_t *c)
+{
+    int err = 0, on = 1;
+    socklen_t len = sizeof(err);
+    char msg[256], ip[64];
+    int port;
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err != 0) {
+        ls_conn_peer(c, ip, sizeof(ip), &port);
+        snprintf(msg, sizeof(msg), "connect to %s:%d failed: %s", ip, port,
+                 strerror(err));
+        ls_conn_connect_fail(c, msg);
+        return;
+    }
+    c->flags &= ~LS_CONN_CONNECTING;
+    if (c->timer) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
+    if (c->peer.sa.sa_family != AF_UNIX)
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    ls_conn_start(c);
+    ls_conn_flush(c); /* what was sent while connecting */
 }
 
 static int

@@ -22,6 +22,8 @@ enum {
     LS_CONN_FULL = 1 << 4,      /* send buffer limit hit, not yet drained */
     LS_CONN_PAUSED = 1 << 5,    /* pauseRecv() */
     LS_CONN_READING = 1 << 6,   /* read event added */
+    LS_CONN_CONNECTING = 1 << 7, /* outbound, not connected yet */
+    LS_CONN_OUTBOUND = 1 << 8,  /* made by luaserv.connect; owns its srv */
 };
 
 /* onError codes, exported to Lua as luaserv.errors. */
@@ -29,6 +31,7 @@ enum {
     LS_ERR_PACKAGE_TOO_BIG = 1,
     LS_ERR_BAD_INPUT = 2,
     LS_ERR_SEND_FAIL = 3,
+    LS_ERR_CONNECT_FAIL = 4,
 };
 
 typedef struct ls_buf {
@@ -52,6 +55,7 @@ typedef struct ls_conn {
     void *pstate;                  /* the protocol's per-connection state */
     struct evbuffer *out;          /* allocated on first send */
     double active;                 /* last traffic (loop time), for idleTimeout */
+    struct event *timer;           /* outbound: connect timeout */
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
@@ -82,6 +86,9 @@ void ls_conn_resume(ls_conn_t *c);
 void ls_conn_flush(ls_conn_t *c);
 void ls_conn_incref(ls_conn_t *c);
 void ls_conn_decref(ls_conn_t *c);
+int ls_conn_connect(ls_conn_t *c, const struct sockaddr *sa, socklen_t len,
+                    char *err, size_t errlen);
+void ls_conn_connect_fail(ls_conn_t *c, const char *msg);
 int ls_conn_peer(const ls_conn_t *c, char *ip, size_t iplen, int *port);
 int ls_conn_local(const ls_conn_t *c, char *ip, size_t iplen, int *port);
 

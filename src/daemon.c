@@ -230,10 +230,33 @@ static size_t title_len;
 void
 ls_proctitle_init(int argc, char **argv)
 {
+    extern char **environ;
+    char *end;
+    int n = 0;
+
     if (argc < 1)
         return;
     title_base = argv[0];
-    title_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) - argv[0]);
+    end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
+    /* The environment usually follows argv: move it to the heap (nginx)
+     * so that a title may use its room too. */
+    while (environ[n] != NULL)
+        n++;
+    if (n > 0 && environ[0] == end) {
+        char **env = malloc(sizeof(char *) * (size_t)(n + 1));
+        if (env != NULL) {
+            for (int i = 0; i < n; i++) {
+                if (environ[i] == end)
+                    end = environ[i] + strlen(environ[i]) + 1;
+                env[i] = strdup(environ[i]);
+                if (env[i] == NULL)
+                    env[i] = environ[i];
+            }
+            env[n] = NULL;
+            environ = env;
+        }
+    }
+    title_len = (size_t)(end - title_base);
 }
 
 void

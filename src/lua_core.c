@@ -12,6 +12,7 @@
 #include "log.h"
 #include "lua_conn.h"
 #include "lua_timer.h"
+#include "outbound.h"
 #include "vm.h"
 #include "worker.h"
 
@@ -159,6 +160,80 @@ core_opt_protocol(lua_State *L, ls_listen_conf_t *l)
                "'length' expected)");
 }
 
+/* Defaults for a parsed address: limits, and the framing its scheme names. */
+void
+ls_lua_core_defaults(ls_listen_conf_t *l)
+{
+    l->count = 1;
+    l->backlog = LS_DEFAULT_BACKLOG;
+    l->max_package_size = LS_DEFAULT_MAX_PACKAGE;
+    l->max_send_buffer_size = LS_DEFAULT_MAX_SEND_BUFFER;
+    l->connect_timeout = LS_DEFAULT_CONNECT_TIMEOUT;
+    if (strcmp(l->addr.proto, "text") == 0)
+        ls_framing_init_text(&l->framing);
+    else if (strcmp(l->addr.proto, "frame") == 0)
+        ls_framing_init_frame(&l->framing);
+    else
+        ls_framing_init_raw(&l->framing);
+}
+
+/*
+ * The options table at idx, for listen() or (outbound) connect(). Unknown
+ * keys are errors, so that a typo does not silently leave a default; for
+ * connect() the table also carries the callbacks (keys starting with "on").
+ */
+void
+ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
+{
+    const char *fn = outbound ? "connect" : "listen";
+
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {                           /* ... k v */
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                       : "?";
+        if (!outbound && strcmp(k, "name") == 0)
+            snprintf(l->name, sizeof(l->name), "%s",
+                     core_opt_string(L, k, LS_NAME_MAX));
+        else if (!outbound && strcmp(k, "count") == 0)
+            l->count = (int)core_opt_int(L, k, 1, LS_MAX_WORKERS);
+        else if (!outbound && strcmp(k, "reusePort") == 0)
+            l->reuseport = core_opt_bool(L, k);
+        else if (!outbound && strcmp(k, "backlog") == 0)
+            l->backlog = (int)core_opt_int(L, k, 1, 65535);
+        else if (strcmp(k, "maxPackageSize") == 0)
+            l->max_package_size =
+                (size_t)core_opt_int(L, k, 1, (lua_Integer)1 << 40);
+        else if (strcmp(k, "maxSendBufferSize") == 0)
+            l->max_send_buffer_size =
+                (size_t)core_opt_int(L, k, 1, (lua_Integer)1 << 40);
+        else if (strcmp(k, "protocol") == 0)
+            core_opt_protocol(L, l);
+        else if (!outbound && strcmp(k, "idleTimeout") == 0)
+            l->idle_timeout = core_opt_seconds(L, k);
+        else if (!outbound && strcmp(k, "maxConnections") == 0)
+            l->max_connections = (int)core_opt_int(L, k, 1, 10000000);
+        else if (outbound && strcmp(k, "connectTimeout") == 0)
+            l->connect_timeout = core_opt_seconds(L, k);
+        else if (outbound && strncmp(k, "on", 2) == 0 &&
+                 lua_isfunction(L, -1))
+            ; /* a callback */
+        else if (outbound)
+            luaL_error(L, "unknown option '%s' in connect() (known: "
+                       "connectTimeout, maxPackageSize, maxSendBufferSize, "
+                       "protocol, and callbacks onConnect, onMessage, ...)",
+                       k);
+        else
+            luaL_error(L, "unknown option '%s' in %s() (known: name, count, "
+                       "reusePort, backlog, maxPackageSize, "
+                       "maxSendBufferSize, idleTimeout, maxConnections, "
+                       "protocol)", k, fn);
+        lua_pop(L, 1);                                   /* ... k */
+    }
+}
+
 /* luaserv.listen(address [, options]) -> listener table   [-1..2, +1, e] */
 static int
 lcore_listen(lua_State *L)
@@ -184,54 +259,9 @@ lcore_listen(lua_State *L)
         memcpy(l.name, url, n);
         l.name[n] = '\0';
     }
-    l.count = 1;
-    l.backlog = LS_DEFAULT_BACKLOG;
-    l.max_package_size = LS_DEFAULT_MAX_PACKAGE;
-    l.max_send_buffer_size = LS_DEFAULT_MAX_SEND_BUFFER;
-    if (strcmp(l.addr.proto, "text") == 0)
-        ls_framing_init_text(&l.framing);
-    else if (strcmp(l.addr.proto, "frame") == 0)
-        ls_framing_init_frame(&l.framing);
-    else
-        ls_framing_init_raw(&l.framing);
+    ls_lua_core_defaults(&l);
 
-    if (!lua_isnoneornil(L, 2)) {
-        luaL_checktype(L, 2, LUA_TTABLE);
-        lua_pushnil(L);
-        while (lua_next(L, 2)) {                         /* ... k v */
-            const char *k = lua_type(L, -2) == LUA_TSTRING
-                                ? lua_tostring(L, -2)
-                                : "?";
-            if (strcmp(k, "name") == 0)
-                snprintf(l.name, sizeof(l.name), "%s",
-                         core_opt_string(L, k, LS_NAME_MAX));
-            else if (strcmp(k, "count") == 0)
-                l.count = (int)core_opt_int(L, k, 1, LS_MAX_WORKERS);
-            else if (strcmp(k, "reusePort") == 0)
-                l.reuseport = core_opt_bool(L, k);
-            else if (strcmp(k, "backlog") == 0)
-                l.backlog = (int)core_opt_int(L, k, 1, 65535);
-            else if (strcmp(k, "maxPackageSize") == 0)
-                l.max_package_size =
-                    (size_t)core_opt_int(L, k, 1, (lua_Integer)1 << 40);
-            else if (strcmp(k, "maxSendBufferSize") == 0)
-                l.max_send_buffer_size =
-                    (size_t)core_opt_int(L, k, 1, (lua_Integer)1 << 40);
-            else if (strcmp(k, "protocol") == 0)
-                core_opt_protocol(L, &l);
-            else if (strcmp(k, "idleTimeout") == 0)
-                l.idle_timeout = core_opt_seconds(L, k);
-            else if (strcmp(k, "maxConnections") == 0)
-                l.max_connections = (int)core_opt_int(L, k, 1, 10000000);
-            else
-                return luaL_error(L, "unknown option '%s' in listen() (known: "
-                                  "name, count, reusePort, backlog, "
-                                  "maxPackageSize, maxSendBufferSize, "
-                                  "idleTimeout, maxConnections, protocol)",
-                                  k);
-            lua_pop(L, 1);                               /* ... k */
-        }
-    }
+    ls_lua_core_options(L, 2, &l, 0);
     if (l.reuseport && l.addr.family == AF_UNIX)
         return luaL_error(L, "reusePort is for TCP addresses, not \"%s\"",
                           url);
@@ -384,6 +414,7 @@ lcore_connections(lua_State *L)
 }
 
 static const luaL_Reg lcore_funcs[] = {
+    {"connect", ls_lua_connect},
     {"connections", lcore_connections},
     {"listen", lcore_listen},
     {"log", lcore_log},
@@ -411,6 +442,8 @@ luaopen_luaserv_core(lua_State *L)
     lua_setfield(L, -2, "BAD_INPUT");
     lua_pushinteger(L, LS_ERR_SEND_FAIL);
     lua_setfield(L, -2, "SEND_FAIL");
+    lua_pushinteger(L, LS_ERR_CONNECT_FAIL);
+    lua_setfield(L, -2, "CONNECT_FAIL");
     lua_setfield(L, -2, "errors");                       /* core */
 
     /* luaserv.worker exists in workers; the validator has none, so top-level

@@ -154,7 +154,7 @@ int
 main(int argc, char **argv)
 {
     const char *app = NULL, *cmd = NULL, *log_file = NULL, *pid_file = NULL;
-    char app_abs[PATH_MAX], log_abs[PATH_MAX], pid_abs[PATH_MAX];
+    static char app_abs[PATH_MAX], log_abs[PATH_MAX], pid_abs[PATH_MAX];
     ls_master_opts_t mo;
     int workers = 0, daemon = 0, graceful = 0;
     const char *env_level = getenv("LUASERV_LOG_LEVEL");
@@ -227,14 +227,21 @@ main(int argc, char **argv)
                 strerror(errno));
         return LS_EXIT_BROKEN;
     }
-    if (log_file && log_file[0] != '/') {
+    /* argv is rewritten by the process titles: keep copies. */
+    if (log_file && log_file[0] == '/') {
+        snprintf(log_abs, sizeof(log_abs), "%s", log_file);
+        log_file = log_abs;
+    } else if (log_file) {
         if (getcwd(log_abs, sizeof(log_abs) - strlen(log_file) - 2) == NULL)
             return usage("cannot resolve %s", log_file);
         strcat(log_abs, "/");
         strcat(log_abs, log_file);
         log_file = log_abs;
     }
-    if (pid_file && pid_file[0] != '/') {
+    if (pid_file && pid_file[0] == '/') {
+        snprintf(pid_abs, sizeof(pid_abs), "%s", pid_file);
+        pid_file = pid_abs;
+    } else if (pid_file) {
         if (getcwd(pid_abs, sizeof(pid_abs) - strlen(pid_file) - 2) == NULL)
             return usage("cannot resolve %s", pid_file);
         strcat(pid_abs, "/");

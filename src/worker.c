@@ -9,6 +9,7 @@
 #include "log.h"
 #include "lua_core.h"
 #include "lua_timer.h"
+#include "outbound.h"
 
 #include <lauxlib.h>
 
@@ -393,6 +394,7 @@ worker_drop_privileges(const ls_conf_t *conf)
 static void
 worker_exit(ls_worker_t *w, int code)
 {
+    ls_outbound_close_all(w);
     ls_lua_timer_cancel_all(w);
     ls_vm_free(w->vm);
     w->vm = NULL;

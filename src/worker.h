@@ -30,6 +30,7 @@ typedef struct ls_server {
     struct ls_conn *conns;    /* open connections, newest first */
     size_t nconns;
     uint64_t total_conns, msgs_in, msgs_out, bytes_in, bytes_out;
+    struct ls_server *onext, *oprev; /* outbound: the worker's list */
 } ls_server_t;
 
 /* What the master hands a freshly forked worker. */
@@ -57,6 +58,8 @@ typedef struct ls_worker {
     int stopping;               /* 0, or LS_STOP_GRACEFUL / LS_STOP_FAST */
     struct ls_conn *flush_head; /* connections with output to write */
     struct ls_timer *timers;    /* active Lua timers */
+    ls_server_t *outbound;      /* luaserv.connect() contexts */
+    struct evdns_base *dns;     /* created on first name lookup */
     char *rbuf;                 /* LS_READ_SIZE bytes, shared by all reads */
     uint64_t next_conn_id;
     int emfile_fd;              /* reserve descriptor for EMFILE */

@@ -20,6 +20,7 @@ local _M = {
     connections = core.connections,
     after = core.after,
     every = core.every,
+    connect = core.connect,
 }
 
 --- Log a line at level "debug", "info", "warn" or "error".
