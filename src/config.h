@@ -9,6 +9,8 @@
 #include "listener.h"
 #include "luaserv.h"
 
+#include <stdint.h>
+
 typedef struct ls_listen_conf {
     char name[LS_NAME_MAX];
     ls_addr_t addr;
@@ -21,6 +23,8 @@ typedef struct ls_listen_conf {
     double idle_timeout;       /* seconds without traffic; 0: none */
     int max_connections;       /* per worker; 0: no limit */
     double connect_timeout;    /* outbound connections */
+    uint64_t max_requests;     /* recycle a worker after that many; 0: no */
+    size_t max_memory;         /* recycle a worker above that RSS; 0: no */
     ls_framing_t framing;
 } ls_listen_conf_t;
 

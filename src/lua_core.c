@@ -215,6 +215,11 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
             l->idle_timeout = core_opt_seconds(L, k);
         else if (!outbound && strcmp(k, "maxConnections") == 0)
             l->max_connections = (int)core_opt_int(L, k, 1, 10000000);
+        else if (!outbound && strcmp(k, "maxRequests") == 0)
+            l->max_requests = (uint64_t)core_opt_int(L, k, 1, LUA_MAXINTEGER);
+        else if (!outbound && strcmp(k, "maxMemory") == 0)
+            l->max_memory = (size_t)core_opt_int(L, k, 1 << 20,
+                                                 (lua_Integer)1 << 44);
         else if (outbound && strcmp(k, "connectTimeout") == 0)
             l->connect_timeout = core_opt_seconds(L, k);
         else if (outbound && strncmp(k, "on", 2) == 0 &&
@@ -229,7 +234,7 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
             luaL_error(L, "unknown option '%s' in %s() (known: name, count, "
                        "reusePort, backlog, maxPackageSize, "
                        "maxSendBufferSize, idleTimeout, maxConnections, "
-                       "protocol)", k, fn);
+                       "maxRequests, maxMemory, protocol)", k, fn);
         lua_pop(L, 1);                                   /* ... k */
     }
 }

@@ -75,6 +75,7 @@ typedef struct ls_slot {
     double kill_at;     /* retiring: SIGKILL after this */
     int status_wait;
     char status[512];
+    struct ls_slot *successor; /* recycling: the slot replacing this one */
 } ls_slot_t;
 
 enum { CTL_READING, CTL_RELOAD, CTL_STATUS };
@@ -224,6 +225,9 @@ master_slot_gc(void)
         ls_slot_t *s = M.slots[i];
         if (s->pid == 0 && (s->retiring || M.stopping)) {
             ls_gen_t *g = s->gen;
+            for (int j = 0; j < M.nslots; j++)
+                if (M.slots[j]->successor == s)
+                    M.slots[j]->successor = NULL;
             M.slots[i] = M.slots[--M.nslots];
             free(s);
             master_gen_unref(g);
@@ -568,6 +572,19 @@ master_on_exit(ls_slot_t *s, int status)
     }
     s->pid = 0;
     s->state = SLOT_IDLE;
+    if (s->successor != NULL) {
+        s->retiring = 1; /* its successor takes the position */
+        s->successor = NULL;
+    }
+    for (int i = 0; i < M.nslots; i++)
+        if (M.slots[i]->successor == s) {
+            /* The successor failed: the old worker keeps serving. */
+            M.slots[i]->successor = NULL;
+            s->retiring = 1;
+            ls_log(LS_LOG_ERROR, 0, "the successor of worker %d [%s] %s; "
+                   "the old worker keeps serving", s->id, master_lname(s),
+                   how);
+        }
     if (s->retiring || M.stopping) {
         ls_log(LS_LOG_DEBUG, 0, "worker %d [%s] generation %d %s", s->id,
                master_lname(s), s->gen->id, how);
@@ -750,6 +767,24 @@ master_status_begin(void)
 
 /* ---- channels and control clients ---------------------------------------- */
 
+/* A worker hit maxRequests or maxMemory: start its successor in the same
+ * position; the old one drains once the new one is ready. */
+static void
+master_recycle(ls_slot_t *s)
+{
+    ls_slot_t *n = master_slot_add(s->gen, s->li, s->id, s->fd);
+
+    if (n == NULL || master_spawn(n) < 0) {
+        ls_log(LS_LOG_ERROR, 0, "cannot start a successor for worker %d "
+               "[%s]; it keeps serving", s->id, master_lname(s));
+        if (n != NULL)
+            n->retiring = 1;
+        master_slot_gc();
+        return;
+    }
+    s->successor = n;
+}
+
 static void
 master_on_chan(ls_slot_t *s)
 {
@@ -788,7 +823,20 @@ master_on_chan(ls_slot_t *s)
                 ls_sd_notify("READY=1");
             }
         }
+        for (int i = 0; i < M.nslots; i++) {
+            ls_slot_t *o = M.slots[i];
+            if (o->successor == s) {
+                o->successor = NULL;
+                ls_log(LS_LOG_INFO, 0, "worker %d [%s] pid %d replaced by "
+                       "pid %d", o->id, master_lname(o), (int)o->pid,
+                       (int)s->pid);
+                master_retire(o, 0, o->gen->conf.stop_timeout + DRAIN_GRACE);
+            }
+        }
         master_rollout_check();
+    } else if (strcmp(buf, "recycle") == 0 && !s->retiring &&
+               s->successor == NULL && !M.stopping) {
+        master_recycle(s);
     } else if (strncmp(buf, "status ", 7) == 0) {
         snprintf(s->status, sizeof(s->status), "%s", buf + 7);
         s->status_wait = 0;

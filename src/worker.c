@@ -33,6 +33,7 @@ ls_worker_t *ls_worker;
 #define ACCEPT_PAUSE_MS 100
 
 static void worker_stop(ls_worker_t *w, int how);
+static void worker_notify(ls_worker_t *w, const char *msg);
 static void worker_exit(ls_worker_t *w, int code) __attribute__((noreturn));
 
 /* Write every queued output. Called after each event that may have run Lua,
@@ -335,6 +336,39 @@ worker_send_status(ls_worker_t *w)
              MSG_NOSIGNAL);
 }
 
+/*
+ * maxRequests / maxMemory: past either (times a per-worker jitter, so that
+ * workers started together do not all go at once), ask the master for a
+ * replacement; it starts one and drains this worker once it is ready, the
+ * same new-first path as a reload.
+ */
+static void
+worker_on_recycle_check(evutil_socket_t fd, short what, void *arg)
+{
+    ls_worker_t *w = arg;
+    const ls_listen_conf_t *l = &w->srv.conf;
+    const char *why = NULL;
+    long rss = 0;
+    (void)fd;
+    (void)what;
+
+    if (w->recycling || w->stopping)
+        return;
+    if (l->max_requests &&
+        (double)w->srv.msgs_in >= (double)l->max_requests * w->jitter)
+        why = "maxRequests";
+    if (why == NULL && l->max_memory &&
+        (double)(rss = worker_rss_kb()) * 1024 >=
+            (double)l->max_memory * w->jitter)
+        why = "maxMemory";
+    if (why == NULL)
+        return;
+    w->recycling = 1;
+    ls_log(LS_LOG_INFO, 0, "%s reached (%llu messages, %ld KiB RSS); asking "
+           "for a replacement", why, (unsigned long long)w->srv.msgs_in, rss);
+    worker_notify(w, "recycle");
+}
+
 /* The master holds the other end of the channel: EOF means it is gone, and a
  * worker without a master must not keep the port. */
 static void
@@ -500,6 +534,14 @@ ls_worker_main(const ls_worker_args_t *a)
             event_assign(&w->srv.idle_ev, w->base, -1, EV_PERSIST,
                          worker_on_idle_sweep, w);
             event_add(&w->srv.idle_ev, &tv);
+        }
+        if (w->srv.conf.max_requests || w->srv.conf.max_memory) {
+            struct timeval tv = {1, 0};
+            srand((unsigned)getpid());
+            w->jitter = 1.0 + 0.25 * (double)rand() / RAND_MAX;
+            event_assign(&w->recycle_ev, w->base, -1, EV_PERSIST,
+                         worker_on_recycle_check, w);
+            event_add(&w->recycle_ev, &tv);
         }
         worker_notify(w, "ready");
         event_base_dispatch(w->base);

@@ -66,6 +66,9 @@ typedef struct ls_worker {
     struct event accept_pause_ev;
     uint64_t emfile_count;
     time_t started_wall;
+    struct event recycle_ev;    /* maxRequests / maxMemory check */
+    double jitter;              /* 1.0 .. 1.25: workers do not recycle at once */
+    int recycling;              /* asked the master for a replacement */
 } ls_worker_t;
 
 enum { LS_STOP_GRACEFUL = 1, LS_STOP_FAST = 2 };
