@@ -97,6 +97,7 @@ timer_new(lua_State *L, int periodic)
     t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     event_add(&t->ev, &tv);
     t->armed = 1;
+    t->prev = NULL; /* the new head; userdata memory is not zeroed */
     t->next = w->timers;
     if (w->timers)
         w->timers->prev = t;
