@@ -20,6 +20,8 @@ typedef struct ls_listen_conf {
     /* Read by the worker from its own Lua state; not serialized. */
     size_t max_package_size;
     size_t max_send_buffer_size;
+    size_t max_header_size;    /* http: request line + headers */
+    size_t max_body_size;      /* http: request body */
     double idle_timeout;       /* seconds without traffic; 0: none */
     int max_connections;       /* per worker; 0: no limit */
     double connect_timeout;    /* outbound connections */
@@ -44,6 +46,7 @@ typedef struct ls_conf {
 #define LS_DEFAULT_BACKLOG 1024
 #define LS_DEFAULT_MAX_PACKAGE (10 * 1024 * 1024)
 #define LS_DEFAULT_MAX_SEND_BUFFER (1024 * 1024)
+#define LS_DEFAULT_MAX_HEADER (16 * 1024)
 #define LS_DEFAULT_CONNECT_TIMEOUT 10.0
 
 void ls_conf_init(ls_conf_t *c);

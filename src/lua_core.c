@@ -168,6 +168,7 @@ ls_lua_core_defaults(ls_listen_conf_t *l)
     l->backlog = LS_DEFAULT_BACKLOG;
     l->max_package_size = LS_DEFAULT_MAX_PACKAGE;
     l->max_send_buffer_size = LS_DEFAULT_MAX_SEND_BUFFER;
+    l->max_header_size = LS_DEFAULT_MAX_HEADER;
     l->connect_timeout = LS_DEFAULT_CONNECT_TIMEOUT;
     if (strcmp(l->addr.proto, "text") == 0)
         ls_framing_init_text(&l->framing);
@@ -209,6 +210,12 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
         else if (strcmp(k, "maxSendBufferSize") == 0)
             l->max_send_buffer_size =
                 (size_t)core_opt_int(L, k, 1, (lua_Integer)1 << 40);
+        else if (!outbound && strcmp(k, "maxHeaderSize") == 0)
+            l->max_header_size =
+                (size_t)core_opt_int(L, k, 1, (lua_Integer)1 << 30);
+        else if (!outbound && strcmp(k, "maxBodySize") == 0)
+            l->max_body_size =
+                (size_t)core_opt_int(L, k, 1, (lua_Integer)1 << 40);
         else if (strcmp(k, "protocol") == 0)
             core_opt_protocol(L, l);
         else if (!outbound && strcmp(k, "idleTimeout") == 0)
@@ -233,7 +240,8 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
         else
             luaL_error(L, "unknown option '%s' in %s() (known: name, count, "
                        "reusePort, backlog, maxPackageSize, "
-                       "maxSendBufferSize, idleTimeout, maxConnections, "
+                       "maxSendBufferSize, maxHeaderSize, maxBodySize, "
+                       "idleTimeout, maxConnections, "
                        "maxRequests, maxMemory, protocol)", k, fn);
         lua_pop(L, 1);                                   /* ... k */
     }
@@ -267,6 +275,8 @@ lcore_listen(lua_State *L)
     ls_lua_core_defaults(&l);
 
     ls_lua_core_options(L, 2, &l, 0);
+    if (l.max_body_size == 0) /* http: unless set, as large as a message */
+        l.max_body_size = l.max_package_size;
     if (l.reuseport && l.addr.family == AF_UNIX)
         return luaL_error(L, "reusePort is for TCP addresses, not \"%s\"",
                           url);

@@ -5,6 +5,7 @@
  */
 #include "proto.h"
 #include "conn.h"
+#include "http.h"
 
 #include <lauxlib.h>
 
@@ -84,6 +85,7 @@ const ls_proto_t ls_proto_stream = {
 const ls_proto_t *
 ls_proto_find(const char *name)
 {
-    (void)name;
+    if (strcmp(name, "http") == 0)
+        return &ls_proto_http;
     return &ls_proto_stream;
 }

@@ -1,0 +1,656 @@
+/*
+ * http.c -- http://: HTTP/1.1 and 1.0 server connections, parsed by llhttp.
+ *
+ * ---- user guide (README) ------------------------------------------------
+ *
+ *   local web = luaserv.listen("http://0.0.0.0:8080", {
+ *       maxHeaderSize = 16 * 1024,       -- request line + headers, else 431
+ *       maxBodySize = 10 * 1024 * 1024,  -- default: maxPackageSize, else 413
+ *   })
+ *   function web.onMessage(conn, req) conn:send("<h1>hello</h1>") end
+ *
+ * The request:
+ *   req.method    "GET", "POST", ...
+ *   req.url       the request target as sent: "/find?q=a%20b"
+ *   req.path      its path, not decoded: "/find"
+ *   req.query     the query decoded into a table: {q = "a b"}; a key without
+ *                 "=" is true, a repeated key gives an array of its values
+ *   req.headers   lower-case names; repeated headers are joined with ", "
+ *                 (cookie with "; "); set-cookie is always an array
+ *   req.body      the whole body, "" if none (chunked uploads de-chunked)
+ *   req.version   "1.1" or "1.0"
+ *
+ * The response, exactly one per request, at once or later (from a timer):
+ *   conn:send("<p>hi</p>")          200, Content-Type: text/html; charset=utf-8
+ *   conn:send{status = 404, headers = {["Content-Type"] = "text/plain"},
+ *             body = "not here"}     status 200..999 (1xx are luaserv's)
+ *   A header value is a string, a number, or an array of them (one header
+ *   line each: ["Set-Cookie"] = {"a=1", "b=2"}). luaserv sets Date (unless
+ *   the app does) and Content-Length; an app's Content-Length or
+ *   Transfer-Encoding is ignored; "Connection: close" from the app closes the
+ *   connection after the response. Content-Type defaults as above.
+ *   HEAD: answer as for GET; the head goes out with the Content-Length of the
+ *   body given, the body does not. 204 and 304 never carry a body.
+ *
+ * Streaming, when the length is not known up front (chunked in HTTP/1.1; for
+ * HTTP/1.0 the body runs until the connection closes):
+ *   conn:send{status = 200, headers = {...}, stream = true [, body = part]}
+ *   conn:send(part) ...              false, "buffer full": wait for
+ *                                    onBufferDrain, then go on
+ *   conn:send{done = true [, body = last part]}         ends the response
+ *   Closing the connection mid-stream aborts the response (the client sees
+ *   it cut short).
+ *
+ * Order: the requests of one connection reach onMessage one at a time. The
+ * next pipelined request is parsed only when the current one has been
+ * answered (a whole response, or the done of a stream), so responses always
+ * leave in request order, whether the app answers at once or later; reading
+ * pauses meanwhile (one request in flight per connection, as in nginx).
+ * conn:send when no request is waiting raises an error;
+ * conn:send(bytes, true) writes bytes as they are and answers nothing.
+ *
+ * Keep-alive follows HTTP/1.1 (unless "Connection: close") and HTTP/1.0
+ * (only with "Connection: keep-alive"). "Expect: 100-continue" gets
+ * "100 Continue" once the head is accepted (or 413 at once when the declared
+ * length is too large). Upgrade requests are served as ordinary requests
+ * (WebSocket is websocket://).
+ * A Lua error in onMessage before the response has begun sends 500, then
+ * closes.
+ *
+ * Bad requests: 400 for malformed input and for what smuggling relies on
+ * (Content-Length with Transfer-Encoding, Transfer-Encoding twice or in
+ * HTTP/1.0, obs-fold, a space before the colon, bare CR, no Host in 1.1, two
+ * Host headers); 405 for CONNECT; 505 for versions other than 1.x; 431 for a
+ * head over maxHeaderSize; 413 for a body over maxBodySize (and for a
+ * chunked upload taking more than about twice that on the wire). Then
+ * onError(conn, code, text) (luaserv.errors.PACKAGE_TOO_BIG for 413/431,
+ * BAD_INPUT otherwise) and the connection closes; nothing pipelined behind a
+ * bad request runs. The close lingers as nginx's does: the write side is
+ * shut, and input is read and dropped for up to 1 s, so that the client
+ * reads the error instead of a reset caused by the bytes it is still sending.
+ *
+ * Graceful stop (SIGQUIT, reload): idle keep-alive connections close at
+ * once, others after their response in progress.
+ * ------------------------------------------------------------------------
+ *
+ * How it is done: the bytes of the request being parsed stay in the
+ * connection's input buffer (input() reports them unused until the request
+ * has been handed to the app), so the URL, header names and values, and the body are
+ * offsets into that buffer: nothing is copied or allocated per request except
+ * the Lua strings and tables handed to the app. llhttp keeps its own state
+ * and is given each byte once (ls_http_t.parsed counts how many it has seen).
+ * Those bytes are ours until consumed and llhttp never looks back, so they are
+ * edited in place: chunked body data is moved down over the chunk framing,
+ * header names lower-cased and the query decoded there.
+ */
+#include "http.h"
+#include "conn.h"
+#include "log.h"
+
+#include <lauxlib.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define HTTP_STOPPED (LS_CONN_CLOSING | LS_CONN_CLOSED)
+#define HTTP_LINGER_SECONDS 1
+#define HTTP_CHUNK_SLACK (64 * 1024)
+
+/* Flags that outlive one request; the others are cleared when one begins. */
+#define HTTP_CONN_FLAGS (LS_HTTP_DRAINING | LS_HTTP_LINGER | LS_HTTP_HELD)
+
+static inline lua_State *
+http_L(void)
+{
+    return ls_worker->vm->L;
+}
+
+static inline ls_http_t *
+http_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+static inline size_t
+http_max_header(const ls_http_t *h)
+{
+    return h->c->srv->conf.max_header_size;
+}
+
+static inline size_t
+http_max_body(const ls_http_t *h)
+{
+    return h->c->srv->conf.max_body_size;
+}
+
+/* Record why the request is refused; the llhttp callback returns this. */
+static int
+http_refuse(ls_http_t *h, int status, const char *why)
+{
+    if (h->status == 0) {
+        h->status = status;
+        h->why = why;
+    }
+    return HPE_USER;
+}
+
+/* ---- llhttp callbacks ---------------------------------------------------- */
+
+static int
+http_on_message_begin(llhttp_t *p)
+{
+    ls_http_t *h = http_of(p);
+
+    h->flags = (h->flags & HTTP_CONN_FLAGS) | LS_HTTP_IN_MSG;
+    h->ulen = h->blen = 0;
+    h->nhdrs = 0;
+    h->hosts = h->tes = 0;
+    h->expect = -1;
+    h->status = 0;
+    h->why = NULL;
+    return 0;
+}
+
+/* A head that outgrows maxHeaderSize is refused as it arrives. */
+static inline int
+http_head_check(ls_http_t *h, const char *end)
+{
+    if ((size_t)(end - h->rbase) > http_max_header(h))
+        return http_refuse(h, 431, "request head larger than maxHeaderSize");
+    return 0;
+}
+
+static int
+http_on_url(llhttp_t *p, const char *at, size_t n)
+{
+    ls_http_t *h = http_of(p);
+
+    if (h->ulen == 0)
+        h->url = (size_t)(at - h->rbase);
+    h->ulen += n;
+    return http_head_check(h, at + n);
+}
+
+static int
+http_on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+    ls_http_t *h = http_of(p);
+    ls_http_hdr_t *hd;
+
+    if (h->flags & LS_HTTP_HEAD_DONE)
+        return 0; /* a chunked trailer: ignored */
+    if (h->flags & LS_HTTP_IN_FIELD) {
+        h->hdrs[h->nhdrs - 1].nlen += (uint32_t)n;
+        return http_head_check(h, at + n);
+    }
+    if (h->nhdrs == h->hcap) {
+        uint32_t cap = h->hcap * 2;
+        ls_http_hdr_t *a = h->hdrs == h->inline_hdrs
+                               ? malloc(cap * sizeof(*a))
+                               : realloc(h->hdrs, cap * sizeof(*a));
+        if (a == NULL)
+            return http_refuse(h, 503, "out of memory for headers");
+        if (h->hdrs == h->inline_hdrs)
+            memcpy(a, h->inline_hdrs, sizeof(h->inline_hdrs));
+        h->hdrs = a;
+        h->hcap = cap;
+    }
+    hd = &h->hdrs[h->nhdrs++];
+    hd->name = (uint32_t)(at - h->rbase);
+    hd->nlen = (uint32_t)n;
+    hd->value = hd->name + hd->nlen;
+    hd->vlen = 0;
+    h->flags |= LS_HTTP_IN_FIELD;
+    return http_head_check(h, at + n);
+}
+
+/*
+ * The name is whole: llhttp lets "Host : a" and "X Y: z" through, so every
+ * byte must be a tchar. Count what smuggling checks need.
+ */
+static int
+http_on_header_field_complete(llhttp_t *p)
+{
+    ls_http_t *h = http_of(p);
+    const ls_http_hdr_t *hd;
+    const char *name;
+
+    if (h->flags & LS_HTTP_HEAD_DONE)
+        return 0;
+    h->flags &= ~LS_HTTP_IN_FIELD;
+    hd = &h->hdrs[h->nhdrs - 1];
+    name = h->rbase + hd->name;
+    for (uint32_t i = 0; i < hd->nlen; i++)
+        if (!ls_http_tchar((unsigned char)name[i]))
+            return http_refuse(h, 400, "invalid character in a header name");
+    if (hd->nlen == 4 && strncasecmp(name, "host", 4) == 0)
+        h->hosts++;
+    else if (hd->nlen == 17 && strncasecmp(name, "transfer-encoding", 17) == 0)
+        h->tes++;
+    else if (hd->nlen == 6 && strncasecmp(name, "expect", 6) == 0)
+        h->expect = (int)h->nhdrs - 1;
+    return 0;
+}
+
+/*
+ * The value of a header continues: llhttp accepts obs-fold (a line starting
+ * with a space continues the value before it) and reports the parts as if
+ * they were one value. Here the parts of one value must be adjacent bytes, and
+ * the first must follow the colon with only spaces between.
+ */
+static int
+http_on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    ls_http_t *h = http_of(p);
+    ls_http_hdr_t *hd;
+
+    if ((h->flags & LS_HTTP_HEAD_DONE) || n == 0)
+        return 0; /* an empty value is reported after its line end */
+    hd = &h->hdrs[h->nhdrs - 1];
+    if (h->flags & LS_HTTP_IN_VALUE) {
+        if ((size_t)(at - h->rbase) != (size_t)hd->value + hd->vlen)
+            return http_refuse(h, 400, "obs-fold in a header");
+        hd->vlen += (uint32_t)n;
+    } else {
+        const char *q = at;
+        while (q > h->rbase && (q[-1] == ' ' || q[-1] == '\t'))
+            q--;
+        if (q == h->rbase || q[-1] != ':')
+            return http_refuse(h, 400, "obs-fold in a header");
+        hd->value = (uint32_t)(at - h->rbase);
+        hd->vlen = (uint32_t)n;
+        h->flags |= LS_HTTP_IN_VALUE;
+    }
+    return http_head_check(h, at + n);
+}
+
+static int
+http_on_header_value_complete(llhttp_t *p)
+{
+    ls_http_t *h = http_of(p);
+    ls_http_hdr_t *hd;
+    const char *v;
+
+    if (h->flags & LS_HTTP_HEAD_DONE)
+        return 0;
+    h->flags &= ~LS_HTTP_IN_VALUE;
+    hd = &h->hdrs[h->nhdrs - 1];
+    v = h->rbase + hd->value;
+    while (hd->vlen > 0 && (v[hd->vlen - 1] == ' ' || v[hd->vlen - 1] == '\t'))
+        hd->vlen--;
+    return 0;
+}
+
+/* The head is complete: the checks no single header can make. */
+static int
+http_on_headers_complete(llhttp_t *p)
+{
+    ls_http_t *h = http_of(p);
+    int body = (p->flags & F_CHUNKED) || p->content_length > 0;
+
+    h->flags |= LS_HTTP_HEAD_DONE;
+    if (p->http_major != 1)
+        return http_refuse(h, 505, "HTTP version not supported");
+    if (h->hosts > 1)
+        return http_refuse(h, 400, "more than one Host header");
+    if (h->hosts == 0 && p->http_minor > 0)
+        return http_refuse(h, 400, "no Host header in an HTTP/1.1 request");
+    if (h->tes > 1)
+        return http_refuse(h, 400, "more than one Transfer-Encoding header");
+    if (h->tes > 0 && p->http_minor == 0)
+        return http_refuse(h, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (p->method == HTTP_CONNECT)
+        return http_refuse(h, 405, "CONNECT is not supported");
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > http_max_body(h))
+        return http_refuse(h, 413, "request body larger than maxBodySize");
+    if (h->expect >= 0 && body && p->http_minor > 0) {
+        const ls_http_hdr_t *hd = &h->hdrs[h->expect];
+        if (hd->vlen == 12 &&
+            strncasecmp(h->rbase + hd->value, "100-continue", 12) == 0) {
+            h->flags |= LS_HTTP_CONTINUE;
+            return HPE_PAUSED;
+        }
+    }
+    return 0;
+}
+
+static int
+http_on_chunk_header(llhttp_t *p)
+{
+    ls_http_t *h = http_of(p);
+
+    /* content_length holds the size of the chunk that starts here */
+    if (p->content_length > http_max_body(h) - h->blen)
+        return http_refuse(h, 413, "request body larger than maxBodySize");
+    return 0;
+}
+
+/* Body bytes are gathered right behind the ones before: in a chunked body
+ * that moves them down over the chunk framing llhttp has already read. */
+static int
+http_on_body(llhttp_t *p, const char *at, size_t n)
+{
+    ls_http_t *h = http_of(p);
+    char *end;
+
+    if (h->blen == 0)
+        h->body = (size_t)(at - h->rbase);
+    end = (char *)h->rbase + h->body + h->blen;
+    if (end != at)
+        memmove(end, at, n);
+    h->blen += n;
+    if (h->blen > http_max_body(h))
+        return http_refuse(h, 413, "request body larger than maxBodySize");
+    return 0;
+}
+
+/* Stop at the end of each request, so that it is answered before the next
+ * one is parsed. */
+static int
+http_on_message_complete(llhttp_t *p)
+{
+    http_of(p)->flags &= ~LS_HTTP_IN_MSG;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t http_settings = {
+    .on_message_begin = http_on_message_begin,
+    .on_url = http_on_url,
+    .on_header_field = http_on_header_field,
+    .on_header_value = http_on_header_value,
+    .on_headers_complete = http_on_headers_complete,
+    .on_body = http_on_body,
+    .on_message_complete = http_on_message_complete,
+    .on_header_field_complete = http_on_header_field_complete,
+    .on_header_value_complete = http_on_header_value_complete,
+    .on_chunk_header = http_on_chunk_header,
+};
+
+/*
+ * Hand a whole request to onMessage. A Lua error before the response has
+ * begun is answered with 500 (OpenResty does the same), then the connection
+ * closes as for any protocol.
+ */
+static void
+http_dispatch(ls_conn_t *c, ls_http_t *h, char *base)
+{
+    lua_State *L = http_L();
+    llhttp_t *p = &h->parser;
+    int status;
+
+    c->srv->msgs_in++;
+    h->flags |= LS_HTTP_INFLIGHT;
+    if (llhttp_should_keep_alive(p))
+        h->flags |= LS_HTTP_KEEPALIVE;
+    if (p->http_minor == 0)
+        h->flags |= LS_HTTP_V10;
+    if (p->method == HTTP_HEAD)
+        h->flags |= LS_HTTP_HEAD_REQ;
+    if (!ls_conn_push_callback(c, "onMessage")) {        /* f conn */
+        ls_http_reply_error(c, 404);
+        ls_conn_close(c);
+        return;
+    }
+    ls_http_push_request(L, h, base);                    /* f conn req */
+    ls_conn_incref(c);
+    status = ls_vm_call(ls_worker->vm, 2, 0, "onMessage", c->id);
+    if (status != LUA_OK && !(c->flags & HTTP_STOPPED)) {
+        if ((h->flags & LS_HTTP_INFLIGHT) && !(h->flags & LS_HTTP_STREAMING))
+            ls_http_reply_error(c, 500);
+        ls_conn_close(c);
+    }
+    ls_conn_decref(c);
+}
+
+/* ---- errors and the lingering close ------------------------------------- */
+
+static void
+http_on_linger_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    ls_conn_t *c = arg;
+    (void)fd;
+    (void)what;
+
+    ls_conn_incref(c);
+    /* a client that reads nothing for a second still gets what is queued */
+    if (c->out && evbuffer_get_length(c->out) > 0)
+        ls_conn_close(c);
+    else
+        ls_conn_destroy(c);
+    ls_conn_decref(c);
+    ls_worker_flush();
+}
+
+/* The error reply has left: end our side and let the client read it. */
+static void
+http_on_out(struct evbuffer *out, const struct evbuffer_cb_info *info,
+            void *arg)
+{
+    ls_conn_t *c = arg;
+    ls_http_t *h = c->pstate;
+
+    if (info->n_deleted == 0 || evbuffer_get_length(out) > 0 || h == NULL ||
+        h->linger_cb == NULL)
+        return;
+    evbuffer_cb_clear_flags(out, h->linger_cb, EVBUFFER_CB_ENABLED);
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_WR);
+}
+
+/*
+ * nginx's lingering close: closing a socket with unread input makes the
+ * kernel send a reset, which can destroy the error reply before the client
+ * has read it. So: shut our side once the reply is written, drop whatever
+ * still comes in, and close on EOF or after a second.
+ */
+static void
+http_linger(ls_conn_t *c, ls_http_t *h)
+{
+    struct timeval tv = {HTTP_LINGER_SECONDS, 0};
+
+    h->flags |= LS_HTTP_LINGER;
+    h->flags &= ~(LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG);
+    evtimer_assign(&h->linger_ev, ls_worker->base, http_on_linger_timeout, c);
+    evtimer_add(&h->linger_ev, &tv);
+    if (c->out == NULL || evbuffer_get_length(c->out) == 0) {
+        shutdown(c->fd, SHUT_WR);
+        return;
+    }
+    h->linger_cb = evbuffer_add_cb(c->out, http_on_out, c);
+    if (h->linger_cb == NULL)
+        ls_conn_close(c);
+}
+
+/* Refuse the request being parsed: reply, tell the app, linger, close. */
+static void
+http_fail(ls_conn_t *c, ls_http_t *h, llhttp_errno_t err)
+{
+    int status = h->status ? h->status : 400;
+    const char *why = h->why ? h->why : llhttp_get_error_reason(&h->parser);
+    int big = status == 413 || status == 431;
+    char text[256];
+
+    if (why == NULL)
+        why = llhttp_errno_name(err);
+    snprintf(text, sizeof(text), "%d %s: %s", status, ls_http_reason(status),
+             why);
+    if (big)
+        ls_log(LS_LOG_WARN, 0, "conn %llu: %s (maxHeaderSize %zu, "
+               "maxBodySize %zu); closing", (unsigned long long)c->id, text,
+               http_max_header(h), http_max_body(h));
+    else
+        ls_log(LS_LOG_INFO, 0, "conn %llu: %s; closing",
+               (unsigned long long)c->id, text);
+    ls_http_reply_error(c, status);
+    if (ls_conn_push_callback(c, "onError")) {
+        lua_pushinteger(http_L(), big ? LS_ERR_PACKAGE_TOO_BIG
+                                      : LS_ERR_BAD_INPUT);
+        lua_pushstring(http_L(), text);
+        ls_conn_call(c, "onError", 2);
+    }
+    if (c->flags & HTTP_STOPPED)
+        return;
+    http_linger(c, h);
+}
+
+/* ---- the protocol -------------------------------------------------------- */
+
+static ls_http_t *
+http_new(ls_conn_t *c)
+{
+    ls_http_t *h = calloc(1, sizeof(*h));
+
+    if (h == NULL)
+        return NULL;
+    llhttp_init(&h->parser, HTTP_REQUEST, &http_settings);
+    h->parser.data = h;
+    h->c = c;
+    h->hdrs = h->inline_hdrs;
+    h->hcap = LS_HTTP_INLINE_HDRS;
+    h->expect = -1;
+    c->pstate = h;
+    return h;
+}
+
+/*
+ * Parse what is new, answer each whole request in turn. Returns where the
+ * request not yet answered starts: its bytes must stay.
+ */
+static size_t
+http_input(ls_conn_t *c, const char *buf, size_t len)
+{
+    ls_http_t *h = c->pstate;
+    size_t start = 0;
+
+    if (h == NULL && (h = http_new(c)) == NULL) {
+        ls_log(LS_LOG_ERROR, 0, "conn %llu: out of memory",
+               (unsigned long long)c->id);
+        ls_conn_destroy(c);
+        return len;
+    }
+    if (h->flags & LS_HTTP_LINGER)
+        return len;
+    for (;;) {
+        const char *from, *pos;
+        llhttp_errno_t err;
+
+        if (h->flags & LS_HTTP_INFLIGHT) {
+            /* Wait for the answer; read nothing more until then. */
+            if (start < len && !(h->flags & LS_HTTP_HELD) &&
+                ls_conn_receiving(c)) {
+                h->flags |= LS_HTTP_HELD;
+                ls_conn_pause(c);
+            }
+            break;
+        }
+        if (!ls_conn_receiving(c) || start + h->parsed >= len)
+            break;
+        h->rbase = buf + start;
+        from = h->rbase + h->parsed;
+        err = llhttp_execute(&h->parser, from, (size_t)(buf + len - from));
+        if (err == HPE_OK) {
+            h->parsed = len - start;
+            if ((h->flags & LS_HTTP_IN_MSG) &&
+                !(h->flags & LS_HTTP_HEAD_DONE) &&
+                h->parsed > http_max_header(h)) {
+                http_refuse(h, 431, "request head larger than maxHeaderSize");
+                err = HPE_USER;
+            } else if ((h->flags & LS_HTTP_HEAD_DONE) &&
+                       h->parsed > http_max_header(h) +
+                                       2 * http_max_body(h) +
+                                       HTTP_CHUNK_SLACK) {
+                http_refuse(h, 413, "chunked body framing too large");
+                err = HPE_USER;
+            } else {
+                break;
+            }
+        }
+        if (err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
+            http_fail(c, h, err);
+            return len;
+        }
+        pos = llhttp_get_error_pos(&h->parser);
+        h->parsed = (size_t)(pos - h->rbase);
+        if (err == HPE_PAUSED_UPGRADE) {
+            /* served as an ordinary request: parse on as HTTP */
+            llhttp_resume_after_upgrade(&h->parser);
+            continue;
+        }
+        llhttp_resume(&h->parser);
+        if (h->flags & LS_HTTP_CONTINUE) {
+            struct evbuffer *out = ls_conn_outbuf(c);
+            h->flags &= ~LS_HTTP_CONTINUE;
+            if (out != NULL) {
+                evbuffer_add(out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                ls_conn_commit(c);
+                if (c->flags & HTTP_STOPPED)
+                    return len;
+            }
+            continue;
+        }
+        http_dispatch(c, h, (char *)h->rbase);
+        if (c->flags & HTTP_STOPPED)
+            return len; /* h may be gone */
+        start += h->parsed;
+        h->parsed = 0;
+    }
+    return start;
+}
+
+/* A large Content-Length body is read in pieces as large as what is left. */
+static size_t
+http_missing(ls_conn_t *c, const char *buf, size_t len)
+{
+    ls_http_t *h = c->pstate;
+    (void)buf;
+
+    if (h == NULL || (h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_LINGER)) ||
+        !(h->flags & LS_HTTP_HEAD_DONE) || !(h->flags & LS_HTTP_IN_MSG) ||
+        (h->parser.flags & F_CHUNKED) || h->parsed != len)
+        return 0;
+    return (size_t)h->parser.content_length;
+}
+
+/* Graceful stop: an idle keep-alive connection can go now; one with a
+ * request in progress goes after its response. */
+static void
+http_drain(ls_conn_t *c)
+{
+    ls_http_t *h = c->pstate;
+
+    if (h == NULL || (!(h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG |
+                                    LS_HTTP_LINGER)) &&
+                      c->in.len == 0)) {
+        ls_conn_close(c);
+        return;
+    }
+    h->flags |= LS_HTTP_DRAINING;
+}
+
+static void
+http_release(ls_conn_t *c)
+{
+    ls_http_t *h = c->pstate;
+
+    if (h == NULL)
+        return;
+    if (h->flags & LS_HTTP_LINGER)
+        evtimer_del(&h->linger_ev);
+    if (h->linger_cb && c->out)
+        evbuffer_remove_cb_entry(c->out, h->linger_cb);
+    if (h->hdrs != h->inline_hdrs)
+        free(h->hdrs);
+    free(h);
+    c->pstate = NULL;
+}
+
+const ls_proto_t ls_proto_http = {
+    .name = "http",
+    .input = http_input,
+    .missing = http_missing,
+    .send = ls_http_send,
+    .drain = http_drain,
+    .release = http_release,
+};
