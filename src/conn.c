@@ -278,6 +278,23 @@ conn_read(ls_conn_t *c)
         return;
     }
 
+    /* Just resumed: offer what waits before reading, so that an EOF read
+     * now cannot cut off requests that arrived before it. */
+    if (c->flags & LS_CONN_RESUMED) {
+        c->flags &= ~LS_CONN_RESUMED;
+        used = proto->input(c, b->data + b->off, b->len);
+        if (c->flags & CONN_STOPPED)
+            return;
+        b->off += used;
+        b->len -= used;
+        if (b->len == 0) {
+            buf_release(b);
+            return;
+        }
+        if (c->flags & LS_CONN_PAUSED)
+            return;
+    }
+
     /* Slow path: read into the connection's own buffer, behind what waits
      * (nothing is read while paused; resumeRecv() brings us here). */
     if (!(c->flags & LS_CONN_PAUSED)) {
@@ -523,8 +540,10 @@ ls_conn_resume(ls_conn_t *c)
     c->flags |= LS_CONN_READING;
     /* Packets that arrived before the pause are delivered from the loop, not
      * from inside the resumeRecv() call. */
-    if (c->in.len > 0)
+    if (c->in.len > 0) {
+        c->flags |= LS_CONN_RESUMED;
         event_active(&c->rev, EV_READ, 0);
+    }
 }
 
 /* onError(conn, CONNECT_FAIL, msg), then onClose. */

@@ -103,7 +103,11 @@ cmd_control(const char *app, const char *cmd, int graceful,
     int r;
     pid_t pid = 0;
 
-    if (ls_daemon_default_path(app, "sock", ctl, sizeof(ctl)) < 0) {
+    if (pid_file) {
+        if ((size_t)snprintf(ctl, sizeof(ctl), "%s.sock", pid_file) >=
+            sizeof(ctl))
+            return usage("pid file path too long: %s", pid_file);
+    } else if (ls_daemon_default_path(app, "sock", ctl, sizeof(ctl)) < 0) {
         fprintf(stderr, "luaserv: cannot make the control socket path\n");
         return LS_EXIT_BROKEN;
     }

@@ -1053,8 +1053,18 @@ ls_master_run(const ls_master_opts_t *opts)
         fprintf(stderr, "luaserv: cannot make the default pid file path\n");
         return LS_EXIT_BROKEN;
     }
-    if (ls_daemon_default_path(opts->app, "sock", M.ctl_path,
-                               sizeof(M.ctl_path)) < 0) {
+    /* With -p the control socket sits next to that pid file, so that two
+     * instances of one app can run; otherwise its path derives from the
+     * app's path alone (a pidFile setting cannot be read from a broken
+     * script). */
+    if (opts->pid_file) {
+        if ((size_t)snprintf(M.ctl_path, sizeof(M.ctl_path), "%s.sock",
+                             opts->pid_file) >= sizeof(M.ctl_path)) {
+            fprintf(stderr, "luaserv: pid file path too long\n");
+            return LS_EXIT_BROKEN;
+        }
+    } else if (ls_daemon_default_path(opts->app, "sock", M.ctl_path,
+                                      sizeof(M.ctl_path)) < 0) {
         fprintf(stderr, "luaserv: cannot make the control socket path\n");
         return LS_EXIT_BROKEN;
     }
