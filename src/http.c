@@ -613,20 +613,52 @@ http_missing(ls_conn_t *c, const char *buf, size_t len)
     return (size_t)h->parser.content_length;
 }
 
-/* Graceful stop: an idle keep-alive connection can go now; one with a
- * request in progress goes after its response. */
+#define HTTP_DRAIN_GRACE 1.0 /* s an idle keep-alive conn may still ask */
+
+static void
+http_on_drain_grace(evutil_socket_t fd, short what, void *arg)
+{
+    ls_conn_t *c = arg;
+    ls_http_t *h = c->pstate;
+    (void)fd;
+    (void)what;
+
+    if (h != NULL && !(h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG |
+                                   LS_HTTP_LINGER)) &&
+        c->in.len == 0) {
+        ls_conn_close(c);
+        ls_worker_flush();
+    }
+}
+
+/*
+ * Graceful stop: a connection with a request in progress goes after its
+ * response (Connection: close). An idle keep-alive connection that was
+ * quiet for a while goes now; one that was busy a moment ago is likely to
+ * send its next request right now, and closing it would race with that
+ * request (the classic keep-alive failure), so it gets HTTP_DRAIN_GRACE
+ * seconds to ask, and is answered with Connection: close.
+ */
 static void
 http_drain(ls_conn_t *c)
 {
     ls_http_t *h = c->pstate;
+    struct timeval tv = {(time_t)HTTP_DRAIN_GRACE, 0};
+    int idle = h == NULL || (!(h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG |
+                                           LS_HTTP_LINGER)) &&
+                             c->in.len == 0);
 
-    if (h == NULL || (!(h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG |
-                                    LS_HTTP_LINGER)) &&
-                      c->in.len == 0)) {
+    if (idle && (h == NULL ||
+                 c->active < ls_worker_time() - HTTP_DRAIN_GRACE)) {
         ls_conn_close(c);
         return;
     }
     h->flags |= LS_HTTP_DRAINING;
+    if (idle && h->drain_ev == NULL) {
+        h->drain_ev = evtimer_new(ls_worker->base, http_on_drain_grace, c);
+        if (h->drain_ev == NULL || evtimer_add(h->drain_ev, &tv) < 0)
+            ls_conn_close(c);
+    }
 }
 
 static void
@@ -638,6 +670,8 @@ http_release(ls_conn_t *c)
         return;
     if (h->flags & LS_HTTP_LINGER)
         evtimer_del(&h->linger_ev);
+    if (h->drain_ev)
+        event_free(h->drain_ev);
     if (h->linger_cb && c->out)
         evbuffer_remove_cb_entry(c->out, h->linger_cb);
     if (h->hdrs != h->inline_hdrs)

@@ -60,6 +60,7 @@ typedef struct ls_http {
     const char *why;
     struct event linger_ev;
     struct evbuffer_cb_entry *linger_cb;
+    struct event *drain_ev;    /* graceful stop: idle grace for this conn */
     ls_http_hdr_t inline_hdrs[LS_HTTP_INLINE_HDRS];
 } ls_http_t;
 
