@@ -69,8 +69,10 @@
  * shut, and input is read and dropped for up to 1 s, so that the client
  * reads the error instead of a reset caused by the bytes it is still sending.
  *
- * Graceful stop (SIGQUIT, reload): idle keep-alive connections close at
- * once, others after their response in progress.
+ * Graceful stop (SIGQUIT, reload): a request in progress is answered with
+ * Connection: close; an idle keep-alive connection closes at once if it was
+ * quiet for a second, else it gets one second to send its next request
+ * (answered with Connection: close), so a reload under load fails nothing.
  * ------------------------------------------------------------------------
  *
  * How it is done: the bytes of the request being parsed stay in the
