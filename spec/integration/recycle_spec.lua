@@ -1,0 +1,150 @@
+-- Listener option maxRequests recycles a worker (new one first, then the
+-- old one drains) without failing a single request.
+local server = require "helpers.server"
+local socket = require "socket"
+local life = require "integration.lifecycle"
+
+local APP = "recycle.lua"
+
+local function setup(env, workers)
+    local dir = life.tmpdir()
+    life.copy_fixtures(dir, APP)
+    env = env or {}
+    env.LUASERV_TEST_MAX_REQUESTS = env.LUASERV_TEST_MAX_REQUESTS or "20"
+    return life.start(dir, APP, {
+        workers = workers or 1, env = env,
+    })
+end
+
+-- One HTTP/1.1 keep-alive client over lua-socket that reconnects when the
+-- server answers with `Connection: close`.
+local Http = {}
+Http.__index = Http
+
+local function http_client(port)
+    return setmetatable({ port = port, closes = 0, connects = 0 }, Http)
+end
+
+function Http:get()
+    if not self.sock then
+        local s = socket.tcp()
+        s:settimeout(10)
+        local ok, err = s:connect("127.0.0.1", self.port)
+        if not ok then s:close(); return nil, "connect: " .. err end
+        self.sock = s
+        self.connects = self.connects + 1
+    end
+    local s = self.sock
+    local ok, err = s:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    if not ok then self:close(); return nil, "send: " .. err end
+    local status = s:receive("*l")
+    if not status then self:close(); return nil, "no status line" end
+    local headers = {}
+    while true do
+        local line, lerr = s:receive("*l")
+        if not line then self:close(); return nil, "head: " .. lerr end
+        if line == "" or line == "\r" then break end
+        local k, v = line:match("^([^:]+):%s*(.-)\r?$")
+        if k then headers[k:lower()] = v end
+    end
+    local len = tonumber(headers["content-length"])
+    if not len then self:close(); return nil, "no content-length" end
+    local body, berr = s:receive(len)
+    if not body then self:close(); return nil, "body: " .. berr end
+    if (headers.connection or ""):lower() == "close" then
+        self.closes = self.closes + 1
+        self:close()
+    end
+    return status:match("^HTTP/1%.1 (%d+)"), body
+end
+
+function Http:close()
+    if self.sock then self.sock:close() end
+    self.sock = nil
+end
+
+describe("recycling", function()
+    after_each(function()
+        server.cleanup()
+        life.cleanup()
+    end)
+
+    it("maxRequests = 20: the worker pid changes, no request fails",
+    function()
+        local srv = setup()
+        srv:wait_workers(1)
+        local pids, order = {}, {}
+        -- the limit is checked about once a second, so go by time, not by
+        -- a request count; 90 s is only a bound
+        local deadline = socket.gettime() + 90
+        local i = 0
+        while socket.gettime() < deadline do
+            i = i + 1
+            local reply, err = life.text_request(srv.port, "pid", 10)
+            assert.is_truthy(reply, "request " .. i .. " failed: " ..
+                tostring(err) .. "\n" .. server.tail(srv:log()))
+            local pid = assert(tonumber(reply), reply)
+            if not pids[pid] then
+                pids[pid] = true
+                order[#order + 1] = pid
+            end
+            if #order >= 4 then break end
+            socket.sleep(0.01)
+        end
+        assert.is_true(#order >= 4, "worker recycled " .. (#order - 1) ..
+            " time(s) in " .. i .. " requests: " .. table.concat(order, ","))
+        -- the old workers are gone, one worker serves
+        srv:wait_workers(1, 30)
+        for _, p in ipairs(order) do
+            if p ~= order[#order] then
+                assert.is_truthy(server.wait_until(function()
+                    return not server.alive(p)
+                end, 30), "old worker " .. p .. " still alive")
+            end
+        end
+        assert.is_truthy(#srv:log_lines("maxRequests") >= 3, srv:log())
+        assert.are.equal(0, srv:stop())
+    end)
+
+    it("keep-alive HTTP clients see no failure across recycles", function()
+        local port2 = server.free_port()
+        local srv = setup({ LUASERV_TEST_PORT2 = tostring(port2) })
+        srv:wait_workers(2)
+        local clients = {}
+        for i = 1, 5 do clients[i] = http_client(port2) end
+        local pids, n = {}, 0
+        local deadline = socket.gettime() + 90
+        local i = 0
+        while n < 4 and socket.gettime() < deadline do
+            i = i + 1
+            local c = clients[i % #clients + 1]
+            local status, body = c:get()
+            assert.are.equal("200", status, "request " .. i .. ": " ..
+                tostring(body) .. "\n" .. server.tail(srv:log()))
+            local pid = assert(tonumber(body), body)
+            if not pids[pid] then pids[pid] = true; n = n + 1 end
+            socket.sleep(0.005)
+        end
+        for _, c in ipairs(clients) do c:close() end
+        assert.is_true(n >= 4, "only " .. n .. " distinct worker pids")
+        srv:wait_workers(2, 30)
+        assert.are.equal(0, srv:stop())
+    end)
+
+    it("status counts requests and shows the replacement", function()
+        local srv = setup({ LUASERV_TEST_MAX_REQUESTS = "1000000" })
+        srv:wait_workers(1)
+        local r = life.cmd(srv, "status")
+        assert.are.equal(0, r.code, life.describe_run(r))
+        local rows = life.parse_status(r.stdout)
+        assert.are.equal(1, #rows, r.stdout)
+        local before = rows[1].msgs_in
+        for _ = 1, 7 do assert(life.text_request(srv.port, "pid", 10)) end
+        r = life.cmd(srv, "status")
+        rows = life.parse_status(r.stdout)
+        assert.are.equal(1, #rows, r.stdout)
+        assert.are.equal(before + 7, rows[1].msgs_in, r.stdout)
+        assert.is_true(rows[1].total >= 7, r.stdout)
+        assert.are.equal(0, srv:stop())
+    end)
+end)
