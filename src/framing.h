@@ -9,7 +9,9 @@
 
 #include <stddef.h>
 
-enum { LS_FRAMING_RAW, LS_FRAMING_DELIM, LS_FRAMING_LENGTH };
+/* LS_FRAMING_CUSTOM: a Lua protocol table (input/decode/encode), driven
+ * by proto_lua.c rather than by these functions. */
+enum { LS_FRAMING_RAW, LS_FRAMING_DELIM, LS_FRAMING_LENGTH, LS_FRAMING_CUSTOM };
 
 typedef struct ls_framing {
     int kind;

@@ -153,11 +153,23 @@ core_opt_protocol(lua_State *L, ls_listen_conf_t *l)
         return;
     }
     lua_pop(L, 1);
-    if (lua_getfield(L, -1, "input") != LUA_TNIL)
-        luaL_error(L, "protocols with Lua input/decode/encode functions are "
-                   "not supported yet (use delimiter or length framing)");
-    luaL_error(L, "bad option 'protocol' (a table with 'delimiter' or "
-               "'length' expected)");
+    t = lua_getfield(L, -1, "input");                    /* P input */
+    if (t == LUA_TFUNCTION) {
+        static const char *const opt[] = {"decode", "encode"};
+        for (int i = 0; i < 2; i++) {
+            t = lua_getfield(L, -2, opt[i]);
+            if (t != LUA_TNIL && t != LUA_TFUNCTION)
+                luaL_error(L, "bad protocol field '%s' (function expected, "
+                           "got %s)", opt[i], lua_typename(L, t));
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        memset(f, 0, sizeof(*f));
+        f->kind = LS_FRAMING_CUSTOM;
+        return;
+    }
+    luaL_error(L, "bad option 'protocol' (a table with 'delimiter', "
+               "'length' or an 'input' function expected)");
 }
 
 /* Defaults for a parsed address: limits, and the framing its scheme names. */
@@ -301,6 +313,10 @@ lcore_listen(lua_State *L)
     lua_setfield(L, -2, "idleTimeout");
     lua_pushinteger(L, l.max_connections);
     lua_setfield(L, -2, "maxConnections");
+    if (lua_istable(L, 2) && lua_getfield(L, 2, "protocol") == LUA_TTABLE)
+        lua_setfield(L, -2, "protocol"); /* custom protocols are looked up here */
+    else if (lua_istable(L, 2))
+        lua_pop(L, 1);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &listeners_key);  /* srv list */
     lua_pushvalue(L, -2);                                /* srv list srv */
     lua_setfield(L, -2, l.name);                         /* srv list */

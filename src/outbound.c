@@ -172,7 +172,7 @@ ls_lua_connect(lua_State *L)
     srv->conf = conf;
     snprintf(srv->conf.name, sizeof(srv->conf.name), "connect");
     srv->fd = -1;
-    srv->proto = ls_proto_find(srv->conf.addr.proto);
+    srv->proto = ls_proto_for(&srv->conf);
     srv->read_size = LS_READ_SIZE;
     if (srv->conf.framing.kind == LS_FRAMING_RAW &&
         srv->conf.max_package_size < LS_READ_SIZE)

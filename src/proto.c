@@ -89,3 +89,11 @@ ls_proto_find(const char *name)
         return &ls_proto_http;
     return &ls_proto_stream;
 }
+
+const ls_proto_t *
+ls_proto_for(const ls_listen_conf_t *l)
+{
+    if (l->framing.kind == LS_FRAMING_CUSTOM)
+        return &ls_proto_lua;
+    return ls_proto_find(l->addr.proto);
+}

@@ -34,8 +34,11 @@ typedef struct ls_proto {
     void (*release)(struct ls_conn *c);
 } ls_proto_t;
 
+struct ls_listen_conf;
 const ls_proto_t *ls_proto_find(const char *name);
+const ls_proto_t *ls_proto_for(const struct ls_listen_conf *l);
 
 extern const ls_proto_t ls_proto_stream;
+extern const ls_proto_t ls_proto_lua;
 
 #endif
