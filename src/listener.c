@@ -17,9 +17,8 @@
 /* Protocols the worker can frame today; the others are named so that an app
  * asking for one gets "not supported yet" rather than "unknown". */
 static const char *proto_supported[] = {"tcp", "text", "frame", "http",
-                                        NULL};
-static const char *proto_planned[] = {"websocket", "ws", "udp",
-                                      "ssl", NULL};
+                                        "websocket", "ws", NULL};
+static const char *proto_planned[] = {"udp", "ssl", NULL};
 
 static int
 in_list(const char *s, const char **list)
@@ -147,7 +146,7 @@ ls_listener_parse(const char *url, ls_addr_t *a, char *err, size_t errlen)
     }
     if (!in_list(a->proto, proto_supported)) {
         snprintf(err, errlen, "listen address \"%s\": unknown protocol \"%s\" "
-                 "(known: tcp, text, frame, http, unix)", url, a->proto);
+                 "(known: tcp, text, frame, http, websocket, unix)", url, a->proto);
         return -1;
     }
     return 0;

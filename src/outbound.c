@@ -162,9 +162,12 @@ ls_lua_connect(lua_State *L)
     memset(&conf, 0, sizeof(conf));
     if (ls_listener_parse(url, &conf.addr, err, sizeof(err)) < 0)
         return luaL_error(L, "%s", err);
-    if (strcmp(conf.addr.proto, "http") == 0) /* http.c is a server only */
-        return luaL_error(L, "luaserv.connect(): http:// is not supported "
-                          "for outbound connections yet (use tcp://)");
+    if (strcmp(conf.addr.proto, "http") == 0 || /* server-only protocols */
+        strcmp(conf.addr.proto, "websocket") == 0 ||
+        strcmp(conf.addr.proto, "ws") == 0)
+        return luaL_error(L, "luaserv.connect(): %s:// is not supported "
+                          "for outbound connections yet (use tcp://)",
+                          conf.addr.proto);
     ls_lua_core_defaults(&conf);
     ls_lua_core_options(L, 2, &conf, 1);
     if ((srv = calloc(1, sizeof(*srv))) == NULL)

@@ -6,6 +6,7 @@
 #include "proto.h"
 #include "conn.h"
 #include "http.h"
+#include "ws.h"
 
 #include <lauxlib.h>
 
@@ -87,6 +88,8 @@ ls_proto_find(const char *name)
 {
     if (strcmp(name, "http") == 0)
         return &ls_proto_http;
+    if (strcmp(name, "websocket") == 0 || strcmp(name, "ws") == 0)
+        return &ls_proto_ws;
     return &ls_proto_stream;
 }
 
