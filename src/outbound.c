@@ -175,11 +175,7 @@ ls_lua_connect(lua_State *L)
     srv->conf = conf;
     snprintf(srv->conf.name, sizeof(srv->conf.name), "connect");
     srv->fd = -1;
-    srv->proto = ls_proto_for(&srv->conf);
-    srv->read_size = LS_READ_SIZE;
-    if (srv->conf.framing.kind == LS_FRAMING_RAW &&
-        srv->conf.max_package_size < LS_READ_SIZE)
-        srv->read_size = srv->conf.max_package_size;
+    ls_proto_attach(srv);
     if (lua_istable(L, 2))
         lua_pushvalue(L, 2);
     else

@@ -93,6 +93,18 @@ ls_proto_find(const char *name)
     return &ls_proto_stream;
 }
 
+/* Pick srv's protocol from its options, and how much one read() asks for:
+ * a raw chunk is a message, so it never reads more than maxPackageSize. */
+void
+ls_proto_attach(ls_server_t *srv)
+{
+    srv->proto = ls_proto_for(&srv->conf);
+    srv->read_size = LS_READ_SIZE;
+    if (srv->conf.framing.kind == LS_FRAMING_RAW &&
+        srv->conf.max_package_size < LS_READ_SIZE)
+        srv->read_size = srv->conf.max_package_size;
+}
+
 const ls_proto_t *
 ls_proto_for(const ls_listen_conf_t *l)
 {

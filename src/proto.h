@@ -37,6 +37,8 @@ typedef struct ls_proto {
 struct ls_listen_conf;
 const ls_proto_t *ls_proto_find(const char *name);
 const ls_proto_t *ls_proto_for(const struct ls_listen_conf *l);
+struct ls_server;
+void ls_proto_attach(struct ls_server *srv);
 
 extern const ls_proto_t ls_proto_stream;
 extern const ls_proto_t ls_proto_lua;

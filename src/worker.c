@@ -510,12 +510,7 @@ ls_worker_main(const ls_worker_args_t *a)
     w->srv.conf = w->vm->serve;
     w->srv.lua_ref = w->vm->serve_ref;
     w->srv.fd = a->listen_fd;
-    w->srv.proto = ls_proto_for(&w->srv.conf);
-    /* A raw chunk is a message: never read more than maxPackageSize. */
-    w->srv.read_size = LS_READ_SIZE;
-    if (w->srv.conf.framing.kind == LS_FRAMING_RAW &&
-        w->srv.conf.max_package_size < LS_READ_SIZE)
-        w->srv.read_size = w->srv.conf.max_package_size;
+    ls_proto_attach(&w->srv);
 
     if (worker_emit(w, "onWorkerStart") != LUA_OK) {
         ls_log(LS_LOG_ERROR, 0, "onWorkerStart failed; this worker exits");
