@@ -43,6 +43,7 @@ ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
     if (c == NULL)
         return NULL;
     c->srv = srv;
+    c->proto = srv->proto;
     c->fd = fd;
     c->id = ++ls_worker->next_conn_id;
     c->refs = 1;
@@ -258,7 +259,6 @@ static void
 conn_read(ls_conn_t *c)
 {
     ls_buf_t *b = &c->in;
-    const ls_proto_t *proto = c->srv->proto;
     size_t used, want;
     ssize_t n;
 
@@ -268,7 +268,7 @@ conn_read(ls_conn_t *c)
         n = conn_read_some(c, ls_worker->rbuf, c->srv->read_size);
         if (n <= 0)
             return;
-        used = proto->input(c, ls_worker->rbuf, (size_t)n);
+        used = c->proto->input(c, ls_worker->rbuf, (size_t)n);
         if (used < (size_t)n && !(c->flags & CONN_STOPPED)) {
             if (buf_reserve(b, (size_t)n - used) < 0)
                 goto oom;
@@ -282,7 +282,7 @@ conn_read(ls_conn_t *c)
      * now cannot cut off requests that arrived before it. */
     if (c->flags & LS_CONN_RESUMED) {
         c->flags &= ~LS_CONN_RESUMED;
-        used = proto->input(c, b->data + b->off, b->len);
+        used = c->proto->input(c, b->data + b->off, b->len);
         if (c->flags & CONN_STOPPED)
             return;
         b->off += used;
@@ -298,8 +298,9 @@ conn_read(ls_conn_t *c)
     /* Slow path: read into the connection's own buffer, behind what waits
      * (nothing is read while paused; resumeRecv() brings us here). */
     if (!(c->flags & LS_CONN_PAUSED)) {
-        want = proto->missing ? proto->missing(c, b->data + b->off, b->len)
-                              : 0;
+        want = c->proto->missing
+                   ? c->proto->missing(c, b->data + b->off, b->len)
+                   : 0;
         if (want < c->srv->read_size)
             want = c->srv->read_size;
         if (buf_reserve(b, want) < 0)
@@ -310,7 +311,7 @@ conn_read(ls_conn_t *c)
         if (n > 0)
             b->len += (size_t)n;
     }
-    used = proto->input(c, b->data + b->off, b->len);
+    used = c->proto->input(c, b->data + b->off, b->len);
     if (c->flags & CONN_STOPPED)
         return;
     b->off += used;
@@ -476,8 +477,8 @@ conn_shutdown(ls_conn_t *c)
     srv->nconns--;
 
     ls_conn_emit(c, "onClose");
-    if (srv->proto->release)
-        srv->proto->release(c);
+    if (c->proto->release)
+        c->proto->release(c);
     ls_lua_conn_detach(conn_L(), c);
     if (c->flags & LS_CONN_OUTBOUND) {
         /* The outbound context goes with its only connection. */

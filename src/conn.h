@@ -53,6 +53,7 @@ typedef struct ls_conn {
     struct event rev, wev;
     ls_buf_t in;                   /* unframed input, allocated on demand */
     size_t scan;                   /* delimiter search resumes here */
+    const ls_proto_t *proto;       /* srv->proto, until an upgrade switches */
     void *pstate;                  /* the protocol's per-connection state */
     struct evbuffer *out;          /* allocated on first send */
     double active;                 /* last traffic (loop time), for idleTimeout */

@@ -52,8 +52,10 @@
  * Keep-alive follows HTTP/1.1 (unless "Connection: close") and HTTP/1.0
  * (only with "Connection: keep-alive"). "Expect: 100-continue" gets
  * "100 Continue" once the head is accepted (or 413 at once when the declared
- * length is too large). Upgrade requests are served as ordinary requests
- * (WebSocket is websocket://).
+ * length is too large). WebSocket: a listener whose table has
+ * onWebSocketConnect takes "Upgrade: websocket" requests as handshakes
+ * (see ws.c; without the hook they are ordinary requests, as are other
+ * upgrades); on websocket:// listeners every request must be one.
  * A Lua error in onMessage before the response has begun sends 500, then
  * closes.
  *
@@ -88,6 +90,7 @@
 #include "http.h"
 #include "conn.h"
 #include "log.h"
+#include "ws.h"
 
 #include <lauxlib.h>
 
@@ -497,6 +500,77 @@ http_fail(ls_conn_t *c, ls_http_t *h, llhttp_errno_t err)
     http_linger(c, h);
 }
 
+/* ---- WebSocket upgrade ------------------------------------------------- */
+
+static void http_release(ls_conn_t *c);
+
+/* A websocket:// listener, or a request asking for a WebSocket on a
+ * listener that takes them (it has onWebSocketConnect)? */
+static int
+http_ws_wanted(ls_conn_t *c, ls_http_t *h)
+{
+    const char *scheme = c->srv->conf.addr.proto;
+    int asked = 0;
+
+    if (strcmp(scheme, "websocket") == 0 || strcmp(scheme, "ws") == 0)
+        return 1;
+    if (!h->parser.upgrade)
+        return 0;
+    for (uint32_t i = 0; i < h->nhdrs && !asked; i++) {
+        const ls_http_hdr_t *hd = &h->hdrs[i];
+        asked = hd->nlen == 7 &&
+                strncasecmp(h->rbase + hd->name, "upgrade", 7) == 0 &&
+                ls_ws_token(h->rbase + hd->value, hd->vlen, "websocket");
+    }
+    if (!asked || !ls_conn_push_callback(c, "onWebSocketConnect"))
+        return 0;
+    lua_pop(http_L(), 2);
+    return 1;
+}
+
+/*
+ * The request at h->rbase is a WebSocket handshake: ws.c answers it. When
+ * it switches the connection, HTTP's state goes and the bytes pipelined
+ * behind the request go to the WebSocket parser; a refusal (already
+ * answered) ends the connection as any bad request does. Returns how many
+ * of the len bytes at h->rbase were used.
+ */
+static size_t
+http_upgrade(ls_conn_t *c, ls_http_t *h, size_t len)
+{
+    lua_State *L = http_L();
+    const char *base = h->rbase;
+    size_t used = h->parsed;
+    int top = lua_gettop(L);
+    void *ws;
+
+    c->srv->msgs_in++;
+    ls_http_push_request(L, h, (char *)base);
+    ls_conn_incref(c);
+    ls_ws_upgrade(c, lua_gettop(L));
+    lua_settop(L, top);
+    if (c->proto == &ls_proto_http) {
+        /* refused and answered: still ours, ends as a bad request does */
+        if (!(c->flags & HTTP_STOPPED)) {
+            h->flags &= ~(LS_HTTP_IN_MSG | LS_HTTP_INFLIGHT);
+            http_linger(c, h);
+        }
+        ls_conn_decref(c);
+        return len;
+    }
+    /* Switched (perhaps closed meanwhile): HTTP's state goes. */
+    ws = c->pstate;
+    c->pstate = h;
+    http_release(c);
+    c->pstate = ws;
+    if (!(c->flags & HTTP_STOPPED) && used < len)
+        used += c->proto->input(c, base + used, len - used);
+    if (c->flags & LS_CONN_CLOSED)
+        used = len;
+    ls_conn_decref(c);
+    return used;
+}
+
 /* ---- the protocol -------------------------------------------------------- */
 
 static ls_http_t *
@@ -592,6 +666,8 @@ http_input(ls_conn_t *c, const char *buf, size_t len)
             }
             continue;
         }
+        if (http_ws_wanted(c, h))
+            return start + http_upgrade(c, h, len - start);
         http_dispatch(c, h, (char *)h->rbase);
         if (c->flags & HTTP_STOPPED)
             return len; /* h may be gone */

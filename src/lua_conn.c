@@ -55,7 +55,7 @@ lconn_send(lua_State *L)
         lua_pushliteral(L, "buffer full");
         return 2;
     }
-    switch (c->srv->proto->send(c, L, 2, raw)) {
+    switch (c->proto->send(c, L, 2, raw)) {
     case LS_SEND_OK:
         lua_pushboolean(L, 1);
         return 1;
@@ -68,7 +68,8 @@ lconn_send(lua_State *L)
     }
 }
 
-/* conn:close([data]) -> true | false, "closed"   [-0..1, +1..2, e] */
+/* conn:close([data]) -> true | false, "closed"   [-0..1, +1..2, e]
+ * (the protocol may take other arguments: WebSocket's close code) */
 static int
 lconn_close(lua_State *L)
 {
@@ -76,9 +77,13 @@ lconn_close(lua_State *L)
 
     if (c == NULL)
         return lconn_closed(L);
-    if (!lua_isnoneornil(L, 2))
-        c->srv->proto->send(c, L, 2, 0);
-    ls_conn_close(c);
+    if (c->proto->close) {
+        c->proto->close(c, L, 2);
+    } else {
+        if (!lua_isnoneornil(L, 2))
+            c->proto->send(c, L, 2, 0);
+        ls_conn_close(c);
+    }
     lua_pushboolean(L, 1);
     return 1;
 }

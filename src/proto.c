@@ -6,7 +6,6 @@
 #include "proto.h"
 #include "conn.h"
 #include "http.h"
-#include "ws.h"
 
 #include <lauxlib.h>
 
@@ -81,6 +80,7 @@ const ls_proto_t ls_proto_stream = {
     .send = stream_send,
     .drain = NULL,
     .release = NULL,
+    .close = NULL,
 };
 
 const ls_proto_t *
@@ -88,8 +88,9 @@ ls_proto_find(const char *name)
 {
     if (strcmp(name, "http") == 0)
         return &ls_proto_http;
+    /* a WebSocket starts as an HTTP request (ws.c takes it over) */
     if (strcmp(name, "websocket") == 0 || strcmp(name, "ws") == 0)
-        return &ls_proto_ws;
+        return &ls_proto_http;
     return &ls_proto_stream;
 }
 

@@ -5,7 +5,9 @@
  * protocol turns them into messages and calls the app (ls_conn_emit_*), and
  * turns what the app sends back into bytes (ls_conn_outbuf + ls_conn_commit).
  * The stream protocols (tcp://, text://, frame://, declarative framing) live
- * in proto.c; http:// and websocket:// plug in the same way.
+ * in proto.c; http:// and websocket:// plug in the same way. A connection
+ * carries its own protocol (conn->proto): an HTTP request may switch it to
+ * WebSocket (ws.c).
  */
 #ifndef LS_PROTO_H
 #define LS_PROTO_H
@@ -32,6 +34,10 @@ typedef struct ls_proto {
     void (*drain)(struct ls_conn *c);
     /* The connection is gone: free per-connection state (may be NULL). */
     void (*release)(struct ls_conn *c);
+    /* conn:close(...), the Lua arguments from idx on: end the connection
+     * as the protocol does (may be NULL: send the optional data, then
+     * close once the output is written). May raise on bad arguments. */
+    void (*close)(struct ls_conn *c, lua_State *L, int idx);
 } ls_proto_t;
 
 struct ls_listen_conf;

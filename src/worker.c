@@ -266,11 +266,11 @@ worker_stop(ls_worker_t *w, int how)
             ls_conn_destroy(srv->conns);
     } else if (srv->nconns > 0) {
         struct timeval tv;
-        if (srv->proto->drain)
-            for (ls_conn_t *c = srv->conns, *next; c != NULL; c = next) {
-                next = c->next;
-                srv->proto->drain(c);
-            }
+        for (ls_conn_t *c = srv->conns, *next; c != NULL; c = next) {
+            next = c->next;
+            if (c->proto->drain)
+                c->proto->drain(c);
+        }
         tv.tv_sec = (time_t)w->stop_timeout;
         tv.tv_usec = (suseconds_t)((w->stop_timeout - (double)tv.tv_sec) * 1e6);
         evtimer_assign(&w->stop_ev, w->base, worker_on_stop_timeout, w);

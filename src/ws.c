@@ -1,16 +1,22 @@
 /*
- * ws.c -- websocket:// listeners (RFC 6455).
+ * ws.c -- WebSocket (RFC 6455) connections.
  *
- * The GET request head is parsed here, minimally but strictly; the app's
- * onWebSocketConnect(conn, req) may refuse (403). After the 101 answer,
+ * A connection starts as HTTP on websocket:// listeners too: llhttp parses
+ * the request head strictly (maxHeaderSize, 431, 400 with a lingering
+ * close), and http.c hands a handshake request to ls_ws_upgrade(), which
+ * checks the WebSocket headers, lets onWebSocketConnect(conn, req) refuse,
+ * answers 101 and switches the connection to ls_proto_ws. From then on
  * libwslay does the frames: input() feeds it bytes through its recv
  * callback, its send callback appends to the connection's output buffer.
  * wslay answers pings, enforces client masking, reassembles fragmented
  * messages, closes with 1009 over maxPackageSize and runs the close
  * handshake; onMessage(conn, data) gets text and binary messages.
+ * conn:close() and a graceful stop send a close frame and wait for the
+ * peer's, at most WS_CLOSE_TIMEOUT seconds.
  */
 #include "ws.h"
 #include "conn.h"
+#include "http.h"
 #include "log.h"
 
 #include <lauxlib.h>
@@ -21,8 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
-#define WS_MAX_HEAD (16 * 1024)
+#define WS_CLOSE_TIMEOUT 3 /* s to wait for the peer's close frame */
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 typedef struct ws_state {
@@ -32,6 +39,9 @@ typedef struct ws_state {
     size_t rlen, roff;
     int busy;           /* inside wslay: release() must wait */
     int dead;           /* released while busy */
+    int open;           /* the 101 has been sent */
+    int closing;        /* our close frame is queued: messages are dropped */
+    struct event *close_ev; /* gives up on the peer's close frame */
 } ws_state_t;
 
 /* ---- SHA-1 (FIPS 180-1) and base64, for Sec-WebSocket-Accept ---- */
@@ -167,7 +177,7 @@ ws_msg_cb(wslay_event_context_ptr ctx,
     (void)ctx;
     if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
         return;
-    if (s->c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED))
+    if (s->closing || (s->c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
         return;
     ls_conn_emit_message(s->c, (const char *)arg->msg, arg->msg_length);
 }
@@ -179,6 +189,8 @@ static const struct wslay_event_callbacks ws_callbacks = {
 static void
 ws_free(ws_state_t *s)
 {
+    if (s->close_ev)
+        event_free(s->close_ev);
     if (s->ctx)
         wslay_event_context_free(s->ctx);
     free(s);
@@ -201,186 +213,149 @@ ws_pump(ls_conn_t *c, ws_state_t *s)
 
 /* ---- the handshake ---- */
 
-static void
-ws_reply(ls_conn_t *c, const char *status, const char *extra)
+/* Does the comma-separated list v[0..n) hold token tok (any case)? */
+int
+ls_ws_token(const char *v, size_t n, const char *tok)
 {
-    struct evbuffer *out = ls_conn_outbuf(c);
-
-    if (out != NULL) {
-        evbuffer_add_printf(out, "HTTP/1.1 %s\r\nConnection: close\r\n%s"
-                            "Content-Length: 0\r\n\r\n", status, extra);
-        ls_conn_commit(c);
-    }
-    ls_conn_close(c);
-}
-
-/* Does the comma-separated list v (length n) hold token tok? */
-static int
-has_token(const char *v, const char *tok)
-{
+    const char *end = v + n;
     size_t tl = strlen(tok);
 
-    while (*v) {
+    while (v < end) {
         const char *e;
-        size_t n;
-        while (*v == ' ' || *v == '\t' || *v == ',')
+        size_t m;
+        while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
             v++;
         e = v;
-        while (*e && *e != ',')
+        while (e < end && *e != ',')
             e++;
-        n = (size_t)(e - v);
-        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-            n--;
-        if (n == tl && strncasecmp(v, tok, tl) == 0)
+        m = (size_t)(e - v);
+        while (m > 0 && (v[m - 1] == ' ' || v[m - 1] == '\t'))
+            m--;
+        if (m == tl && strncasecmp(v, tok, tl) == 0)
             return 1;
         v = e;
     }
     return 0;
 }
 
-static int
-is_tchar(int ch)
-{
-    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-/* Parse head[0..n) (ending in CRLF CRLF) into a req table left on the Lua
- * stack; 0 if malformed (nothing pushed). */
-static int
-ws_parse_head(lua_State *L, const char *head, size_t n)
-{
-    const char *p = head, *end = head + n, *eol, *sp;
-    int top = lua_gettop(L);
-
-    eol = memchr(p, '\r', (size_t)(end - p));
-    if (eol == NULL || eol[1] != '\n' || eol - p < 14 ||
-        memcmp(p, "GET ", 4) != 0 || memcmp(eol - 9, " HTTP/1.1", 9) != 0)
-        return 0;
-    sp = p + 4;
-    if (*sp != '/' || eol - 9 <= sp)
-        return 0;
-    for (const char *q = sp; q < eol - 9; q++)
-        if ((unsigned char)*q <= ' ' || *q == 0x7f)
-            return 0;
-    lua_createtable(L, 0, 3);
-    lua_pushliteral(L, "GET");
-    lua_setfield(L, -2, "method");
-    lua_pushlstring(L, sp, (size_t)(eol - 9 - sp));
-    lua_setfield(L, -2, "url");
-    {
-        const char *qm = memchr(sp, '?', (size_t)(eol - 9 - sp));
-        lua_pushlstring(L, sp, (size_t)((qm ? qm : eol - 9) - sp));
-        lua_setfield(L, -2, "path");
-    }
-    lua_newtable(L); /* headers */
-    p = eol + 2;
-    for (;;) {
-        const char *colon, *v, *ve;
-        char name[256];
-        size_t nl, i;
-
-        eol = memchr(p, '\r', (size_t)(end - p));
-        if (eol == NULL || eol + 1 >= end || eol[1] != '\n')
-            goto bad;
-        if (eol == p)
-            break;
-        colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon == NULL || colon == p ||
-            (nl = (size_t)(colon - p)) >= sizeof(name))
-            goto bad;
-        for (i = 0; i < nl; i++) {
-            if (!is_tchar((unsigned char)p[i]))
-                goto bad;
-            name[i] = (char)tolower((unsigned char)p[i]);
-        }
-        v = colon + 1;
-        while (v < eol && (*v == ' ' || *v == '\t'))
-            v++;
-        ve = eol;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
-        for (const char *q = v; q < ve; q++)
-            if ((unsigned char)*q < ' ' && *q != '\t')
-                goto bad;
-        lua_pushlstring(L, name, nl);
-        if (lua_getfield(L, -2, lua_tostring(L, -1)) == LUA_TSTRING) {
-            lua_pushliteral(L, ", ");
-            lua_pushlstring(L, v, (size_t)(ve - v));
-            lua_concat(L, 3);
-        } else {
-            lua_pop(L, 1);
-            lua_pushlstring(L, v, (size_t)(ve - v));
-        }
-        lua_rawset(L, -3);
-        p = eol + 2;
-    }
-    lua_setfield(L, -2, "headers");
-    return 1;
-bad:
-    lua_settop(L, top);
-    return 0;
-}
-
+/* req.<field> or req.headers[<name>] as a string, or NULL. The string
+ * stays alive: the req table holds it. */
 static const char *
-hdr(lua_State *L, int req, const char *name)
+req_str(lua_State *L, int req, const char *field, const char *name,
+        size_t *len)
 {
     const char *v;
 
-    lua_getfield(L, req, "headers");
-    lua_getfield(L, -1, name);
-    v = lua_tostring(L, -1); /* stays alive: the table holds it */
-    lua_pop(L, 2);
+    lua_getfield(L, req, field);
+    if (name != NULL) {
+        if (lua_type(L, -1) == LUA_TTABLE)
+            lua_getfield(L, -1, name);
+        else
+            lua_pushnil(L);
+        lua_remove(L, -2);
+    }
+    v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, len) : NULL;
+    lua_pop(L, 1);
     return v;
 }
 
-/* Returns the head length used, or 0 with the connection closing. */
-static size_t
-ws_handshake(ls_conn_t *c, const char *buf, size_t hlen)
+static int
+is_b64(int ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= '0' && ch <= '9') || ch == '+' || ch == '/';
+}
+
+/* Refuse the handshake: a short plain-text reply; the caller closes. */
+static int
+ws_refuse(ls_conn_t *c, int status, const char *why, const char *extra)
+{
+    struct evbuffer *out = ls_conn_outbuf(c);
+    const char *reason = ls_http_reason(status);
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    ls_log(LS_LOG_INFO, 0, "conn %llu: websocket handshake refused: %d %s",
+           (unsigned long long)c->id, status, why);
+    if (out == NULL)
+        return status;
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT",
+             gmtime_r(&now, &tm));
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
+                        "Content-Type: text/plain; charset=utf-8\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n%s\r\n"
+                        "%d %s\n", status, reason, date, strlen(reason) + 5,
+                        extra, status, reason);
+    ls_conn_commit(c);
+    return status;
+}
+
+/*
+ * The request at Lua stack index req (a whole HTTP request, from http.c)
+ * asks for a WebSocket. Check it, ask onWebSocketConnect, answer 101 and
+ * switch the connection to ls_proto_ws. Returns 0 when switched (or when
+ * the app closed the connection meanwhile: the caller checks), else the
+ * HTTP status of the refusal already queued (the connection is left to the
+ * caller, as it was).
+ */
+int
+ls_ws_upgrade(ls_conn_t *c, int req)
 {
     lua_State *L = ls_worker->vm->L;
-    int top = lua_gettop(L), req;
+    const ls_proto_t *prev = c->proto;
+    void *prev_state = c->pstate;
+    int top = lua_gettop(L), status = 0;
     const char *v, *key;
-    char cat[128], accept[32], extra[128];
+    size_t n, klen = 0;
+    char cat[128], accept[32];
     unsigned char dig[20];
     ws_state_t *s;
 
-    if (!ws_parse_head(L, buf, hlen)) {
-        ws_reply(c, "400 Bad Request", "");
-        return 0;
-    }
-    req = lua_gettop(L);
-    if ((v = hdr(L, req, "upgrade")) == NULL || !has_token(v, "websocket") ||
-        (v = hdr(L, req, "connection")) == NULL || !has_token(v, "upgrade") ||
-        (key = hdr(L, req, "sec-websocket-key")) == NULL ||
-        strlen(key) != 24 || hdr(L, req, "host") == NULL) {
-        lua_settop(L, top);
-        ws_reply(c, "400 Bad Request", "");
-        return 0;
-    }
-    if ((v = hdr(L, req, "sec-websocket-version")) == NULL ||
-        strcmp(v, "13") != 0) {
-        lua_settop(L, top);
-        ws_reply(c, "400 Bad Request", "Sec-WebSocket-Version: 13\r\n");
-        return 0;
-    }
+    req = lua_absindex(L, req);
+    if ((v = req_str(L, req, "method", NULL, &n)) == NULL ||
+        strcmp(v, "GET") != 0)
+        return ws_refuse(c, 400, "not a GET request", "");
+    if ((v = req_str(L, req, "version", NULL, &n)) == NULL ||
+        strcmp(v, "1.1") != 0)
+        return ws_refuse(c, 400, "not an HTTP/1.1 request", "");
+    if ((v = req_str(L, req, "headers", "upgrade", &n)) == NULL ||
+        !ls_ws_token(v, n, "websocket"))
+        return ws_refuse(c, 400, "no \"Upgrade: websocket\"", "");
+    if ((v = req_str(L, req, "headers", "connection", &n)) == NULL ||
+        !ls_ws_token(v, n, "upgrade"))
+        return ws_refuse(c, 400, "no \"Connection: Upgrade\"", "");
+    /* 16 random bytes in base64: 22 characters and "==" */
+    key = req_str(L, req, "headers", "sec-websocket-key", &klen);
+    if (key == NULL || klen != 24 || key[22] != '=' || key[23] != '=')
+        return ws_refuse(c, 400, "bad Sec-WebSocket-Key", "");
+    for (size_t i = 0; i < 22; i++)
+        if (!is_b64((unsigned char)key[i]))
+            return ws_refuse(c, 400, "bad Sec-WebSocket-Key", "");
+    if ((v = req_str(L, req, "body", NULL, &n)) != NULL && n > 0)
+        return ws_refuse(c, 400, "a handshake with a body", "");
+    if ((v = req_str(L, req, "headers", "sec-websocket-version", &n)) ==
+            NULL || strcmp(v, "13") != 0)
+        return ws_refuse(c, 400, "Sec-WebSocket-Version is not 13",
+                         "Sec-WebSocket-Version: 13\r\n");
     snprintf(cat, sizeof(cat), "%s%s", key, WS_GUID);
     sha1((const unsigned char *)cat, strlen(cat), dig);
     base64(dig, sizeof(dig), accept);
 
-    /* The context comes first, so that onWebSocketConnect may already
-     * conn:send (a welcome): busy holds the frames until after the 101. */
+    /* The connection is WebSocket's from here, so that onWebSocketConnect
+     * may already conn:send (a welcome): busy holds the frames until after
+     * the 101. */
     if ((s = calloc(1, sizeof(*s))) == NULL ||
         wslay_event_context_server_init(&s->ctx, &ws_callbacks, s) != 0) {
         free(s);
-        lua_settop(L, top);
         ls_log(LS_LOG_WARN, 0, "conn %llu: websocket: out of memory",
                (unsigned long long)c->id);
-        ws_reply(c, "500 Internal Server Error", "");
-        return 0;
+        return ws_refuse(c, 503, "out of memory", "");
     }
     s->c = c;
     wslay_event_config_set_max_recv_msg_length(s->ctx,
                                                c->srv->conf.max_package_size);
+    c->proto = &ls_proto_ws;
     c->pstate = s;
     if (ls_conn_push_callback(c, "onWebSocketConnect")) { /* f conn */
         int ok;
@@ -390,39 +365,41 @@ ws_handshake(ls_conn_t *c, const char *buf, size_t hlen)
         ok = ls_vm_call(ls_worker->vm, 2, 1, "onWebSocketConnect", c->id) ==
              LUA_OK;
         s->busy = 0;
-        if (ok && lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
-            ok = 0;
+        if (!ok)
+            status = 403;
+        else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+            status = 403;
+        else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 400 &&
+                 lua_tointeger(L, -1) <= 599)
+            status = (int)lua_tointeger(L, -1);
         lua_settop(L, top);
         if (s->dead) {                   /* conn:destroy() */
             ws_free(s);
             ls_conn_decref(c);
             return 0;
         }
-        if (c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)) {
-            ls_conn_decref(c);           /* conn:close(): release() frees */
-            return 0;
-        }
         ls_conn_decref(c);
-        if (!ok) {
-            c->pstate = NULL;
+        if (c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED))
+            return 0;                    /* conn:close(): release() frees */
+        if (status != 0) {
+            c->proto = prev;
+            c->pstate = prev_state;
             ws_free(s);
-            ws_reply(c, "403 Forbidden", "");
-            return 0;
+            return ws_refuse(c, status, "by onWebSocketConnect", "");
         }
     }
-    lua_settop(L, top);
-    snprintf(extra, sizeof(extra), "Sec-WebSocket-Accept: %s\r\n", accept);
     {
         struct evbuffer *out = ls_conn_outbuf(c);
         if (out == NULL)
             return 0;
         evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n"
                             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                            "%s\r\n", extra);
+                            "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
         ls_conn_commit(c);
     }
+    s->open = 1;
     ws_pump(c, s); /* what onWebSocketConnect sent */
-    return hlen;
+    return 0;
 }
 
 /* ---- the protocol ---- */
@@ -434,29 +411,8 @@ ws_input(ls_conn_t *c, const char *buf, size_t len)
     size_t off = 0;
     int err;
 
-    if (s == NULL) {
-        const char *e;
-        size_t scan = len < WS_MAX_HEAD ? len : WS_MAX_HEAD;
-
-        e = memmem(buf, scan, "\r\n\r\n", 4);
-        if (e == NULL) {
-            if (len >= WS_MAX_HEAD) {
-                ls_log(LS_LOG_WARN, 0, "conn %llu: websocket: request head "
-                       "over %d bytes", (unsigned long long)c->id,
-                       WS_MAX_HEAD);
-                ws_reply(c, "431 Request Header Fields Too Large", "");
-                return len;
-            }
-            return 0;
-        }
-        off = ws_handshake(c, buf, (size_t)(e + 4 - buf));
-        if (off == 0 || c->pstate == NULL)
-            return len;
-        s = c->pstate;
-    }
-    if (off == len || !ls_conn_receiving(c))
-        return off;
-
+    if (s == NULL || !ls_conn_receiving(c))
+        return s == NULL ? len : 0;
     ls_conn_incref(c);
     s->rbuf = buf + off;
     s->rlen = len - off;
@@ -525,21 +481,99 @@ ws_send(ls_conn_t *c, lua_State *L, int idx, int raw)
     return (c->flags & LS_CONN_FULL) ? LS_SEND_FULL : LS_SEND_OK;
 }
 
+/* ---- closing ---- */
+
+static void
+ws_on_close_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    ls_conn_t *c = arg;
+    (void)fd;
+    (void)what;
+
+    ls_log(LS_LOG_INFO, 0, "conn %llu: websocket: no close frame from the "
+           "peer within %d s; closing", (unsigned long long)c->id,
+           WS_CLOSE_TIMEOUT);
+    ls_conn_incref(c);
+    ls_conn_destroy(c);
+    ls_conn_decref(c);
+    ls_worker_flush();
+}
+
+/* Queue our close frame, wait for the peer's (bounded). */
+static void
+ws_start_close(ls_conn_t *c, ws_state_t *s, uint16_t code,
+               const char *reason, size_t rlen)
+{
+    struct timeval tv = {WS_CLOSE_TIMEOUT, 0};
+
+    if (s->closing)
+        return;
+    s->closing = 1;
+    if (wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason,
+                                rlen) != 0) {
+        /* the peer's close came first: wslay is answering it already */
+        if (!s->busy)
+            ws_pump(c, s);
+        return;
+    }
+    s->close_ev = evtimer_new(ls_worker->base, ws_on_close_timeout, c);
+    if (s->close_ev == NULL || evtimer_add(s->close_ev, &tv) < 0) {
+        ls_conn_close(c);
+        return;
+    }
+    if (!s->busy)
+        ws_pump(c, s);
+}
+
+/* 1000-1003, 1007-1014 and the application ranges may be sent;
+ * 1004-1006 and 1015 are reserved. */
+static int
+ws_close_code_ok(lua_Integer code)
+{
+    return (code >= 1000 && code <= 1003) ||
+           (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+/* conn:close([data]) / conn:close(code [, reason]). */
+static void
+ws_close(ls_conn_t *c, lua_State *L, int idx)
+{
+    ws_state_t *s = c->pstate;
+    lua_Integer code = WSLAY_CODE_NORMAL_CLOSURE;
+    const char *reason = NULL;
+    size_t rlen = 0;
+
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        code = luaL_checkinteger(L, idx);
+        luaL_argcheck(L, ws_close_code_ok(code), idx,
+                      "not a close code a server may send (1000-1003, "
+                      "1007-1014, 3000-4999)");
+        reason = luaL_optlstring(L, idx + 1, NULL, &rlen);
+        luaL_argcheck(L, rlen <= 123, idx + 1,
+                      "a close reason is at most 123 bytes");
+    } else if (!lua_isnoneornil(L, idx)) {
+        ws_send(c, L, idx, 0);
+    }
+    if (s == NULL || !s->open) {
+        /* inside onWebSocketConnect: no 101 goes out */
+        ls_conn_close(c);
+        return;
+    }
+    ws_start_close(c, s, (uint16_t)code, reason, rlen);
+}
+
 static void
 ws_drain(ls_conn_t *c)
 {
     ws_state_t *s = c->pstate;
 
-    if (s == NULL) {
+    if (s == NULL || !s->open) {
         ls_conn_close(c);
         return;
     }
-    wslay_event_queue_close(s->ctx, WSLAY_CODE_GOING_AWAY,
-                            (const uint8_t *)"server stopping", 15);
-    if (!s->busy) {
-        ws_pump(c, s);
+    ws_start_close(c, s, WSLAY_CODE_GOING_AWAY, "server stopping", 15);
+    if (!s->busy)
         ls_worker_flush(); /* called from a signal, not a read */
-    }
 }
 
 static void
@@ -563,4 +597,5 @@ const ls_proto_t ls_proto_ws = {
     .send = ws_send,
     .drain = ws_drain,
     .release = ws_release,
+    .close = ws_close,
 };
