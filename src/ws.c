@@ -40,7 +40,11 @@ typedef struct ws_state {
     int busy;           /* inside wslay: release() must wait */
     int dead;           /* released while busy */
     int open;           /* the 101 has been sent */
-    int closing;        /* our close frame is queued: messages are dropped */
+    int closing;        /* conn:close() or a stop: messages are dropped */
+    int close_pending;  /* the close frame goes after the queued messages */
+    uint16_t close_code;
+    size_t close_rlen;
+    char close_reason[124];
     struct event *close_ev; /* gives up on the peer's close frame */
 } ws_state_t;
 
@@ -206,6 +210,19 @@ ws_pump(ls_conn_t *c, ws_state_t *s)
     if (wslay_event_send(s->ctx) != 0) {
         ls_conn_close(c);
         return;
+    }
+    /* wslay sends control frames first: a close queued with messages still
+     * waiting would cut them off (conn:close(data)) */
+    if (s->close_pending && wslay_event_get_queued_msg_count(s->ctx) == 0) {
+        s->close_pending = 0;
+        /* fails when the peer's close came first: wslay answers that */
+        if (wslay_event_queue_close(s->ctx, s->close_code,
+                                    (const uint8_t *)s->close_reason,
+                                    s->close_rlen) == 0 &&
+            wslay_event_send(s->ctx) != 0) {
+            ls_conn_close(c);
+            return;
+        }
     }
     if (!wslay_event_want_read(s->ctx) && !wslay_event_want_write(s->ctx))
         ls_conn_close(c);
@@ -470,6 +487,8 @@ ws_send(ls_conn_t *c, lua_State *L, int idx, int raw)
         return LS_SEND_CLOSED;
     if (s == NULL)
         return luaL_error(L, "websocket send: the handshake is not done");
+    if (s->closing)
+        return LS_SEND_CLOSED; /* after conn:close() */
     msg.msg = (const uint8_t *)p;
     msg.msg_length = n;
     if (wslay_event_queue_msg(s->ctx, &msg) != 0)
@@ -499,7 +518,8 @@ ws_on_close_timeout(evutil_socket_t fd, short what, void *arg)
     ls_worker_flush();
 }
 
-/* Queue our close frame, wait for the peer's (bounded). */
+/* Send our close frame after what is queued, wait for the peer's
+ * (bounded). */
 static void
 ws_start_close(ls_conn_t *c, ws_state_t *s, uint16_t code,
                const char *reason, size_t rlen)
@@ -509,13 +529,13 @@ ws_start_close(ls_conn_t *c, ws_state_t *s, uint16_t code,
     if (s->closing)
         return;
     s->closing = 1;
-    if (wslay_event_queue_close(s->ctx, code, (const uint8_t *)reason,
-                                rlen) != 0) {
-        /* the peer's close came first: wslay is answering it already */
-        if (!s->busy)
-            ws_pump(c, s);
-        return;
-    }
+    s->close_pending = 1;
+    s->close_code = code;
+    if (rlen > sizeof(s->close_reason))
+        rlen = sizeof(s->close_reason);
+    if (rlen > 0)
+        memcpy(s->close_reason, reason, rlen);
+    s->close_rlen = rlen;
     s->close_ev = evtimer_new(ls_worker->base, ws_on_close_timeout, c);
     if (s->close_ev == NULL || evtimer_add(s->close_ev, &tv) < 0) {
         ls_conn_close(c);
