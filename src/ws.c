@@ -200,8 +200,12 @@ ws_free(ws_state_t *s)
     free(s);
 }
 
+static void ws_on_close_timeout(evutil_socket_t fd, short what, void *arg);
+
 /* Write what wslay has queued; end the connection once both sides have
- * closed, or on a wslay error. */
+ * closed, or on a wslay error. Once our close frame is out (conn:close(),
+ * a stop, or wslay's answer to bad input), the peer has WS_CLOSE_TIMEOUT
+ * seconds to answer it. */
 static void
 ws_pump(ls_conn_t *c, ws_state_t *s)
 {
@@ -224,8 +228,16 @@ ws_pump(ls_conn_t *c, ws_state_t *s)
             return;
         }
     }
-    if (!wslay_event_want_read(s->ctx) && !wslay_event_want_write(s->ctx))
+    if (!wslay_event_want_read(s->ctx) && !wslay_event_want_write(s->ctx)) {
         ls_conn_close(c);
+        return;
+    }
+    if (wslay_event_get_close_sent(s->ctx) && s->close_ev == NULL) {
+        struct timeval tv = {WS_CLOSE_TIMEOUT, 0};
+        s->close_ev = evtimer_new(ls_worker->base, ws_on_close_timeout, c);
+        if (s->close_ev == NULL || evtimer_add(s->close_ev, &tv) < 0)
+            ls_conn_close(c);
+    }
 }
 
 /* ---- the handshake ---- */
@@ -518,14 +530,12 @@ ws_on_close_timeout(evutil_socket_t fd, short what, void *arg)
     ls_worker_flush();
 }
 
-/* Send our close frame after what is queued, wait for the peer's
- * (bounded). */
+/* Send our close frame after what is queued; ws_pump then waits for the
+ * peer's (bounded). */
 static void
 ws_start_close(ls_conn_t *c, ws_state_t *s, uint16_t code,
                const char *reason, size_t rlen)
 {
-    struct timeval tv = {WS_CLOSE_TIMEOUT, 0};
-
     if (s->closing)
         return;
     s->closing = 1;
@@ -536,13 +546,44 @@ ws_start_close(ls_conn_t *c, ws_state_t *s, uint16_t code,
     if (rlen > 0)
         memcpy(s->close_reason, reason, rlen);
     s->close_rlen = rlen;
-    s->close_ev = evtimer_new(ls_worker->base, ws_on_close_timeout, c);
-    if (s->close_ev == NULL || evtimer_add(s->close_ev, &tv) < 0) {
-        ls_conn_close(c);
-        return;
-    }
     if (!s->busy)
         ws_pump(c, s);
+}
+
+/* Is p[0..n) UTF-8 (no overlongs, surrogates or code points over
+ * U+10FFFF)? A close reason must be. */
+static int
+utf8_ok(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned c = p[i], need, cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            need = 1, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            need = 2, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            need = 3, cp = c & 0x07;
+        else
+            return 0;
+        if (n - i <= need)
+            return 0;
+        for (unsigned k = 1; k <= need; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i + k] & 0x3F);
+        }
+        if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += need + 1;
+    }
+    return 1;
 }
 
 /* 1000-1003, 1007-1014 and the application ranges may be sent;
@@ -571,6 +612,9 @@ ws_close(ls_conn_t *c, lua_State *L, int idx)
         reason = luaL_optlstring(L, idx + 1, NULL, &rlen);
         luaL_argcheck(L, rlen <= 123, idx + 1,
                       "a close reason is at most 123 bytes");
+        luaL_argcheck(L, reason == NULL ||
+                             utf8_ok((const unsigned char *)reason, rlen),
+                      idx + 1, "a close reason must be UTF-8");
     } else if (!lua_isnoneornil(L, idx)) {
         ws_send(c, L, idx, 0);
     }

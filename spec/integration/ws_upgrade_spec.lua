@@ -156,6 +156,35 @@ describe("websocket upgrade on http://", function()
         assert(srv:wait_log("no close frame from the peer", 5))
     end)
 
+    it("bounds the wait after wslay's own close (1009) too", function()
+        local c = client.must_connect(srv.port)
+        finally(function() c:close() end)
+        local big = ("z"):rep(2000)
+        assert(c:send(handshake("/echo") .. string.char(0x81, 0x80 | 126) ..
+                      string.pack(">I2", #big) .. "\0\0\0\0" .. big))
+        assert.are.equal("HTTP/1.1 101 Switching Protocols\r", read_head(c))
+        local op, payload = read_frame(c)
+        assert.are.equal(8, op)
+        assert.are.equal(1009, string.unpack(">I2", payload))
+        assert(c:wait_closed(15))
+    end)
+
+    it("raises on a close code or reason a server may not send", function()
+        srv:expect_error("not a close code")
+        srv:expect_error("close reason must be UTF%-8")
+        -- (binary frames: a text frame must be UTF-8 itself)
+        for _, msg in ipairs { "close 1005", "close 1000 \255" } do
+            local c = client.must_connect(srv.port)
+            assert(c:send(handshake("/echo") .. frame(2, msg)))
+            assert.are.equal("HTTP/1.1 101 Switching Protocols\r",
+                             read_head(c))
+            assert(c:wait_closed(10))
+            c:close()
+        end
+        assert(srv:wait_log("not a close code", 5))
+        assert(srv:wait_log("close reason must be UTF-8", 5))
+    end)
+
     it("closes at once when the peer answers the close frame", function()
         local c = client.must_connect(srv.port)
         finally(function() c:close() end)
