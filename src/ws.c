@@ -40,6 +40,7 @@ typedef struct ws_state {
     int busy;           /* inside wslay: release() must wait */
     int dead;           /* released while busy */
     int open;           /* the 101 has been sent */
+    int sent;           /* wslay wrote to the output buffer */
     int closing;        /* conn:close() or a stop: messages are dropped */
     int close_pending;  /* the close frame goes after the queued messages */
     uint16_t close_code;
@@ -168,22 +169,37 @@ ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
-    ls_conn_commit(s->c);
+    s->sent = 1; /* ws_pump commits, outside wslay (onBufferFull) */
     return (ssize_t)len;
 }
 
+static void ws_start_close(ls_conn_t *c, ws_state_t *s, uint16_t code,
+                           const char *reason, size_t rlen);
+
+/* onMessage(conn, data); a Lua error in it closes with 1011. */
 static void
 ws_msg_cb(wslay_event_context_ptr ctx,
           const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
     ws_state_t *s = user;
+    ls_conn_t *c = s->c;
+    lua_State *L = ls_worker->vm->L;
 
     (void)ctx;
     if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
         return;
-    if (s->closing || (s->c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
+    if (s->closing || (c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
         return;
-    ls_conn_emit_message(s->c, (const char *)arg->msg, arg->msg_length);
+    c->srv->msgs_in++;
+    if (!ls_conn_push_callback(c, "onMessage"))          /* f conn */
+        return;
+    lua_pushlstring(L, (const char *)arg->msg, arg->msg_length);
+    ls_conn_incref(c);
+    if (ls_vm_call(ls_worker->vm, 2, 0, "onMessage", c->id) != LUA_OK &&
+        !s->dead && !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
+        ws_start_close(c, s, WSLAY_CODE_INTERNAL_SERVER_ERROR,
+                       "internal error", 14);
+    ls_conn_decref(c);
 }
 
 static const struct wslay_event_callbacks ws_callbacks = {
@@ -209,35 +225,38 @@ static void ws_on_close_timeout(evutil_socket_t fd, short what, void *arg);
 static void
 ws_pump(ls_conn_t *c, ws_state_t *s)
 {
+    int fail, done;
+
     if (c->flags & LS_CONN_CLOSED)
         return;
-    if (wslay_event_send(s->ctx) != 0) {
-        ls_conn_close(c);
-        return;
-    }
+    ls_conn_incref(c);
+    s->sent = 0;
+    fail = wslay_event_send(s->ctx) != 0;
     /* wslay sends control frames first: a close queued with messages still
      * waiting would cut them off (conn:close(data)) */
-    if (s->close_pending && wslay_event_get_queued_msg_count(s->ctx) == 0) {
+    if (!fail && s->close_pending &&
+        wslay_event_get_queued_msg_count(s->ctx) == 0) {
         s->close_pending = 0;
         /* fails when the peer's close came first: wslay answers that */
         if (wslay_event_queue_close(s->ctx, s->close_code,
                                     (const uint8_t *)s->close_reason,
-                                    s->close_rlen) == 0 &&
-            wslay_event_send(s->ctx) != 0) {
-            ls_conn_close(c);
-            return;
-        }
+                                    s->close_rlen) == 0)
+            fail = wslay_event_send(s->ctx) != 0;
     }
-    if (!wslay_event_want_read(s->ctx) && !wslay_event_want_write(s->ctx)) {
-        ls_conn_close(c);
-        return;
-    }
-    if (wslay_event_get_close_sent(s->ctx) && s->close_ev == NULL) {
+    done = !wslay_event_want_read(s->ctx) && !wslay_event_want_write(s->ctx);
+    if (!fail && !done && wslay_event_get_close_sent(s->ctx) &&
+        s->close_ev == NULL) {
         struct timeval tv = {WS_CLOSE_TIMEOUT, 0};
         s->close_ev = evtimer_new(ls_worker->base, ws_on_close_timeout, c);
         if (s->close_ev == NULL || evtimer_add(s->close_ev, &tv) < 0)
-            ls_conn_close(c);
+            fail = 1;
     }
+    /* last: onBufferFull may run here, and may even free s */
+    if (s->sent)
+        ls_conn_commit(c);
+    if (fail || done)
+        ls_conn_close(c);
+    ls_conn_decref(c);
 }
 
 /* ---- the handshake ---- */
@@ -505,10 +524,15 @@ ws_send(ls_conn_t *c, lua_State *L, int idx, int raw)
     msg.msg_length = n;
     if (wslay_event_queue_msg(s->ctx, &msg) != 0)
         return LS_SEND_CLOSED;
-    if (!s->busy)
+    if (!s->busy) {
+        int r;
+        ls_conn_incref(c);
         ws_pump(c, s);
-    if (c->flags & LS_CONN_CLOSED)
-        return LS_SEND_CLOSED;
+        r = (c->flags & LS_CONN_CLOSED) ? LS_SEND_CLOSED
+            : (c->flags & LS_CONN_FULL) ? LS_SEND_FULL : LS_SEND_OK;
+        ls_conn_decref(c);
+        return r;
+    }
     return (c->flags & LS_CONN_FULL) ? LS_SEND_FULL : LS_SEND_OK;
 }
 
@@ -635,9 +659,12 @@ ws_drain(ls_conn_t *c)
         ls_conn_close(c);
         return;
     }
+    if (s->busy) {
+        ws_start_close(c, s, WSLAY_CODE_GOING_AWAY, "server stopping", 15);
+        return;
+    }
     ws_start_close(c, s, WSLAY_CODE_GOING_AWAY, "server stopping", 15);
-    if (!s->busy)
-        ls_worker_flush(); /* called from a signal, not a read */
+    ls_worker_flush(); /* called from a signal, not a read */
 }
 
 static void
