@@ -524,7 +524,17 @@ ws_send(ls_conn_t *c, lua_State *L, int idx, int raw)
     msg.msg_length = n;
     if (wslay_event_queue_msg(s->ctx, &msg) != 0)
         return LS_SEND_CLOSED;
-    if (!s->busy) {
+    if (s->busy) {
+        /* Held in wslay until the callback returns: the send buffer limit
+         * counts them, so that a loop of sends in onMessage stops too. */
+        size_t held = wslay_event_get_queued_msg_length(s->ctx) +
+                      (c->out ? evbuffer_get_length(c->out) : 0);
+        if (held >= c->srv->conf.max_send_buffer_size &&
+            !(c->flags & LS_CONN_FULL)) {
+            c->flags |= LS_CONN_FULL;
+            ls_conn_emit(c, "onBufferFull");
+        }
+    } else {
         int r;
         ls_conn_incref(c);
         ws_pump(c, s);
@@ -533,7 +543,7 @@ ws_send(ls_conn_t *c, lua_State *L, int idx, int raw)
         ls_conn_decref(c);
         return r;
     }
-    return (c->flags & LS_CONN_FULL) ? LS_SEND_FULL : LS_SEND_OK;
+    return LS_SEND_OK;
 }
 
 /* ---- closing ---- */

@@ -184,6 +184,28 @@ describe("websocket upgrade on http://", function()
         assert.are.equal("", c.buf)
     end)
 
+    it("survives conn:destroy() from onBufferFull, in and out of onMessage",
+    function()
+        local before = srv:count_log("wsup flooded")
+        for _, msg in ipairs { "flood", "flood later" } do
+            local c = client.must_connect(srv.port)
+            assert(c:send(handshake("/echo")))
+            assert.are.equal("HTTP/1.1 101 Switching Protocols\r",
+                             read_head(c))
+            assert(c:send(frame(1, msg)))
+            -- destroyed: whatever was not written yet is dropped
+            assert(c:wait_closed(10))
+            c:close()
+        end
+        assert.is_truthy(server.wait_until(function()
+            return srv:count_log("wsup flooded") >= before + 2
+        end, 5))
+        -- sends stopped at the 64 KiB limit in both cases
+        for n in srv:log():gmatch("wsup flooded (%d+)") do
+            assert.is_true(tonumber(n) < 100, n)
+        end
+    end)
+
     it("raises on a close code or reason a server may not send", function()
         srv:expect_error("not a close code")
         srv:expect_error("close reason must be UTF%-8")
