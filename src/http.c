@@ -799,6 +799,8 @@ http_input(ls_conn_t *c, const char *buf, size_t len)
         http_dispatch(c, h, (char *)h->rbase);
         if (c->flags & HTTP_STOPPED)
             return len; /* h may be gone */
+        if (h->flags & LS_HTTP_LINGER)
+            return len; /* that was the last: what follows is dropped */
         start += h->parsed;
         h->parsed = 0;
     }
