@@ -207,6 +207,8 @@ worker_accept_emfile(ls_worker_t *w, int err)
     struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
     int fd;
 
+    if (w->emfile_burst == 0)
+        w->emfile_burst = w->emfile_count + 1;
     w->emfile_count++;
     if (w->emfile_fd >= 0) {
         close(w->emfile_fd);
@@ -251,6 +253,15 @@ worker_on_accept(evutil_socket_t lfd, short what, void *arg)
                 ls_log_limited(&lim_err, LS_LOG_ERROR, errno,
                                "accept4() failed");
             break;
+        }
+        if (w->emfile_burst) {
+            ls_log(LS_LOG_INFO, 0, "accepting again after running out of "
+                   "descriptors (%llu times in this burst)",
+                   (unsigned long long)(w->emfile_count - w->emfile_burst +
+                                        1));
+            w->emfile_burst = 0;
+            if (w->emfile_fd < 0)
+                w->emfile_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         }
         if (srv->conf.addr.family != AF_UNIX)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));

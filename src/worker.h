@@ -65,6 +65,7 @@ typedef struct ls_worker {
     int emfile_fd;              /* reserve descriptor for EMFILE */
     struct event accept_pause_ev;
     uint64_t emfile_count;
+    uint64_t emfile_burst;      /* emfile_count when this burst began, + 1 */
     time_t started_wall;
     struct event recycle_ev;    /* maxRequests / maxMemory check */
     double jitter;              /* 1.0 .. 1.25: workers do not recycle at once */
