@@ -6,6 +6,8 @@
  *   local web = luaserv.listen("http://0.0.0.0:8080", {
  *       maxHeaderSize = 16 * 1024,       -- request line + headers, else 431
  *       maxBodySize = 10 * 1024 * 1024,  -- default: maxPackageSize, else 413
+ *       headerTimeout = 10,              -- s until a request head is whole
+ *       bodyTimeout = 30,                -- s between two reads of a body
  *   })
  *   function web.onMessage(conn, req) conn:send("<h1>hello</h1>") end
  *
@@ -66,13 +68,18 @@
  * onError(conn, code, text) (luaserv.errors.PACKAGE_TOO_BIG for 413/431,
  * BAD_INPUT otherwise) and the connection closes; nothing pipelined behind a
  * bad request runs. The close lingers as nginx's does: the write side is
- * shut, and input is read and dropped for up to 1 s, so that the client
+ * shut once the reply is out, and input is read and dropped until the client
+ * closes, has sent nothing for 1 s, or 10 s have passed, so that the client
  * reads the error instead of a reset caused by the bytes it is still sending.
+ * The last response of a connection (Connection: close, HTTP/1.0, a 500, a
+ * graceful stop) and the timeouts (see "Slow clients") close the same way, so
+ * requests pipelined behind it cannot turn the close into a reset either.
  *
  * Graceful stop (SIGQUIT, reload): a request in progress is answered with
  * Connection: close; an idle keep-alive connection closes at once if it was
  * quiet for a second, else it gets one second to send its next request
  * (answered with Connection: close), so a reload under load fails nothing.
+ * headerTimeout / bodyTimeout (408) and sendTimeout: see "Slow clients".
  * ------------------------------------------------------------------------
  *
  * How it is done: the bytes of the request being parsed stay in the
