@@ -165,3 +165,21 @@ describe("client timeouts", function()
         assert.are.equal("again", other:request("again", 5))
     end)
 end)
+
+describe("timeout options", function()
+    it("are checked at startup", function()
+        for _, opt in ipairs({ "HEADER_TIMEOUT", "BODY_TIMEOUT",
+                               "SEND_TIMEOUT" }) do
+            local r = server.run({ APP, "check" },
+                                 { env = { [opt] = "-1" } })
+            assert.are.equal(1, r.code, r.stderr)
+            local name = opt:lower():gsub("_(%a)", string.upper)
+            assert.truthy(r.stderr:find("bad option '" .. name .. "'", 1,
+                                        true), r.stderr)
+        end
+        local ok = server.run({ APP, "check" },
+                              { env = { HEADER_TIMEOUT = "0", BODY_TIMEOUT = "0",
+                                        SEND_TIMEOUT = "0.5" } })
+        assert.are.equal(0, ok.code, ok.stderr)
+    end)
+end)
