@@ -8,7 +8,8 @@ local socket = require "socket"
 
 local APP = "spec/fixtures/apps/log_flood.lua"
 
--- n connections that each send data and go, 50 at a time.
+-- n connections that each send data and go, 50 at a time. (Each leaves a
+-- TIME_WAIT port behind on the client side: 5000 in all is plenty.)
 local function flood(port, n, data)
     local done = 0
     while done < n do
@@ -56,13 +57,13 @@ describe("log rate limit", function()
     end)
     after_each(function() server.cleanup() end)
 
-    it("keeps the log small under 8000 bad inputs and sums up the rest",
+    it("keeps the log small under 5000 bad inputs and sums up the rest",
        function()
         local before = count_lines(srv:log())
         local t0 = socket.gettime()
-        flood(srv.port, 5000, "GET / HTTP/1.1\r\nHost : bad\r\n\r\n")
-        flood(port2, 2000, string.rep("z", 100))
-        flood(port2, 1000, "boom\n")
+        flood(srv.port, 3000, "GET / HTTP/1.1\r\nHost : bad\r\n\r\n")
+        flood(port2, 1500, string.rep("z", 100))
+        flood(port2, 500, "boom\n")
         local took = socket.gettime() - t0
 
         -- every one of them is either logged or counted in a summary
@@ -72,17 +73,17 @@ describe("log rate limit", function()
                 if shown + suppressed == n then return true end
             end, 20)
         end
-        assert.is_truthy(all_in("400 Bad Request", "bad requests", 5000),
+        assert.is_truthy(all_in("400 Bad Request", "bad requests", 3000),
                          server.tail(srv:log()))
         assert.is_truthy(all_in("package too big", "bad or oversized input",
-                                2000), server.tail(srv:log()))
+                                1500), server.tail(srv:log()))
         assert.is_truthy(all_in("boom from a client",
-                                "Lua errors in connection callbacks", 1000),
+                                "Lua errors in connection callbacks", 500),
                          server.tail(srv:log()))
 
         local added = count_lines(srv:log()) - before
         local errors = #srv:log_lines("[error]")
-        print(string.format("\n  log flood: 8000 bad inputs in %.1f s added " ..
+        print(string.format("\n  log flood: 5000 bad inputs in %.1f s added " ..
                             "%d log lines (%d [error] entries)", took, added,
                             errors))
         -- at most 10 lines + 1 summary per cause and second (a Lua error
