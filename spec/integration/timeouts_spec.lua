@@ -164,6 +164,24 @@ describe("client timeouts", function()
         assert.is_truthy(srv:wait_log("onClose text", 5))
         assert.are.equal("again", other:request("again", 5))
     end)
+
+    it("closes an outbound connection whose peer stops reading after " ..
+       "sendTimeout", function()
+        local socket = require "socket"
+        local peer = assert(socket.bind("127.0.0.1", 0))
+        local _, pport = peer:getsockname()
+        local c = connect(port2)
+        finally(function() peer:close() end)
+        assert(c:send("connect " .. pport .. "\n"))
+        peer:settimeout(10)
+        local accepted = assert(peer:accept())
+        finally(function() accepted:close() end)
+        assert.are.equal("connected", c:line(10))
+        -- accepted, never read
+        assert.is_truthy(srv:wait_log("onError out 5 sendTimeout (1 s)", 15),
+                         server.tail(srv:log()))
+        assert.are.equal("out closed", c:line(10))
+    end)
 end)
 
 describe("timeout options", function()
