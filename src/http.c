@@ -455,7 +455,7 @@ http_timed_out(ls_conn_t *c, ls_http_t *h, int which)
     ls_log_limited(&lim, LS_LOG_INFO, 0, "conn %llu: %s; closing",
                    (unsigned long long)c->id, text);
     ls_http_reply_error(c, 408);
-    if (ls_conn_push_callback(c, "onError")) {
+    if (!(c->flags & HTTP_STOPPED) && ls_conn_push_callback(c, "onError")) {
         lua_pushinteger(http_L(), LS_ERR_TIMEOUT);
         lua_pushstring(http_L(), text);
         ls_conn_call(c, "onError", 2);
