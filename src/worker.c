@@ -201,10 +201,18 @@ worker_accept_resume(evutil_socket_t fd, short what, void *arg)
  * accepting for a moment. One log line per second at most, with a count.
  */
 static void
+worker_accept_pause(ls_worker_t *w)
+{
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+
+    event_del(&w->srv.accept_ev);
+    evtimer_add(&w->accept_pause_ev, &tv);
+}
+
+static void
 worker_accept_emfile(ls_worker_t *w, int err)
 {
     static double last_log;
-    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
     int fd;
 
     if (w->emfile_burst == 0)
@@ -223,8 +231,7 @@ worker_accept_emfile(ls_worker_t *w, int err)
                "%d ms (%llu times so far)", ACCEPT_PAUSE_MS,
                (unsigned long long)w->emfile_count);
     }
-    event_del(&w->srv.accept_ev);
-    evtimer_add(&w->accept_pause_ev, &tv);
+    worker_accept_pause(w);
 }
 
 static void
@@ -249,9 +256,14 @@ worker_on_accept(evutil_socket_t lfd, short what, void *arg)
                 continue;
             if (errno == EMFILE || errno == ENFILE)
                 worker_accept_emfile(w, errno);
-            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+            else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                /* ENOBUFS, ENOMEM...: the listening socket stays readable,
+                 * so pause rather than spin on it */
                 ls_log_limited(&lim_err, LS_LOG_ERROR, errno,
-                               "accept4() failed");
+                               "accept4() failed; pausing accepting for %d ms",
+                               ACCEPT_PAUSE_MS);
+                worker_accept_pause(w);
+            }
             break;
         }
         if (w->emfile_burst) {
