@@ -25,6 +25,9 @@ typedef struct ls_listen_conf {
     double idle_timeout;       /* seconds without traffic; 0: none */
     int max_connections;       /* per worker; 0: no limit */
     double connect_timeout;    /* outbound connections */
+    double send_timeout;       /* pending output without progress; 0: none */
+    double header_timeout;     /* http: until a request head is whole */
+    double body_timeout;       /* http: between two reads of a body */
     uint64_t max_requests;     /* recycle a worker after that many; 0: no */
     size_t max_memory;         /* recycle a worker above that RSS; 0: no */
     ls_framing_t framing;
@@ -48,6 +51,9 @@ typedef struct ls_conf {
 #define LS_DEFAULT_MAX_SEND_BUFFER (1024 * 1024)
 #define LS_DEFAULT_MAX_HEADER (16 * 1024)
 #define LS_DEFAULT_CONNECT_TIMEOUT 10.0
+#define LS_DEFAULT_SEND_TIMEOUT 60.0
+#define LS_DEFAULT_HEADER_TIMEOUT 10.0
+#define LS_DEFAULT_BODY_TIMEOUT 30.0
 
 void ls_conf_init(ls_conf_t *c);
 void ls_conf_free(ls_conf_t *c);

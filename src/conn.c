@@ -136,6 +136,8 @@ ls_conn_start(ls_conn_t *c)
 {
     event_add(&c->rev, NULL);
     c->flags |= LS_CONN_READING;
+    if (c->srv->proto->start)
+        c->srv->proto->start(c);
     ls_conn_emit(c, "onConnect");
 }
 
@@ -143,8 +145,11 @@ ls_conn_start(ls_conn_t *c)
 void
 ls_conn_fail(ls_conn_t *c, int code, const char *text)
 {
-    ls_log(LS_LOG_WARN, 0, "conn %llu: %s (maxPackageSize %zu); closing",
-           (unsigned long long)c->id, text, c->srv->conf.max_package_size);
+    static ls_log_limit_t lim = LS_LOG_LIMIT("bad or oversized input", 0);
+
+    ls_log_limited(&lim, LS_LOG_WARN, 0, "conn %llu: %s (maxPackageSize %zu); "
+                   "closing", (unsigned long long)c->id, text,
+                   c->srv->conf.max_package_size);
     if (ls_conn_push_callback(c, "onError")) {
         lua_pushinteger(conn_L(), code);
         lua_pushstring(conn_L(), text);
@@ -243,9 +248,11 @@ conn_read_some(ls_conn_t *c, char *p, size_t n)
     }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return -1;
-    if (r < 0 && errno != ECONNRESET)
-        ls_log(LS_LOG_INFO, errno, "conn %llu: read() failed",
-               (unsigned long long)c->id);
+    if (r < 0 && errno != ECONNRESET) {
+        static ls_log_limit_t lim = LS_LOG_LIMIT("read() failures", 0);
+        ls_log_limited(&lim, LS_LOG_INFO, errno, "conn %llu: read() failed",
+                       (unsigned long long)c->id);
+    }
     /* EOF: answer what was asked before closing (a client that half-closes
      * after its request still gets the reply). */
     if (r == 0 && c->out && evbuffer_get_length(c->out) > 0)
@@ -397,14 +404,21 @@ ls_conn_flush(ls_conn_t *c)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 if (!(c->flags & LS_CONN_WARMED)) {
-                    event_add(&c->wev, NULL);
+                    /* sendTimeout: the persistent write event's timeout
+                     * restarts each time the socket takes more */
+                    event_add(&c->wev,
+                              ls_worker_timeout(c->srv->conf.send_timeout));
                     c->flags |= LS_CONN_WARMED;
                 }
                 return;
             }
-            if (errno != EPIPE && errno != ECONNRESET)
-                ls_log(LS_LOG_INFO, errno, "conn %llu: write() failed",
-                       (unsigned long long)c->id);
+            if (errno != EPIPE && errno != ECONNRESET) {
+                static ls_log_limit_t lim = LS_LOG_LIMIT("write() failures",
+                                                         0);
+                ls_log_limited(&lim, LS_LOG_INFO, errno,
+                               "conn %llu: write() failed",
+                               (unsigned long long)c->id);
+            }
             conn_shutdown(c);
             return;
         }
@@ -427,16 +441,44 @@ ls_conn_flush(ls_conn_t *c)
 
 static void conn_connected(ls_conn_t *c);
 
+/*
+ * sendTimeout: output has been waiting that long and the peer took none of
+ * it (a client that stopped reading, or a slow-read attack). onError(conn,
+ * TIMEOUT, text) unless the app already closed it, then the connection
+ * goes with its output.
+ */
+static void
+conn_send_timeout(ls_conn_t *c)
+{
+    static ls_log_limit_t lim = LS_LOG_LIMIT("send timeouts", 0);
+    char text[160];
+
+    if (c->out == NULL || evbuffer_get_length(c->out) == 0)
+        return;
+    snprintf(text, sizeof(text), "sendTimeout (%g s): the peer took none of "
+             "%zu pending bytes", c->srv->conf.send_timeout,
+             evbuffer_get_length(c->out));
+    ls_log_limited(&lim, LS_LOG_INFO, 0, "conn %llu: %s; closing",
+                   (unsigned long long)c->id, text);
+    if (!(c->flags & CONN_STOPPED) && ls_conn_push_callback(c, "onError")) {
+        lua_pushinteger(conn_L(), LS_ERR_TIMEOUT);
+        lua_pushstring(conn_L(), text);
+        ls_conn_call(c, "onError", 2);
+    }
+    ls_conn_destroy(c);
+}
+
 static void
 conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
     ls_conn_t *c = arg;
     (void)fd;
-    (void)what;
 
     ls_conn_incref(c);
     if (c->flags & LS_CONN_CONNECTING)
         conn_connected(c);
+    else if (what == EV_TIMEOUT)
+        conn_send_timeout(c);
     else
         ls_conn_flush(c);
     ls_conn_decref(c);
@@ -617,6 +659,10 @@ conn_connected(ls_conn_t *c)
         event_free(c->timer);
         c->timer = NULL;
     }
+    /* the write event waited for the connect; output re-arms it (with
+     * sendTimeout) */
+    event_del(&c->wev);
+    c->flags &= ~LS_CONN_WARMED;
     if (c->peer.sa.sa_family != AF_UNIX)
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     ls_conn_start(c);

@@ -33,6 +33,7 @@ enum {
     LS_ERR_BAD_INPUT = 2,
     LS_ERR_SEND_FAIL = 3,
     LS_ERR_CONNECT_FAIL = 4,
+    LS_ERR_TIMEOUT = 5,         /* headerTimeout, bodyTimeout, sendTimeout */
 };
 
 typedef struct ls_buf {

@@ -6,6 +6,8 @@
  *   local web = luaserv.listen("http://0.0.0.0:8080", {
  *       maxHeaderSize = 16 * 1024,       -- request line + headers, else 431
  *       maxBodySize = 10 * 1024 * 1024,  -- default: maxPackageSize, else 413
+ *       headerTimeout = 10,              -- s until a request head is whole
+ *       bodyTimeout = 30,                -- s between two reads of a body
  *   })
  *   function web.onMessage(conn, req) conn:send("<h1>hello</h1>") end
  *
@@ -68,13 +70,18 @@
  * onError(conn, code, text) (luaserv.errors.PACKAGE_TOO_BIG for 413/431,
  * BAD_INPUT otherwise) and the connection closes; nothing pipelined behind a
  * bad request runs. The close lingers as nginx's does: the write side is
- * shut, and input is read and dropped for up to 1 s, so that the client
+ * shut once the reply is out, and input is read and dropped until the client
+ * closes, has sent nothing for 1 s, or 10 s have passed, so that the client
  * reads the error instead of a reset caused by the bytes it is still sending.
+ * The last response of a connection (Connection: close, HTTP/1.0, a 500, a
+ * graceful stop) and the timeouts (see "Slow clients") close the same way, so
+ * requests pipelined behind it cannot turn the close into a reset either.
  *
  * Graceful stop (SIGQUIT, reload): a request in progress is answered with
  * Connection: close; an idle keep-alive connection closes at once if it was
  * quiet for a second, else it gets one second to send its next request
  * (answered with Connection: close), so a reload under load fails nothing.
+ * headerTimeout / bodyTimeout (408) and sendTimeout: see "Slow clients".
  * ------------------------------------------------------------------------
  *
  * How it is done: the bytes of the request being parsed stay in the
@@ -100,7 +107,8 @@
 #include <sys/socket.h>
 
 #define HTTP_STOPPED (LS_CONN_CLOSING | LS_CONN_CLOSED)
-#define HTTP_LINGER_SECONDS 1
+#define HTTP_LINGER_QUIET 1.0  /* s without input that end a lingering close */
+#define HTTP_LINGER_MAX 10.0   /* s a lingering close lasts at most */
 #define HTTP_CHUNK_SLACK (64 * 1024)
 
 /* Flags that outlive one request; the others are cleared when one begins. */
@@ -373,6 +381,140 @@ static const llhttp_settings_t http_settings = {
     .on_chunk_header = http_on_chunk_header,
 };
 
+/* ---- headerTimeout and bodyTimeout ---------------------------------------
+ *
+ * One timer per connection, armed for the phase it is in: from accept, or
+ * from the end of the previous response, until the request head is whole
+ * (headerTimeout); then between two reads of the body (bodyTimeout). It is
+ * disarmed while the app has the request. All connections share the same
+ * durations, so the timers are libevent "common timeouts" (a queue, not the
+ * heap: arming and disarming cost O(1)); the body timer is not moved on
+ * every read but checked lazily against the last read when it fires.
+ */
+
+enum { HTTP_TMO_NONE, HTTP_TMO_HEAD, HTTP_TMO_BODY };
+
+static void http_linger(ls_conn_t *c, ls_http_t *h);
+
+static void
+http_tmo_set(ls_http_t *h, int which)
+{
+    const ls_listen_conf_t *l = &h->c->srv->conf;
+    const struct timeval *tv;
+
+    if (h->tmo == which && which != HTTP_TMO_HEAD)
+        return;
+    if (h->tmo != HTTP_TMO_NONE)
+        evtimer_del(&h->tmo_ev);
+    h->tmo = HTTP_TMO_NONE;
+    if (which == HTTP_TMO_NONE)
+        return;
+    tv = ls_worker_timeout(which == HTTP_TMO_HEAD ? l->header_timeout
+                                                  : l->body_timeout);
+    if (tv != NULL && evtimer_add(&h->tmo_ev, tv) == 0)
+        h->tmo = (uint8_t)which;
+}
+
+static void
+http_tmo_in(ls_http_t *h, int which, double secs)
+{
+    struct timeval tv;
+
+    if (secs < 0.001)
+        secs = 0.001;
+    tv.tv_sec = (time_t)secs;
+    tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
+    if (evtimer_add(&h->tmo_ev, &tv) == 0)
+        h->tmo = (uint8_t)which;
+}
+
+/*
+ * The client took too long. Nothing of the next request yet (an idle
+ * keep-alive connection, or one that never sent a byte): close without a
+ * reply, as nginx does when keepalive_timeout ends (a 408 could cross a
+ * request the client is sending right now). Otherwise 408 with Connection:
+ * close, onError(conn, TIMEOUT, text), and the lingering close.
+ */
+static void
+http_timed_out(ls_conn_t *c, ls_http_t *h, int which)
+{
+    static ls_log_limit_t lim = LS_LOG_LIMIT("request timeouts", 0);
+    const ls_listen_conf_t *l = &c->srv->conf;
+    char text[160];
+
+    if (which == HTTP_TMO_HEAD && !(h->flags & LS_HTTP_IN_MSG)) {
+        ls_log(LS_LOG_DEBUG, 0, "conn %llu: no request within headerTimeout "
+               "(%g s); closing", (unsigned long long)c->id,
+               l->header_timeout);
+        http_linger(c, h);
+        return;
+    }
+    if (which == HTTP_TMO_HEAD)
+        snprintf(text, sizeof(text), "408 Request Timeout: request head not "
+                 "complete within headerTimeout (%g s)", l->header_timeout);
+    else
+        snprintf(text, sizeof(text), "408 Request Timeout: no request body "
+                 "data for bodyTimeout (%g s)", l->body_timeout);
+    ls_log_limited(&lim, LS_LOG_INFO, 0, "conn %llu: %s; closing",
+                   (unsigned long long)c->id, text);
+    ls_http_reply_error(c, 408);
+    if (!(c->flags & HTTP_STOPPED) && ls_conn_push_callback(c, "onError")) {
+        lua_pushinteger(http_L(), LS_ERR_TIMEOUT);
+        lua_pushstring(http_L(), text);
+        ls_conn_call(c, "onError", 2);
+    }
+    if (c->flags & HTTP_STOPPED)
+        return;
+    http_linger(c, h);
+}
+
+static void
+http_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    ls_conn_t *c = arg;
+    ls_http_t *h = c->pstate;
+    int which;
+    (void)fd;
+    (void)what;
+
+    if (h == NULL || (c->flags & HTTP_STOPPED))
+        return;
+    which = h->tmo;
+    h->tmo = HTTP_TMO_NONE;
+    if (which == HTTP_TMO_NONE ||
+        (h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_LINGER)))
+        return;
+    if (c->flags & LS_CONN_PAUSED) {
+        /* the app paused reading (pauseRecv): not the client's doing */
+        http_tmo_set(h, which);
+        return;
+    }
+    if (which == HTTP_TMO_BODY) {
+        double quiet = ls_worker_time() - c->active;
+        if (quiet < c->srv->conf.body_timeout) {
+            http_tmo_in(h, which, c->srv->conf.body_timeout - quiet);
+            return;
+        }
+    }
+    ls_conn_incref(c);
+    http_timed_out(c, h, which);
+    ls_conn_decref(c);
+    ls_worker_flush();
+}
+
+/* A response is complete and the connection stays: its next request head
+ * must be in within headerTimeout. */
+void
+ls_http_await(ls_conn_t *c)
+{
+    ls_http_t *h = c->pstate;
+
+    if (h == NULL || (c->flags & HTTP_STOPPED) ||
+        (h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_LINGER)))
+        return;
+    http_tmo_set(h, HTTP_TMO_HEAD);
+}
+
 /*
  * Hand a whole request to onMessage. A Lua error before the response has
  * begun is answered with 500 (OpenResty does the same), then the connection
@@ -386,6 +528,7 @@ http_dispatch(ls_conn_t *c, ls_http_t *h, char *base)
     int status;
 
     c->srv->msgs_in++;
+    http_tmo_set(h, HTTP_TMO_NONE); /* the app's turn: no client timeout */
     h->flags |= LS_HTTP_INFLIGHT;
     if (llhttp_should_keep_alive(p))
         h->flags |= LS_HTTP_KEEPALIVE;
@@ -395,16 +538,19 @@ http_dispatch(ls_conn_t *c, ls_http_t *h, char *base)
         h->flags |= LS_HTTP_HEAD_REQ;
     if (!ls_conn_push_callback(c, "onMessage")) {        /* f conn */
         ls_http_reply_error(c, 404);
-        ls_conn_close(c);
+        ls_http_retire(c);
         return;
     }
     ls_http_push_request(L, h, base);                    /* f conn req */
     ls_conn_incref(c);
     status = ls_vm_call(ls_worker->vm, 2, 0, "onMessage", c->id);
     if (status != LUA_OK && !(c->flags & HTTP_STOPPED)) {
-        if ((h->flags & LS_HTTP_INFLIGHT) && !(h->flags & LS_HTTP_STREAMING))
+        if ((h->flags & LS_HTTP_INFLIGHT) && !(h->flags & LS_HTTP_STREAMING)) {
             ls_http_reply_error(c, 500);
-        ls_conn_close(c);
+            ls_http_retire(c);
+        } else {
+            ls_conn_close(c);
+        }
     }
     ls_conn_decref(c);
 }
@@ -415,9 +561,22 @@ static void
 http_on_linger_timeout(evutil_socket_t fd, short what, void *arg)
 {
     ls_conn_t *c = arg;
+    ls_http_t *h = c->pstate;
+    double now = ls_worker_time(), quiet = now - c->active;
     (void)fd;
     (void)what;
 
+    /* a client still sending (a large upload refused at its head) is
+     * drained on, up to HTTP_LINGER_MAX: closing now would reset it */
+    if (h != NULL && quiet < HTTP_LINGER_QUIET &&
+        now - h->linger_since < HTTP_LINGER_MAX) {
+        struct timeval tv;
+        double rest = HTTP_LINGER_QUIET - quiet + 0.01;
+        tv.tv_sec = (time_t)rest;
+        tv.tv_usec = (suseconds_t)((rest - (double)tv.tv_sec) * 1e6);
+        evtimer_add(&h->linger_ev, &tv);
+        return;
+    }
     ls_conn_incref(c);
     /* a client that reads nothing for a second still gets what is queued */
     if (c->out && evbuffer_get_length(c->out) > 0)
@@ -446,19 +605,31 @@ http_on_out(struct evbuffer *out, const struct evbuffer_cb_info *info,
 
 /*
  * nginx's lingering close: closing a socket with unread input makes the
- * kernel send a reset, which can destroy the error reply before the client
- * has read it. So: shut our side once the reply is written, drop whatever
- * still comes in, and close on EOF or after a second.
+ * kernel send a reset, which can destroy the last response before the
+ * client has read it. So: shut our side once the response is written, drop
+ * whatever still comes in, and close on EOF, after a second without input,
+ * or after HTTP_LINGER_MAX seconds in all (lingering_timeout and
+ * lingering_time in nginx). Used after error replies, timeouts and the
+ * last response of a connection.
  */
 static void
 http_linger(ls_conn_t *c, ls_http_t *h)
 {
-    struct timeval tv = {HTTP_LINGER_SECONDS, 0};
+    struct timeval tv = {(time_t)HTTP_LINGER_QUIET, 0};
 
+    if (h->flags & LS_HTTP_LINGER)
+        return;
     h->flags |= LS_HTTP_LINGER;
     h->flags &= ~(LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG);
+    http_tmo_set(h, HTTP_TMO_NONE);
+    h->linger_since = ls_worker_time();
     evtimer_assign(&h->linger_ev, ls_worker->base, http_on_linger_timeout, c);
     evtimer_add(&h->linger_ev, &tv);
+    if (c->flags & LS_CONN_PAUSED) {
+        /* reading was held for a response: drain from now on */
+        h->flags &= ~LS_HTTP_HELD;
+        ls_conn_resume(c);
+    }
     if (c->out == NULL || evbuffer_get_length(c->out) == 0) {
         shutdown(c->fd, SHUT_WR);
         return;
@@ -468,12 +639,31 @@ http_linger(ls_conn_t *c, ls_http_t *h)
         ls_conn_close(c);
 }
 
+/* The last response of a connection is queued (Connection: close, HTTP/1.0,
+ * a graceful stop, a 500): close the lingering way, so that a request the
+ * client sent meanwhile cannot turn the close into a reset that destroys
+ * the response. */
+void
+ls_http_retire(ls_conn_t *c)
+{
+    ls_http_t *h = c->pstate;
+
+    if (c->flags & HTTP_STOPPED)
+        return;
+    if (h == NULL || c->fd < 0)
+        ls_conn_close(c);
+    else
+        http_linger(c, h);
+}
+
 /* Refuse the request being parsed: reply, tell the app, linger, close. */
 static void
 http_fail(ls_conn_t *c, ls_http_t *h, llhttp_errno_t err)
 {
     int status = h->status ? h->status : 400;
     const char *why = h->why ? h->why : llhttp_get_error_reason(&h->parser);
+    static ls_log_limit_t lim_big = LS_LOG_LIMIT("oversized requests", 0);
+    static ls_log_limit_t lim_bad = LS_LOG_LIMIT("bad requests", 0);
     int big = status == 413 || status == 431;
     char text[256];
 
@@ -482,12 +672,13 @@ http_fail(ls_conn_t *c, ls_http_t *h, llhttp_errno_t err)
     snprintf(text, sizeof(text), "%d %s: %s", status, ls_http_reason(status),
              why);
     if (big)
-        ls_log(LS_LOG_WARN, 0, "conn %llu: %s (maxHeaderSize %zu, "
-               "maxBodySize %zu); closing", (unsigned long long)c->id, text,
-               http_max_header(h), http_max_body(h));
+        ls_log_limited(&lim_big, LS_LOG_WARN, 0, "conn %llu: %s (maxHeaderSize "
+                       "%zu, maxBodySize %zu); closing",
+                       (unsigned long long)c->id, text, http_max_header(h),
+                       http_max_body(h));
     else
-        ls_log(LS_LOG_INFO, 0, "conn %llu: %s; closing",
-               (unsigned long long)c->id, text);
+        ls_log_limited(&lim_bad, LS_LOG_INFO, 0, "conn %llu: %s; closing",
+                       (unsigned long long)c->id, text);
     ls_http_reply_error(c, status);
     if (ls_conn_push_callback(c, "onError")) {
         lua_pushinteger(http_L(), big ? LS_ERR_PACKAGE_TOO_BIG
@@ -586,8 +777,19 @@ http_new(ls_conn_t *c)
     h->hdrs = h->inline_hdrs;
     h->hcap = LS_HTTP_INLINE_HDRS;
     h->expect = -1;
+    evtimer_assign(&h->tmo_ev, ls_worker->base, http_on_timeout, c);
     c->pstate = h;
     return h;
+}
+
+/* Accepted: the first request head must be in within headerTimeout. */
+static void
+http_start(ls_conn_t *c)
+{
+    ls_http_t *h = c->pstate != NULL ? c->pstate : http_new(c);
+
+    if (h != NULL)  /* else input() reports it */
+        http_tmo_set(h, HTTP_TMO_HEAD);
 }
 
 /*
@@ -600,11 +802,14 @@ http_input(ls_conn_t *c, const char *buf, size_t len)
     ls_http_t *h = c->pstate;
     size_t start = 0;
 
-    if (h == NULL && (h = http_new(c)) == NULL) {
-        ls_log(LS_LOG_ERROR, 0, "conn %llu: out of memory",
-               (unsigned long long)c->id);
-        ls_conn_destroy(c);
-        return len;
+    if (h == NULL) {
+        if ((h = http_new(c)) == NULL) {
+            ls_log(LS_LOG_ERROR, 0, "conn %llu: out of memory",
+                   (unsigned long long)c->id);
+            ls_conn_destroy(c);
+            return len;
+        }
+        http_tmo_set(h, HTTP_TMO_HEAD);
     }
     if (h->flags & LS_HTTP_LINGER)
         return len;
@@ -640,6 +845,11 @@ http_input(ls_conn_t *c, const char *buf, size_t len)
                 http_refuse(h, 413, "chunked body framing too large");
                 err = HPE_USER;
             } else {
+                /* the head is in, the body is not yet: bodyTimeout */
+                if ((h->flags & (LS_HTTP_IN_MSG | LS_HTTP_HEAD_DONE)) ==
+                        (LS_HTTP_IN_MSG | LS_HTTP_HEAD_DONE) &&
+                    h->tmo != HTTP_TMO_BODY)
+                    http_tmo_set(h, HTTP_TMO_BODY);
                 break;
             }
         }
@@ -658,6 +868,7 @@ http_input(ls_conn_t *c, const char *buf, size_t len)
         if (h->flags & LS_HTTP_CONTINUE) {
             struct evbuffer *out = ls_conn_outbuf(c);
             h->flags &= ~LS_HTTP_CONTINUE;
+            http_tmo_set(h, HTTP_TMO_BODY);
             if (out != NULL) {
                 evbuffer_add(out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
                 ls_conn_commit(c);
@@ -671,6 +882,8 @@ http_input(ls_conn_t *c, const char *buf, size_t len)
         http_dispatch(c, h, (char *)h->rbase);
         if (c->flags & HTTP_STOPPED)
             return len; /* h may be gone */
+        if (h->flags & LS_HTTP_LINGER)
+            return len; /* that was the last: what follows is dropped */
         start += h->parsed;
         h->parsed = 0;
     }
@@ -704,7 +917,7 @@ http_on_drain_grace(evutil_socket_t fd, short what, void *arg)
     if (h != NULL && !(h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG |
                                    LS_HTTP_LINGER)) &&
         c->in.len == 0) {
-        ls_conn_close(c);
+        ls_http_retire(c);
         ls_worker_flush();
     }
 }
@@ -728,7 +941,7 @@ http_drain(ls_conn_t *c)
 
     if (idle && (h == NULL ||
                  c->active < ls_worker_time() - HTTP_DRAIN_GRACE)) {
-        ls_conn_close(c);
+        ls_http_retire(c);
         return;
     }
     h->flags |= LS_HTTP_DRAINING;
@@ -748,6 +961,7 @@ http_release(ls_conn_t *c)
         return;
     if (h->flags & LS_HTTP_LINGER)
         evtimer_del(&h->linger_ev);
+    evtimer_del(&h->tmo_ev);
     if (h->drain_ev)
         event_free(h->drain_ev);
     if (h->linger_cb && c->out)
@@ -764,5 +978,6 @@ const ls_proto_t ls_proto_http = {
     .missing = http_missing,
     .send = ls_http_send,
     .drain = http_drain,
+    .start = http_start,
     .release = http_release,
 };

@@ -61,6 +61,9 @@ typedef struct ls_http {
     struct event linger_ev;
     struct evbuffer_cb_entry *linger_cb;
     struct event *drain_ev;    /* graceful stop: idle grace for this conn */
+    struct event tmo_ev;       /* headerTimeout / bodyTimeout */
+    uint8_t tmo;               /* which of them tmo_ev is armed for */
+    double linger_since;
     ls_http_hdr_t inline_hdrs[LS_HTTP_INLINE_HDRS];
 } ls_http_t;
 
@@ -82,6 +85,11 @@ ls_http_tchar(unsigned char ch)
 
 /* http_request.c */
 void ls_http_push_request(lua_State *L, ls_http_t *h, char *base);
+
+/* http.c: a response is complete and the connection stays (headerTimeout
+ * runs until the next head is in); or it is the last one (lingering close) */
+void ls_http_await(struct ls_conn *c);
+void ls_http_retire(struct ls_conn *c);
 
 /* http_send.c */
 int ls_http_send(struct ls_conn *c, lua_State *L, int idx, int raw);

@@ -355,10 +355,13 @@ http_commit(ls_conn_t *c, ls_http_t *h, http_wbuf_t *w, int complete)
     }
     /* From here on h may be gone: onBufferFull runs Lua. */
     int rc = ls_conn_commit(c);
-    if (close)
-        ls_conn_close(c);
-    else if (held)
-        ls_conn_resume(c);
+    if (close) {
+        ls_http_retire(c);
+    } else if (complete) {
+        ls_http_await(c);
+        if (held)
+            ls_conn_resume(c);
+    }
     return rc;
 }
 

@@ -157,3 +157,104 @@ ls_log(int level, int err, const char *fmt, ...)
     va_end(ap);
     errno = saved;
 }
+
+/* ---- rate limiting -------------------------------------------------------- */
+
+static ls_log_limit_t *log_pending;     /* limits with a summary to write */
+static void (*log_suppress_hook)(void);
+
+void
+ls_log_set_suppress_hook(void (*hook)(void))
+{
+    log_suppress_hook = hook;
+}
+
+/* Summaries of dropped lines stay below [error]: a flood of one error is
+ * already in the log, and the summary is about the log, not a new failure. */
+static void
+log_summary(ls_log_limit_t *lim, double now)
+{
+    int level = lim->level > LS_LOG_WARN ? LS_LOG_WARN : lim->level;
+
+    if (!ls_log_enabled(level))
+        level = lim->level;
+    ls_log(level, 0, "%s: suppressed %llu similar messages in %.1f s "
+           "(at most %u a second are logged)", lim->cause, lim->suppressed,
+           now - lim->window, lim->burst ? lim->burst : LS_LOG_BURST);
+    lim->suppressed = 0;
+}
+
+static void
+log_unlist(ls_log_limit_t *lim)
+{
+    for (ls_log_limit_t **p = &log_pending; *p != NULL; p = &(*p)->next)
+        if (*p == lim) {
+            *p = lim->next;
+            break;
+        }
+    lim->next = NULL;
+    lim->listed = 0;
+}
+
+void
+ls_log_limited(ls_log_limit_t *lim, int level, int err, const char *fmt, ...)
+{
+    unsigned burst = lim->burst ? lim->burst : LS_LOG_BURST;
+    double now;
+    va_list ap;
+    int saved;
+
+    if (!ls_log_enabled(level))
+        return;
+    now = ls_now();
+    if (now - lim->window >= 1.0) {
+        if (lim->suppressed > 0)
+            log_summary(lim, now);
+        if (lim->listed)
+            log_unlist(lim);
+        lim->window = now;
+        lim->lines = 0;
+    }
+    lim->level = level;
+    if (lim->lines >= burst) {
+        /* Counted, not formatted: a flood costs next to nothing. */
+        lim->suppressed++;
+        if (!lim->listed) {
+            lim->listed = 1;
+            lim->next = log_pending;
+            log_pending = lim;
+            if (log_suppress_hook)
+                log_suppress_hook();
+        }
+        return;
+    }
+    lim->lines++;
+    saved = errno;
+    va_start(ap, fmt);
+    ls_logv(level, err, fmt, ap);
+    va_end(ap);
+    errno = saved;
+}
+
+double
+ls_log_flush_suppressed(int all)
+{
+    double now = ls_now(), next = -1;
+    ls_log_limit_t *lim = log_pending, *after;
+
+    for (; lim != NULL; lim = after) {
+        double due = lim->window + 1.0 - now;
+        after = lim->next;
+        if (!all && due > 0) {
+            if (next < 0 || due < next)
+                next = due;
+            continue;
+        }
+        if (lim->suppressed > 0)
+            log_summary(lim, now);
+        log_unlist(lim);
+        /* a new second starts with the next line */
+        lim->window = 0;
+    }
+    return next;
+}

@@ -24,4 +24,36 @@ void ls_log(int level, int err, const char *fmt, ...)
 void ls_logv(int level, int err, const char *fmt, va_list ap);
 int ls_log_enabled(int level);
 
+/*
+ * Rate limiting for lines a client can cause (bad requests, oversized
+ * packages, timeouts, Lua errors in a connection's callbacks): each cause
+ * (a static ls_log_limit_t at its call site) writes at most `burst` lines
+ * (LS_LOG_BURST if 0) per second; the rest are counted and summed up in one
+ * "<cause>: suppressed N similar messages" line once the second is over, so
+ * that nothing a client sends makes the log grow without bound.
+ */
+typedef struct ls_log_limit {
+    const char *cause;              /* names the cause in the summary */
+    unsigned burst;                 /* lines per second; 0: LS_LOG_BURST */
+    double window;                  /* start of the current second */
+    unsigned lines;                 /* written in it */
+    int level;                      /* of the last line, for the summary */
+    unsigned long long suppressed;  /* dropped since the last summary */
+    struct ls_log_limit *next;      /* pending summaries */
+    int listed;
+} ls_log_limit_t;
+
+#define LS_LOG_BURST 10
+#define LS_LOG_LIMIT(cause, burst) {(cause), (burst), 0, 0, 0, 0, NULL, 0}
+
+void ls_log_limited(ls_log_limit_t *lim, int level, int err,
+                    const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Write the summaries whose second is over (all of them if `all`). Returns
+ * the seconds until the next one is due, or -1 if none is pending. */
+double ls_log_flush_suppressed(int all);
+/* Called when a summary becomes pending, so that an event loop can call
+ * ls_log_flush_suppressed() once the second is over. */
+void ls_log_set_suppress_hook(void (*hook)(void));
+
 #endif

@@ -182,6 +182,9 @@ ls_lua_core_defaults(ls_listen_conf_t *l)
     l->max_send_buffer_size = LS_DEFAULT_MAX_SEND_BUFFER;
     l->max_header_size = LS_DEFAULT_MAX_HEADER;
     l->connect_timeout = LS_DEFAULT_CONNECT_TIMEOUT;
+    l->send_timeout = LS_DEFAULT_SEND_TIMEOUT;
+    l->header_timeout = LS_DEFAULT_HEADER_TIMEOUT;
+    l->body_timeout = LS_DEFAULT_BODY_TIMEOUT;
     if (strcmp(l->addr.proto, "text") == 0)
         ls_framing_init_text(&l->framing);
     else if (strcmp(l->addr.proto, "frame") == 0)
@@ -241,20 +244,26 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
                                                  (lua_Integer)1 << 44);
         else if (outbound && strcmp(k, "connectTimeout") == 0)
             l->connect_timeout = core_opt_seconds(L, k);
+        else if (strcmp(k, "sendTimeout") == 0)
+            l->send_timeout = core_opt_seconds(L, k);
+        else if (!outbound && strcmp(k, "headerTimeout") == 0)
+            l->header_timeout = core_opt_seconds(L, k);
+        else if (!outbound && strcmp(k, "bodyTimeout") == 0)
+            l->body_timeout = core_opt_seconds(L, k);
         else if (outbound && strncmp(k, "on", 2) == 0 &&
                  lua_isfunction(L, -1))
             ; /* a callback */
         else if (outbound)
             luaL_error(L, "unknown option '%s' in connect() (known: "
-                       "connectTimeout, maxPackageSize, maxSendBufferSize, "
-                       "protocol, and callbacks onConnect, onMessage, ...)",
+                       "connectTimeout, sendTimeout, maxPackageSize, "
+                       "maxSendBufferSize, protocol, and callbacks onConnect, onMessage, ...)",
                        k);
         else
             luaL_error(L, "unknown option '%s' in %s() (known: name, count, "
                        "reusePort, backlog, maxPackageSize, "
                        "maxSendBufferSize, maxHeaderSize, maxBodySize, "
-                       "idleTimeout, maxConnections, "
-                       "maxRequests, maxMemory, protocol)", k, fn);
+                       "idleTimeout, sendTimeout, headerTimeout, "
+                       "bodyTimeout, maxConnections, maxRequests, maxMemory, protocol)", k, fn);
         lua_pop(L, 1);                                   /* ... k */
     }
 }
@@ -475,6 +484,8 @@ luaopen_luaserv_core(lua_State *L)
     lua_setfield(L, -2, "SEND_FAIL");
     lua_pushinteger(L, LS_ERR_CONNECT_FAIL);
     lua_setfield(L, -2, "CONNECT_FAIL");
+    lua_pushinteger(L, LS_ERR_TIMEOUT);
+    lua_setfield(L, -2, "TIMEOUT");
     lua_setfield(L, -2, "errors");                       /* core */
 
     /* luaserv.worker exists in workers; the validator has none, so top-level

@@ -32,6 +32,9 @@ typedef struct ls_proto {
     /* The worker is stopping gracefully: end this connection as soon as
      * the protocol allows (may be NULL: wait for the peer). */
     void (*drain)(struct ls_conn *c);
+    /* A connection was accepted (or connected), before onConnect: e.g.
+     * start a timeout (may be NULL). */
+    void (*start)(struct ls_conn *c);
     /* The connection is gone: free per-connection state (may be NULL). */
     void (*release)(struct ls_conn *c);
     /* conn:close(...), the Lua arguments from idx on: end the connection

@@ -194,11 +194,14 @@ ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
         const char *msg = lua_tostring(L, -1);
         if (msg == NULL)
             msg = "(no message)";
+        /* a connection's callbacks fail on what clients send: rate-limited */
+        static ls_log_limit_t lim = LS_LOG_LIMIT("Lua errors in connection "
+                                                 "callbacks", 0);
         if (conn_id)
-            ls_log(LS_LOG_ERROR, 0, "conn %llu: %s: %s%s%s",
-                   (unsigned long long)conn_id, what,
-                   status == LUA_ERRRUN ? "" : vm_status_name(status),
-                   status == LUA_ERRRUN ? "" : ": ", msg);
+            ls_log_limited(&lim, LS_LOG_ERROR, 0, "conn %llu: %s: %s%s%s",
+                           (unsigned long long)conn_id, what,
+                           status == LUA_ERRRUN ? "" : vm_status_name(status),
+                           status == LUA_ERRRUN ? "" : ": ", msg);
         else
             ls_log(LS_LOG_ERROR, 0, "%s: %s%s%s", what,
                    status == LUA_ERRRUN ? "" : vm_status_name(status),

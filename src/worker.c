@@ -64,9 +64,72 @@ ls_worker_time(void)
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+/*
+ * The timeval for a timeout that many connections share (headerTimeout,
+ * sendTimeout, ...): libevent keeps the events of a "common timeout" in a
+ * queue in the order they were added instead of in its heap, so arming and
+ * disarming one per request is O(1). NULL for 0 (no timeout).
+ */
+const struct timeval *
+ls_worker_timeout(double secs)
+{
+    static struct timeval fallback;
+    ls_worker_t *w = ls_worker;
+    const size_t n = sizeof(w->tmo) / sizeof(*w->tmo);
+    const struct timeval *common;
+    struct timeval tv;
+    size_t i;
+
+    if (!(secs > 0))
+        return NULL;
+    for (i = 0; i < n && w->tmo[i].tv != NULL; i++)
+        if (w->tmo[i].secs == secs)
+            return w->tmo[i].tv;
+    tv.tv_sec = (time_t)secs;
+    tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
+    common = event_base_init_common_timeout(w->base, &tv);
+    if (common == NULL) {
+        fallback = tv; /* a plain heap timeout does the same, slower */
+        return &fallback;
+    }
+    if (i < n) {
+        w->tmo[i].secs = secs;
+        w->tmo[i].tv = common;
+    }
+    return common;
+}
+
+/* Summaries of rate-limited log lines are due a second after the first
+ * suppressed one, even if no further line of that cause comes. */
+static void
+worker_on_log_flush(evutil_socket_t fd, short what, void *arg)
+{
+    ls_worker_t *w = arg;
+    double next = ls_log_flush_suppressed(0);
+    (void)fd;
+    (void)what;
+
+    if (next >= 0) {
+        struct timeval tv = {(time_t)next,
+                             (suseconds_t)((next - (double)(time_t)next) *
+                                           1e6) + 10000};
+        evtimer_add(&w->log_ev, &tv);
+    }
+}
+
+static void
+worker_log_suppressing(void)
+{
+    struct timeval tv = {1, 10000};
+
+    if (ls_worker != NULL && !evtimer_pending(&ls_worker->log_ev, NULL))
+        evtimer_add(&ls_worker->log_ev, &tv);
+}
+
 void
 ls_worker_conn_closed(ls_worker_t *w)
 {
+    static ls_log_limit_t lim = LS_LOG_LIMIT("maxConnections", 0);
     ls_server_t *srv = &w->srv;
 
     if (w->stopping && srv->nconns == 0)
@@ -74,8 +137,8 @@ ls_worker_conn_closed(ls_worker_t *w)
     if (srv->full && !w->stopping &&
         srv->nconns < (size_t)srv->conf.max_connections) {
         srv->full = 0;
-        ls_log(LS_LOG_INFO, 0, "below maxConnections (%d) again; accepting",
-               srv->conf.max_connections);
+        ls_log_limited(&lim, LS_LOG_INFO, 0, "below maxConnections (%d) "
+                       "again; accepting", srv->conf.max_connections);
         event_add(&srv->accept_ev, NULL);
     }
 }
@@ -138,12 +201,22 @@ worker_accept_resume(evutil_socket_t fd, short what, void *arg)
  * accepting for a moment. One log line per second at most, with a count.
  */
 static void
+worker_accept_pause(ls_worker_t *w)
+{
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+
+    event_del(&w->srv.accept_ev);
+    evtimer_add(&w->accept_pause_ev, &tv);
+}
+
+static void
 worker_accept_emfile(ls_worker_t *w, int err)
 {
     static double last_log;
-    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
     int fd;
 
+    if (w->emfile_burst == 0)
+        w->emfile_burst = w->emfile_count + 1;
     w->emfile_count++;
     if (w->emfile_fd >= 0) {
         close(w->emfile_fd);
@@ -158,13 +231,14 @@ worker_accept_emfile(ls_worker_t *w, int err)
                "%d ms (%llu times so far)", ACCEPT_PAUSE_MS,
                (unsigned long long)w->emfile_count);
     }
-    event_del(&w->srv.accept_ev);
-    evtimer_add(&w->accept_pause_ev, &tv);
+    worker_accept_pause(w);
 }
 
 static void
 worker_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
+    static ls_log_limit_t lim_err = LS_LOG_LIMIT("accept4() failures", 0);
+    static ls_log_limit_t lim_full = LS_LOG_LIMIT("maxConnections", 0);
     ls_worker_t *w = arg;
     ls_server_t *srv = &w->srv;
     (void)what;
@@ -182,9 +256,24 @@ worker_on_accept(evutil_socket_t lfd, short what, void *arg)
                 continue;
             if (errno == EMFILE || errno == ENFILE)
                 worker_accept_emfile(w, errno);
-            else if (errno != EAGAIN && errno != EWOULDBLOCK)
-                ls_log(LS_LOG_ERROR, errno, "accept4() failed");
+            else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                /* ENOBUFS, ENOMEM...: the listening socket stays readable,
+                 * so pause rather than spin on it */
+                ls_log_limited(&lim_err, LS_LOG_ERROR, errno,
+                               "accept4() failed; pausing accepting for %d ms",
+                               ACCEPT_PAUSE_MS);
+                worker_accept_pause(w);
+            }
             break;
+        }
+        if (w->emfile_burst) {
+            ls_log(LS_LOG_INFO, 0, "accepting again after running out of "
+                   "descriptors (%llu times in this burst)",
+                   (unsigned long long)(w->emfile_count - w->emfile_burst +
+                                        1));
+            w->emfile_burst = 0;
+            if (w->emfile_fd < 0)
+                w->emfile_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         }
         if (srv->conf.addr.family != AF_UNIX)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
@@ -200,8 +289,9 @@ worker_on_accept(evutil_socket_t lfd, short what, void *arg)
             !w->stopping && !srv->full) {
             srv->full = 1;
             event_del(&srv->accept_ev);
-            ls_log(LS_LOG_WARN, 0, "maxConnections (%d) reached; not "
-                   "accepting until one closes", srv->conf.max_connections);
+            ls_log_limited(&lim_full, LS_LOG_WARN, 0, "maxConnections (%d) "
+                           "reached; not accepting until one closes",
+                           srv->conf.max_connections);
             break;
         }
     }
@@ -430,6 +520,7 @@ worker_drop_privileges(const ls_conf_t *conf)
 static void
 worker_exit(ls_worker_t *w, int code)
 {
+    ls_log_flush_suppressed(1);
     ls_outbound_close_all(w);
     ls_lua_timer_cancel_all(w);
     ls_vm_free(w->vm);
@@ -488,6 +579,8 @@ ls_worker_main(const ls_worker_args_t *a)
                  worker_on_chan, w);
     event_add(&w->chan_ev, NULL);
     evtimer_assign(&w->accept_pause_ev, w->base, worker_accept_resume, w);
+    evtimer_assign(&w->log_ev, w->base, worker_on_log_flush, w);
+    ls_log_set_suppress_hook(worker_log_suppressing);
 
     /* A fresh Lua state loads the app: every changed file is picked up. */
     w->vm = ls_vm_new(LS_VM_WORKER, a->app, err, sizeof(err));

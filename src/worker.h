@@ -65,10 +65,16 @@ typedef struct ls_worker {
     int emfile_fd;              /* reserve descriptor for EMFILE */
     struct event accept_pause_ev;
     uint64_t emfile_count;
+    uint64_t emfile_burst;      /* emfile_count when this burst began, + 1 */
     time_t started_wall;
     struct event recycle_ev;    /* maxRequests / maxMemory check */
     double jitter;              /* 1.0 .. 1.25: workers do not recycle at once */
     int recycling;              /* asked the master for a replacement */
+    struct event log_ev;        /* writes suppressed-lines summaries */
+    struct {                    /* libevent common timeouts, by duration */
+        double secs;
+        const struct timeval *tv;
+    } tmo[8];
 } ls_worker_t;
 
 enum { LS_STOP_GRACEFUL = 1, LS_STOP_FAST = 2 };
@@ -79,5 +85,6 @@ void ls_worker_main(const ls_worker_args_t *args) __attribute__((noreturn));
 void ls_worker_flush(void);
 void ls_worker_conn_closed(ls_worker_t *w);
 double ls_worker_time(void);
+const struct timeval *ls_worker_timeout(double secs);
 
 #endif
