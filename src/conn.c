@@ -136,8 +136,8 @@ ls_conn_start(ls_conn_t *c)
 {
     event_add(&c->rev, NULL);
     c->flags |= LS_CONN_READING;
-    if (c->srv->proto->start)
-        c->srv->proto->start(c);
+    if (c->proto->start)
+        c->proto->start(c);
     ls_conn_emit(c, "onConnect");
 }
 
