@@ -103,3 +103,23 @@ ws("built", bytes([0x81, 5]) + b"hello" + bytes([0x01, 2]) + b"ab" +
    4, 9)
 ws("bad_utf8_close", bytes([0x81, 2]) + b"\xc3\x28" +
    bytes([0x88, 2]) + b"\x03\xf3", 4)
+
+# proto_lua / proto_decl: [flags][split seed][bytes]
+def proto(target, name, data, flags=0, seed=3):
+    put(target, name, bytes([flags, seed]) + data)
+
+
+proto("proto_lua", "small", bytes([1 | 8 * 2]) + b"ab" + bytes([1]) +
+      bytes([7, 5]) + b"hello" + bytes([7, 5]) + b"close")
+proto("proto_lua", "need_more", bytes([7, 200]) + b"x" * 50, flags=1)
+proto("proto_lua", "bad", bytes([1, 3]) + b"zz")
+proto("proto_lua", "raise", bytes([9, 0xff]) + bytes([4]))
+proto("proto_lua", "too_big", bytes([5]) + b"x" * 30)
+proto("proto_lua", "negative", bytes([6, 1, 2]))
+proto("proto_lua", "all", bytes([2]) + b"rest of it", seed=0)
+# decl: [1 byte][len LE16][payload of len-1 bytes]
+proto("proto_decl", "two", b"\x00" + struct.pack("<H", 6) + b"hello" +
+      b"\x01" + struct.pack("<H", 3) + b"ab" + b"\x02\x06\x00clos", seed=1)
+proto("proto_decl", "zero", b"\x00\x00\x00")
+proto("proto_decl", "huge", b"\x00\xff\xff" + b"x" * 20, flags=1)
+proto("proto_decl", "close", b"\x00" + struct.pack("<H", 6) + b"close", seed=0)
