@@ -114,11 +114,13 @@ function _M.wait_until(fn, timeout, interval)
 end
 local wait_until = _M.wait_until
 
---- The state letter from /proc/PID/stat ("R", "S", "Z", ...) or nil.
+--- The state letter from /proc/PID/stat ("R", "S", "Z", ...) or nil. The
+-- command name in parentheses may itself hold parentheses (a worker's
+-- "worker api #0 (new generation)" cut to 15 bytes): match to the last one.
 function _M.proc_state(pid)
     local s = readfile("/proc/" .. tostring(pid) .. "/stat")
     if not s then return nil end
-    return s:match("^%d+ %b() (%a)")
+    return s:match("^%d+ %(.*%) (%a)")
 end
 
 --- Is pid a live process? A zombie counts as dead: an orphan reparented to
@@ -133,14 +135,14 @@ local alive = _M.alive
 function _M.ppid(pid)
     local s = readfile("/proc/" .. tostring(pid) .. "/stat")
     if not s then return nil end
-    return tonumber(s:match("^%d+ %b() %a (%d+)"))
+    return tonumber(s:match("^%d+ %(.*%) %a (%d+)"))
 end
 
 --- utime + stime of pid in clock ticks (see proc(5)), or nil.
 function _M.cpu_ticks(pid)
     local s = readfile("/proc/" .. tostring(pid) .. "/stat")
     if not s then return nil end
-    local rest = s:match("^%d+ %b() (.*)$")
+    local rest = s:match("^%d+ %(.*%) (%a .*)$")
     local f = {}
     for w in rest:gmatch("%S+") do f[#f + 1] = w end
     -- rest starts at field 3 (state); utime is field 14, stime field 15.
