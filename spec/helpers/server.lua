@@ -40,7 +40,6 @@ local seq = 0
 local strays = {}      -- processes server.run() found left behind
 -- Every LUASERV_TEST_ID of this busted run starts with this, so that one
 -- /proc scan finds whatever any of its tests left running.
-math.randomseed(os.time() + math.floor(os.clock() * 1e6))
 local SESSION = string.format("%d-%d", os.time(), math.random(1, 1e9))
 _M.session = SESSION
 
