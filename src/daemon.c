@@ -226,6 +226,9 @@ ls_pidfile_running(const char *path)
 /* Process titles for ps: the argv area is rewritten in place (nginx). */
 static char *title_base;
 static size_t title_len;
+/* The moved environment: kept here too, because glibc's exit-time cleanup
+ * (clearenv in __libc_freeres, run under valgrind) drops environ. */
+static char **volatile title_env;
 
 void
 ls_proctitle_init(int argc, char **argv)
@@ -253,7 +256,7 @@ ls_proctitle_init(int argc, char **argv)
                     env[i] = environ[i];
             }
             env[n] = NULL;
-            environ = env;
+            environ = title_env = env;
         }
     }
     title_len = (size_t)(end - title_base);

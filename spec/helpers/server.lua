@@ -11,6 +11,17 @@
 -- shell and /proc. Every process we start carries a unique `LUASERV_TEST_ID`
 -- in its environment; scanning /proc/*/environ for it finds the master and
 -- all its workers, even orphaned ones, so cleanup is always by pid.
+--
+-- Stricter checks (issue 7): stop() also fails on [crit]/[alert] lines not
+-- announced with expect_error, on a zombie child of the master that is not
+-- reaped, and cleanup() on any process of this busted run left behind
+-- (tagged with the run's LUASERV_TEST_ID prefix) and on zombie children of
+-- busted itself. When the suite runs in a network namespace of its own
+-- (root: .ci/run uses `unshare -n`), the kernel TCP counters (nstat) are
+-- recorded at start and stop, and `no_resets = true` (or
+-- srv:assert_no_resets()) demands that no reset, abort-on-close or listen
+-- drop happened meanwhile. LUASERV_TEST_RELOAD=1 makes start() reload every
+-- server once it is up, so the suite runs against a second generation.
 
 local socket = require "socket"
 
@@ -26,6 +37,11 @@ _M.STOP_TIMEOUT = 10
 
 local live = {}        -- handles not yet stopped, for server.cleanup()
 local seq = 0
+local strays = {}      -- processes server.run() found left behind
+-- Every LUASERV_TEST_ID of this busted run starts with this, so that one
+-- /proc scan finds whatever any of its tests left running.
+local SESSION = string.format("%d-%d", os.time(), math.random(1, 1e9))
+_M.session = SESSION
 
 -- Remember the running test's name so failures raised from after_each
 -- (server.cleanup) still say which test started the server.
@@ -97,11 +113,13 @@ function _M.wait_until(fn, timeout, interval)
 end
 local wait_until = _M.wait_until
 
---- The state letter from /proc/PID/stat ("R", "S", "Z", ...) or nil.
+--- The state letter from /proc/PID/stat ("R", "S", "Z", ...) or nil. The
+-- command name in parentheses may itself hold parentheses (a worker's
+-- "worker api #0 (new generation)" cut to 15 bytes): match to the last one.
 function _M.proc_state(pid)
     local s = readfile("/proc/" .. tostring(pid) .. "/stat")
     if not s then return nil end
-    return s:match("^%d+ %b() (%a)")
+    return s:match("^%d+ %(.*%) (%a)")
 end
 
 --- Is pid a live process? A zombie counts as dead: an orphan reparented to
@@ -116,14 +134,14 @@ local alive = _M.alive
 function _M.ppid(pid)
     local s = readfile("/proc/" .. tostring(pid) .. "/stat")
     if not s then return nil end
-    return tonumber(s:match("^%d+ %b() %a (%d+)"))
+    return tonumber(s:match("^%d+ %(.*%) %a (%d+)"))
 end
 
 --- utime + stime of pid in clock ticks (see proc(5)), or nil.
 function _M.cpu_ticks(pid)
     local s = readfile("/proc/" .. tostring(pid) .. "/stat")
     if not s then return nil end
-    local rest = s:match("^%d+ %b() (.*)$")
+    local rest = s:match("^%d+ %(.*%) (%a .*)$")
     local f = {}
     for w in rest:gmatch("%S+") do f[#f + 1] = w end
     -- rest starts at field 3 (state); utime is field 14, stime field 15.
@@ -142,9 +160,29 @@ function _M.children(pid)
     return t
 end
 
---- All live processes whose environment carries LUASERV_TEST_ID=id.
-function _M.tagged(id)
-    local needle = "\0LUASERV_TEST_ID=" .. id .. "\0"
+--- Children of pid that are zombies (exited, not reaped), sorted.
+function _M.zombies(pid)
+    local out = capture("ps -eo pid=,ppid=,stat= 2>/dev/null")
+    local t = {}
+    for p, pp, st in out:gmatch("(%d+)%s+(%d+)%s+(%S+)") do
+        if tonumber(pp) == tonumber(pid) and st:sub(1, 1) == "Z" then
+            t[#t + 1] = tonumber(p)
+        end
+    end
+    table.sort(t)
+    return t
+end
+
+--- This (busted) process's pid: /proc/self is the reader.
+function _M.self_pid()
+    local s = readfile("/proc/self/stat")
+    return s and tonumber(s:match("^(%d+)"))
+end
+
+--- All live processes whose environment carries LUASERV_TEST_ID=id (with
+-- prefix = true: an id that starts with id).
+function _M.tagged(id, prefix)
+    local needle = "\0LUASERV_TEST_ID=" .. id .. (prefix and "" or "\0")
     local out = capture("ls /proc 2>/dev/null")
     local t = {}
     for p in out:gmatch("%d+") do
@@ -203,7 +241,7 @@ end
 
 local function new_id()
     seq = seq + 1
-    return string.format("%d-%d-%d", os.time(), math.random(1, 1e9), seq)
+    return string.format("%s-%d", SESSION, seq)
 end
 
 local function env_prefix(env)
@@ -250,7 +288,8 @@ _M.SANITIZER = {
     "core dumped",
 }
 
---- Check a log text: sanitizer reports and unexpected [error] lines.
+--- Check a log text: sanitizer reports, crashes, and [error], [crit] or
+-- [alert] lines that no expected pattern matches.
 -- Returns nil when clean, or a message describing what was found.
 function _M.scan_log(text, expected)
     local bad = {}
@@ -261,7 +300,8 @@ function _M.scan_log(text, expected)
                 break
             end
         end
-        if line:find("[error]", 1, true) then
+        if line:find("[error]", 1, true) or line:find("[crit]", 1, true) or
+           line:find("[alert]", 1, true) then
             local ok = false
             for _, pat in ipairs(expected or {}) do
                 if line:find(pat) then ok = true break end
@@ -273,12 +313,148 @@ function _M.scan_log(text, expected)
     return table.concat(bad, "\n")
 end
 
+-- ---- kernel TCP counters (nstat) ----------------------------------------
+
+-- What "no connection was reset" means, measured: RSTs sent (by anyone in
+-- the namespace: server and test clients), closes that discarded unread
+-- data (those send an RST), and connections the listen queue dropped.
+_M.TCP_COUNTERS = { "TcpOutRsts", "TcpExtTCPAbortOnClose",
+                    "TcpExtListenDrops", "TcpExtListenOverflows" }
+
+local netns_state   -- nil: not checked yet; else { ok = bool, why = str }
+
+--- Is this process in a network namespace of its own (so that the kernel
+-- counters are the suite's)? Returns ok, reason.
+function _M.private_netns()
+    if netns_state == nil then
+        local mine = capture("readlink /proc/self/ns/net 2>/dev/null")
+        local init = capture("readlink /proc/1/ns/net 2>/dev/null")
+        -- A namespace made by `unshare -n` has nothing but lo; used when
+        -- pid 1's namespace cannot be read (some sandboxes hide it).
+        local links = capture("ip -o link show 2>/dev/null")
+        local only_lo = links:match("^%d+: lo[:@]") and
+            not links:find("\n", 1, true)
+        if capture("id -u") ~= "0" then
+            netns_state = { ok = false, why = "not root" }
+        elseif capture("command -v nstat") == "" then
+            netns_state = { ok = false, why = "nstat not installed" }
+        elseif (init ~= "" and mine ~= init) or (init == "" and only_lo) then
+            netns_state = { ok = true, why = "private netns " .. mine }
+        else
+            netns_state = { ok = false,
+                            why = "not in a network namespace of its own" }
+        end
+    end
+    return netns_state.ok, netns_state.why
+end
+
+local noted = false
+local function note_skip(why)
+    if noted then return end
+    noted = true
+    io.stderr:write("note: TCP reset checks skipped (" .. why .. "); run " ..
+        "as root inside `unshare -n` to enable them (.ci/run does)\n")
+end
+
+--- The counters now, as a table name -> number (absolute, history kept
+-- untouched: -s).
+function _M.tcp_counters()
+    local out = capture("nstat -asz " .. table.concat(_M.TCP_COUNTERS, " ") ..
+        " 2>/dev/null")
+    local t = {}
+    for _, name in ipairs(_M.TCP_COUNTERS) do
+        t[name] = tonumber(out:match(name .. "%s+(%d+)")) or 0
+    end
+    return t
+end
+
+-- Counters once they stop moving (a probe connection of start() may still
+-- be closing): two equal readings in a row, within a second.
+local function settled_counters()
+    local prev = _M.tcp_counters()
+    for _ = 1, 10 do
+        socket.sleep(0.1)
+        local cur = _M.tcp_counters()
+        local same = true
+        for k, v in pairs(cur) do if prev[k] ~= v then same = false end end
+        if same then return cur end
+        prev = cur
+    end
+    return prev
+end
+
 local Server = {}
 Server.__index = Server
 
---- The whole log (stdout + stderr of the master and its workers).
-function Server:log()
+--- (Re)start counting TCP resets from now (start() does it once ready).
+function Server:mark_counters()
+    if _M.private_netns() then self.tcp0 = settled_counters() end
+end
+
+--- Counters that moved since the mark: name -> delta (only non-zero ones);
+-- nil when there is no private namespace to measure in.
+function Server:tcp_delta()
+    if not self.tcp0 then return nil end
+    local now, d = _M.tcp_counters(), {}
+    for k, v in pairs(now) do
+        if v ~= self.tcp0[k] then d[k] = v - self.tcp0[k] end
+    end
+    return d
+end
+
+-- The counters a no_resets option covers: true means all of them, a list
+-- names some (a client that closes with a response unread resets by design).
+local function pick(d, which)
+    if type(which) ~= "table" then return d end
+    local t = {}
+    for _, k in ipairs(which) do t[k] = d[k] end
+    return t
+end
+
+local function describe_delta(d)
+    local t = {}
+    for _, k in ipairs(_M.TCP_COUNTERS) do
+        if d[k] then t[#t + 1] = k .. " +" .. d[k] end
+    end
+    return table.concat(t, ", ")
+end
+
+--- Fail unless no TCP reset, abort-on-close or listen drop happened since
+-- the server started (or since mark_counters()); which: a list of counter
+-- names to check (default all). Skipped, with a note,
+-- outside a private network namespace.
+function Server:assert_no_resets(what, which)
+    local ok, why = _M.private_netns()
+    if not ok then note_skip(why) return end
+    local d = self:tcp_delta()
+    d = d and pick(d, which)
+    if d and next(d) then
+        error(string.format("%sTCP counters moved: %s\n--- log ---\n%s",
+            what and (what .. ": ") or "", describe_delta(d),
+            tail(self:log(), 30)), 2)
+    end
+end
+
+-- The log as written, every line (what stop() scans).
+function Server:rawlog()
     return readfile(self.logfile) or ""
+end
+
+--- The whole log (stdout + stderr of the master and its workers). After
+-- the reload LUASERV_TEST_RELOAD makes start() do, the lines of the workers
+-- that reload retired are left out: they ran before the test began, and
+-- their per-worker connection ids would collide with the new workers'.
+function Server:log()
+    local text = self:rawlog()
+    if not self.hidden then return text end
+    local keep = {}
+    for line in text:gmatch("[^\n]*\n?") do
+        local pid = line:match("^%S+ %S+ %[%a+%] (%d+) ")
+        if line ~= "" and not (pid and self.hidden[tonumber(pid)]) then
+            keep[#keep + 1] = line
+        end
+    end
+    return table.concat(keep)
 end
 
 --- Lines of the log that contain plain text s.
@@ -309,7 +485,8 @@ function Server:wait_log(s, timeout, n)
     end, timeout or 10)
 end
 
---- Declare an [error] log line as expected (Lua pattern).
+--- Declare an [error] (or [crit]/[alert]) log line as expected (Lua
+-- pattern).
 function Server:expect_error(pattern)
     self.expected[#self.expected + 1] = pattern
     return self
@@ -406,6 +583,21 @@ function Server:stop(sig)
     local problems = {}
 
     self:workers()   -- remember the current workers' pids
+    -- A child the master has not reaped for a while is a reaping bug (a
+    -- fresh one may be waiting for its SIGCHLD to be handled).
+    if alive(self.pid) and #_M.zombies(self.pid) > 0 then
+        local z = wait_until(function()
+            local t = _M.zombies(self.pid)
+            return #t == 0, t
+        end, 3)
+        if not z then
+            local t = _M.zombies(self.pid)
+            if #t > 0 then
+                problems[#problems + 1] = "master " .. self.pid ..
+                    " leaves zombie children unreaped: " .. table.concat(t, ",")
+            end
+        end
+    end
     if alive(self.pid) then
         _M.kill(self.pid, sig or "TERM")
     end
@@ -429,8 +621,19 @@ function Server:stop(sig)
             table.concat(left, ",")
     end
 
-    local bad = _M.scan_log(self:log(), self.expected)
+    local bad = _M.scan_log(self:rawlog(), self.expected)
     if bad then problems[#problems + 1] = bad end
+    if self.no_resets then
+        local ok, why = _M.private_netns()
+        local d = ok and self:tcp_delta()
+        d = d and pick(d, self.no_resets)
+        if not ok then
+            note_skip(why)
+        elseif d and next(d) then
+            problems[#problems + 1] = "no_resets: TCP counters moved " ..
+                "between start and stop: " .. describe_delta(d)
+        end
+    end
     -- A plain stop must not need the master's own SIGKILL escalation:
     -- that means a worker hung instead of stopping.
     if (sig or "TERM") == "TERM" or sig == "INT" then
@@ -446,10 +649,42 @@ function Server:stop(sig)
         error("luaserv " .. self.app .. " (in or after test: " ..
             current_test .. ")\n" .. table.concat(problems, "\n") ..
             "\n--- log (" .. self.logfile ..
-            ") ---\n" .. tail(self:log()), 2)
+            ") ---\n" .. tail(self:rawlog()), 2)
     end
     self:remove_files()
     return rc
+end
+
+-- LUASERV_TEST_RELOAD=1: every start() reloads the server once it is up.
+_M.RELOAD = (os.getenv("LUASERV_TEST_RELOAD") or "0") ~= "0"
+
+--- The master's generation, from its process title ("luaserv: master APP
+-- (generation N)" after a reload), or 1.
+function Server:generation()
+    local cmd = readfile("/proc/" .. self.pid .. "/cmdline") or ""
+    return tonumber(cmd:match("%(generation (%d+)%)")) or 1
+end
+
+--- Reload (SIGHUP) and wait until the next generation serves; fails on a
+-- failed or aborted reload. Returns the new generation.
+function Server:reload(timeout)
+    local gen = self:generation()
+    local fails = self:count_log("reload failed") +
+                  self:count_log("reload aborted")
+    _M.kill(self.pid, "HUP")
+    local got = wait_until(function()
+        if not alive(self.pid) then return "exited" end
+        if self:count_log("reload failed") +
+           self:count_log("reload aborted") > fails then
+            return "failed"
+        end
+        if self:generation() > gen then return "ok" end
+    end, timeout or 60, 0.05)
+    if got ~= "ok" then
+        error(string.format("reload of master %d: %s\n--- log ---\n%s",
+            self.pid, got or "timed out", tail(self:log())), 2)
+    end
+    return self:generation()
 end
 
 --- Start `luaserv [args...] APP [start]` in the background.
@@ -461,7 +696,10 @@ end
 -- opts.pidfile: false to not pass "-p <temp file>" (the default pid file,
 --   derived from the app path, is then used);
 -- opts.wait: false to return without waiting for the port;
--- opts.wait_workers: also wait until the master has that many children.
+-- opts.wait_workers: also wait until the master has that many children;
+-- opts.no_resets: stop() fails if TCP counters moved (true: any of
+--   TCP_COUNTERS, or a list of names; see assert_no_resets);
+-- opts.reload: false to opt out of LUASERV_TEST_RELOAD for this server.
 local function check_bin(level)
     local f = io.open(BIN, "rb")
     if not f then
@@ -546,6 +784,26 @@ function _M.start(app, opts)
         local ok, err = pcall(self.wait_workers, self, opts.wait_workers)
         if not ok then self:kill(); error(err, 2) end
     end
+    if _M.RELOAD and opts.wait ~= false and not opts.command and
+       opts.reload ~= false then
+        -- every first-generation worker is up (and so known) once the
+        -- master says "ready" (an app may log warnings only: then go on
+        -- after a while); theirs are the lines log() will leave out
+        local ok, err = pcall(function()
+            self:wait_log("master: ready:", 5)
+            local old = {}
+            for _, p in ipairs(self:workers()) do old[p] = true end
+            self:reload()
+            self.hidden = old
+        end)
+        if not ok then self:kill(); error(err, 2) end
+        if opts.wait_workers then
+            ok, err = pcall(self.wait_workers, self, opts.wait_workers)
+            if not ok then self:kill(); error(err, 2) end
+        end
+    end
+    self.no_resets = opts.no_resets
+    if opts.wait ~= false then self:mark_counters() end
     return self
 end
 
@@ -558,6 +816,25 @@ function _M.cleanup()
     for _, s in ipairs(list) do
         local ok, err = pcall(s.stop, s)
         if not ok then errs[#errs + 1] = tostring(err) end
+    end
+    for _, e in ipairs(strays) do errs[#errs + 1] = e end
+    strays = {}
+    -- Anything of this busted run still alive was left behind by a test.
+    local left = _M.tagged(SESSION .. "-", true)
+    if #left > 0 then
+        for _, p in ipairs(left) do _M.kill(p, "KILL") end
+        errs[#errs + 1] = "processes of this test run left behind " ..
+            "(killed): " .. table.concat(left, ",") .. " (in or after test: " ..
+            current_test .. ")"
+    end
+    local me = _M.self_pid()
+    local z = me and wait_until(function()
+        local t = _M.zombies(me)
+        return #t == 0, t
+    end, 2)
+    if me and not z then
+        errs[#errs + 1] = "zombie children of busted (pid " .. me .. "): " ..
+            table.concat(_M.zombies(me), ",")
     end
     if #errs > 0 then error(table.concat(errs, "\n"), 2) end
 end
@@ -599,6 +876,10 @@ function _M.run(args, opts)
     if not leftover then
         left = _M.tagged(id)
         for _, p in ipairs(left) do _M.kill(p, "KILL") end
+        if #left > 0 then
+            strays[#strays + 1] = "luaserv " .. table.concat(args, " ") ..
+                " left " .. table.concat(left, ",") .. " running (killed)"
+        end
     end
     local r = {
         code = code,

@@ -59,7 +59,12 @@ describe("luaserv.connect", function()
         local line = c:line(60)
         assert.is_truthy(line and line:find("^onError CONNECT_FAIL "),
             tostring(line))
-        assert.is_truthy(line:find("cannot resolve", 1, true), line)
+        -- In the suite's own network namespace (.ci/run as root) no
+        -- resolver is reachable: the connect timeout ends the lookup.
+        if not (server.private_netns() and line:find("timed out", 1, true))
+        then
+            assert.is_truthy(line:find("cannot resolve", 1, true), line)
+        end
         assert.is_truthy(line:find("nonexistent.invalid", 1, true), line)
         assert.are.equal("onClose", c:line(10))
         -- the worker was not blocked

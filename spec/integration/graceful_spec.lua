@@ -10,7 +10,7 @@ local function setup(stop_timeout, workers)
     local dir = life.tmpdir()
     life.copy_fixtures(dir, APP)
     return life.start(dir, APP, {
-        workers = workers or 1, wait_workers = workers or 1,
+        workers = workers or 1, wait_workers = workers or 1, no_resets = true,
         env = { LUASERV_TEST_STOP_TIMEOUT = tostring(stop_timeout or 30) },
     })
 end

@@ -31,8 +31,16 @@ describe("reload under load", function()
     local function check(conns, workers, reuse_port)
         local dir = life.tmpdir()
         life.copy_fixtures(dir, APP)
+        -- Measured (nstat, private netns): no close discarded unread data
+        -- and no connection was dropped from the listen queue. TcpOutRsts is
+        -- not zero: with hundreds of `Connection: close` exchanges, a FIN is
+        -- sometimes sent twice (tail loss probe) and the last ACK of that
+        -- exchange reaches a socket already closed, which answers with an
+        -- RST after both sides have closed -- no byte is lost.
         local srv = life.start(dir, APP, {
             workers = workers, wait_workers = workers,
+            no_resets = { "TcpExtTCPAbortOnClose", "TcpExtListenDrops",
+                          "TcpExtListenOverflows" },
             env = { LUASERV_TEST_STOP_TIMEOUT = "30",
                     LUASERV_TEST_REUSEPORT = reuse_port and "1" or "0" },
         })
