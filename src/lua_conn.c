@@ -15,10 +15,24 @@
 
 #define CONN_MT "luaserv.conn"
 
+/*
+ * Argument 1 as a conn box. Every function of the class has the metatable as
+ * upvalue 1, so the check is an identity comparison, not luaL_checkudata's
+ * registry lookup by name (a string hash and strcmp per conn:send()).
+ */
 static ls_conn_box_t *
 lconn_box(lua_State *L)
 {
-    return luaL_checkudata(L, 1, CONN_MT);
+    void *p = lua_touserdata(L, 1);
+
+    if (p != NULL && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+        if (same)
+            return p;
+    }
+    luaL_typeerror(L, 1, CONN_MT);
+    return NULL;
 }
 
 /* The open connection behind argument 1, or NULL when it is closed. */
@@ -131,18 +145,20 @@ lconn_push_data(lua_State *L)
     }
 }
 
-/* conn.<key>: methods first (upvalue 1), then properties. */
+/* conn.<key>: methods first (upvalue 2), then properties. */
 static int
 lconn_index(lua_State *L)
 {
-    ls_conn_box_t *box = lconn_box(L);
+    ls_conn_box_t *box;
     const char *k;
     char ip[64];
     int port;
 
+    /* Methods need no look at the box: conn:send() pays one table lookup. */
     lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
         return 1;
+    box = lconn_box(L);
     k = lua_tostring(L, 2);
     if (k == NULL)
         return 0;
@@ -223,12 +239,19 @@ ls_lua_conn_register(lua_State *L)
         lua_pop(L, 1);
         return;
     }
-    luaL_newlib(L, lconn_methods);                       /* mt methods */
-    lua_pushcclosure(L, lconn_index, 1);                 /* mt index */
+    /* Upvalue 1 of every function here is the metatable (lconn_box). */
+    luaL_newlibtable(L, lconn_methods);                  /* mt methods */
+    lua_pushvalue(L, -2);                                /* mt methods mt */
+    luaL_setfuncs(L, lconn_methods, 1);                  /* mt methods */
+    lua_pushvalue(L, -2);                                /* mt methods mt */
+    lua_insert(L, -2);                                   /* mt mt methods */
+    lua_pushcclosure(L, lconn_index, 2);                 /* mt index */
     lua_setfield(L, -2, "__index");                      /* mt */
-    lua_pushcfunction(L, lconn_newindex);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, lconn_newindex, 1);
     lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, lconn_tostring);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, lconn_tostring, 1);
     lua_setfield(L, -2, "__tostring");
     lua_pushliteral(L, "luaserv.conn");
     lua_setfield(L, -2, "__metatable");                  /* mt */
