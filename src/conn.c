@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -294,6 +295,59 @@ conn_read_some(ls_conn_t *c, char *p, size_t n)
     return 0;
 }
 
+/*
+ * A large framed message arriving in small pieces: with SO_RCVLOWAT the
+ * kernel wakes us once a good part of what is still missing has arrived
+ * (or on EOF), instead of once per piece, so the message is read in few
+ * large read()s whatever the sender's write size. Reset once the message
+ * is complete. Only for the length framings of the stream protocols, where
+ * the missing length is known exactly.
+ */
+#define CONN_LOWAT_MIN (64 * 1024)
+#define CONN_LOWAT_MAX (256 * 1024)
+
+static void
+conn_lowat(ls_conn_t *c)
+{
+    const ls_buf_t *b = &c->in;
+    size_t want = 0;
+    int v;
+
+    if (c->srv->proto != &ls_proto_stream || c->fd < 0 ||
+        (c->flags & CONN_STOPPED))
+        return;
+    if (b->len > 0)
+        want = ls_framing_missing(&c->srv->conf.framing, b->data + b->off,
+                                  b->len);
+    v = want < CONN_LOWAT_MIN ? 0
+        : want > CONN_LOWAT_MAX ? CONN_LOWAT_MAX : (int)want;
+    if (v == c->lowat)
+        return;
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &(int){v ? v : 1},
+                   sizeof(int)) < 0) {
+        ls_log(LS_LOG_DEBUG, errno, "conn %llu: SO_RCVLOWAT",
+               (unsigned long long)c->id);
+        return;
+    }
+    c->lowat = v;
+}
+
+/*
+ * For the idle sweep: with SO_RCVLOWAT set, bytes may have arrived that we
+ * were not woken for. Counts as traffic (the connection is touched); 1 then.
+ */
+int
+ls_conn_input_waiting(ls_conn_t *c)
+{
+    int n = 0;
+
+    if (c->lowat == 0 || c->fd < 0 || ioctl(c->fd, FIONREAD, &n) < 0 ||
+        n <= 0)
+        return 0;
+    conn_touch(c);
+    return 1;
+}
+
 static void
 conn_read(ls_conn_t *c)
 {
@@ -373,8 +427,11 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     ls_conn_incref(c);
-    if (!(c->flags & CONN_STOPPED))
+    if (!(c->flags & CONN_STOPPED)) {
         conn_read(c);
+        if (c->lowat || c->in.len > 0)
+            conn_lowat(c);
+    }
     ls_conn_decref(c);
     ls_worker_flush();
 }
