@@ -112,6 +112,14 @@ conn_push_name(lua_State *L, const char *name)
     for (i = 0; i < nnames; i++)
         if (strcmp(names[i].name, name) == 0) {
             lua_rawgeti(L, LUA_REGISTRYINDEX, names[i].ref);
+            if (i > 0) { /* most recent first: onMessage, mostly */
+                int ref = names[i].ref;
+                char tmp[sizeof(names[0].name)];
+                memcpy(tmp, names[i].name, sizeof(tmp));
+                memmove(&names[1], &names[0], (size_t)i * sizeof(names[0]));
+                memcpy(names[0].name, tmp, sizeof(tmp));
+                names[0].ref = ref;
+            }
             return;
         }
     lua_pushstring(L, name);

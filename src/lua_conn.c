@@ -258,7 +258,7 @@ ls_lua_conn_register(lua_State *L)
     lua_pop(L, 1);
 }
 
-/* Runs under lua_pcall: allocation may raise. */
+/* Runs under lua_pcall: allocation may raise. Upvalue 1: the metatable. */
 static int
 lconn_new(lua_State *L)
 {
@@ -266,17 +266,38 @@ lconn_new(lua_State *L)
     ls_conn_box_t *box = lua_newuserdatauv(L, sizeof(*box), 1); /* c box */
     box->c = c;
     box->id = c->id;
-    luaL_setmetatable(L, CONN_MT);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);                                /* c box box */
     c->lua_ref = luaL_ref(L, LUA_REGISTRYINDEX);         /* c box */
     c->box = box;
     return 0;
 }
 
+/* lconn_new with the metatable as upvalue, made once per state: a new
+ * connection needs no registry lookup by name. */
+static void
+lconn_push_new(lua_State *L)
+{
+    static lua_State *new_L;
+    static int new_ref = LUA_NOREF;
+
+    if (new_L == L &&
+        lua_rawgeti(L, LUA_REGISTRYINDEX, new_ref) == LUA_TFUNCTION)
+        return;
+    if (new_L == L)
+        lua_pop(L, 1);
+    luaL_getmetatable(L, CONN_MT);
+    lua_pushcclosure(L, lconn_new, 1);
+    lua_pushvalue(L, -1);
+    new_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    new_L = L;
+}
+
 int
 ls_lua_conn_attach(lua_State *L, ls_conn_t *c)
 {
-    lua_pushcfunction(L, lconn_new);
+    lconn_push_new(L);
     lua_pushlightuserdata(L, c);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
         ls_log(LS_LOG_ERROR, 0, "cannot create a Lua connection object: %s",
