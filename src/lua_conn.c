@@ -59,9 +59,11 @@ static int
 lconn_send(lua_State *L)
 {
     ls_conn_t *c = lconn_open(L);
-    int raw = lua_toboolean(L, 3);
+    int top = lua_gettop(L);
+    int raw = top >= 3 && lua_toboolean(L, 3);
 
-    luaL_checkany(L, 2);
+    if (top < 2)
+        luaL_checkany(L, 2);
     if (c == NULL)
         return lconn_closed(L);
     if (c->flags & LS_CONN_FULL) {

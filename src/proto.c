@@ -70,6 +70,18 @@ stream_send(ls_conn_t *c, lua_State *L, int idx, int raw)
     if (hlen + tlen == 0) {
         if (evbuffer_add(out, p, n) < 0)
             return LS_SEND_FULL;
+    } else if (hlen + n + tlen <= 256) {
+        /* A short message: assembled here, then one evbuffer_add (cheaper
+         * than reserve + commit). */
+        char tmp[256];
+
+        if (hlen)
+            memcpy(tmp, hdr, hlen);
+        memcpy(tmp + hlen, p, n);
+        if (tlen)
+            memcpy(tmp + hlen + n, trailer, tlen);
+        if (evbuffer_add(out, tmp, hlen + n + tlen) < 0)
+            return LS_SEND_FULL;
     } else {
         /* Header, payload and trailer in one piece of the buffer: one
          * evbuffer call per message instead of two or three. */
