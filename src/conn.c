@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -88,6 +89,51 @@ ls_conn_decref(ls_conn_t *c)
 }
 
 /*
+ * Push the callback name as a Lua string. The names are made once per state
+ * and kept in the registry: lua_getfield(srv, "onMessage") would hash the C
+ * string and compare it against Lua's string cache on every message. The
+ * lookup itself stays a normal table access, so an app that reassigns
+ * srv.onMessage at run time is seen at once.
+ */
+static void
+conn_push_name(lua_State *L, const char *name)
+{
+    static struct {
+        char name[32];
+        int ref;
+    } names[16];
+    static lua_State *names_L;
+    static int nnames;
+    int i;
+
+    if (names_L != L) { /* a new state: its registry has none of them */
+        names_L = L;
+        nnames = 0;
+    }
+    for (i = 0; i < nnames; i++)
+        if (strcmp(names[i].name, name) == 0) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, names[i].ref);
+            if (i > 0) { /* most recent first: onMessage, mostly */
+                int ref = names[i].ref;
+                char tmp[sizeof(names[0].name)];
+                memcpy(tmp, names[i].name, sizeof(tmp));
+                memmove(&names[1], &names[0], (size_t)i * sizeof(names[0]));
+                memcpy(names[0].name, tmp, sizeof(tmp));
+                names[0].ref = ref;
+            }
+            return;
+        }
+    lua_pushstring(L, name);
+    if (nnames < (int)(sizeof(names) / sizeof(*names)) &&
+        strlen(name) < sizeof(names[0].name)) {
+        lua_pushvalue(L, -1);
+        names[nnames].ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        strcpy(names[nnames].name, name);
+        nnames++;
+    }
+}
+
+/*
  * Push srv[name] and the connection; 0 (nothing pushed) when the app has no
  * such callback.
  */
@@ -97,12 +143,15 @@ ls_conn_push_callback(ls_conn_t *c, const char *name)
     lua_State *L = conn_L();
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->lua_ref);  /* srv */
-    if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {   /* srv f */
+    conn_push_name(L, name);                             /* srv name */
+    if (lua_gettable(L, -2) != LUA_TFUNCTION) {          /* srv f */
         lua_pop(L, 2);
         return 0;
     }
-    lua_remove(L, -2);                                   /* f */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* f conn */
+    lua_copy(L, -1, -2);                                 /* f f */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* f f conn */
+    lua_copy(L, -1, -2);                                 /* f conn conn */
+    lua_pop(L, 1);                                       /* f conn */
     return 1;
 }
 
@@ -262,6 +311,59 @@ conn_read_some(ls_conn_t *c, char *p, size_t n)
     return 0;
 }
 
+/*
+ * A large framed message arriving in small pieces: with SO_RCVLOWAT the
+ * kernel wakes us once a good part of what is still missing has arrived
+ * (or on EOF), instead of once per piece, so the message is read in few
+ * large read()s whatever the sender's write size. Reset once the message
+ * is complete. Only for the length framings of the stream protocols, where
+ * the missing length is known exactly.
+ */
+#define CONN_LOWAT_MIN (64 * 1024)
+#define CONN_LOWAT_MAX (256 * 1024)
+
+static void
+conn_lowat(ls_conn_t *c)
+{
+    const ls_buf_t *b = &c->in;
+    size_t want = 0;
+    int v;
+
+    if (c->srv->proto != &ls_proto_stream || c->fd < 0 ||
+        (c->flags & CONN_STOPPED))
+        return;
+    if (b->len > 0)
+        want = ls_framing_missing(&c->srv->conf.framing, b->data + b->off,
+                                  b->len);
+    v = want < CONN_LOWAT_MIN ? 0
+        : want > CONN_LOWAT_MAX ? CONN_LOWAT_MAX : (int)want;
+    if (v == c->lowat)
+        return;
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &(int){v ? v : 1},
+                   sizeof(int)) < 0) {
+        ls_log(LS_LOG_DEBUG, errno, "conn %llu: SO_RCVLOWAT",
+               (unsigned long long)c->id);
+        return;
+    }
+    c->lowat = v;
+}
+
+/*
+ * For the idle sweep: with SO_RCVLOWAT set, bytes may have arrived that we
+ * were not woken for. Counts as traffic (the connection is touched); 1 then.
+ */
+int
+ls_conn_input_waiting(ls_conn_t *c)
+{
+    int n = 0;
+
+    if (c->lowat == 0 || c->fd < 0 || ioctl(c->fd, FIONREAD, &n) < 0 ||
+        n <= 0)
+        return 0;
+    conn_touch(c);
+    return 1;
+}
+
 static void
 conn_read(ls_conn_t *c)
 {
@@ -341,8 +443,11 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     ls_conn_incref(c);
-    if (!(c->flags & CONN_STOPPED))
+    if (!(c->flags & CONN_STOPPED)) {
         conn_read(c);
+        if (c->lowat || c->in.len > 0)
+            conn_lowat(c);
+    }
     ls_conn_decref(c);
     ls_worker_flush();
 }

@@ -55,6 +55,7 @@ typedef struct ls_conn {
     ls_buf_t in;                   /* unframed input, allocated on demand */
     size_t scan;                   /* delimiter search resumes here */
     const ls_proto_t *proto;       /* srv->proto, until an upgrade switches */
+    int lowat;                     /* SO_RCVLOWAT set (0: the default, 1) */
     void *pstate;                  /* the protocol's per-connection state */
     struct evbuffer *out;          /* allocated on first send */
     double active;                 /* last traffic (loop time), for idleTimeout */
@@ -87,6 +88,7 @@ void ls_conn_destroy(ls_conn_t *c);
 void ls_conn_pause(ls_conn_t *c);
 void ls_conn_resume(ls_conn_t *c);
 void ls_conn_flush(ls_conn_t *c);
+int ls_conn_input_waiting(ls_conn_t *c);
 void ls_conn_incref(ls_conn_t *c);
 void ls_conn_decref(ls_conn_t *c);
 int ls_conn_connect(ls_conn_t *c, const struct sockaddr *sa, socklen_t len,

@@ -152,18 +152,84 @@ http_push_headers(lua_State *L, ls_http_t *h, char *base)
     }
 }
 
+/*
+ * The strings every request uses -- field names, "1.0"/"1.1", method names --
+ * made once per state and kept in one registry table indexed by the enum
+ * below (then the method number): lua_setfield(req, "method") would hash
+ * and look up each C string again for every request.
+ */
+enum {
+    K_METHOD = 1, K_URL, K_PATH, K_QUERY, K_HEADERS, K_BODY, K_VERSION,
+    K_V10, K_V11, K_SLASH, K_METHODS
+};
+
+static const char *const req_strings[] = {
+    NULL, "method", "url", "path", "query", "headers", "body", "version",
+    "1.0", "1.1", "/",
+};
+
+/* Push the strings table; its stack index is returned. */
+static int
+http_push_strings(lua_State *L)
+{
+    static lua_State *strings_L;
+    static int strings_ref = LUA_NOREF;
+
+    if (strings_L == L && lua_rawgeti(L, LUA_REGISTRYINDEX, strings_ref) ==
+                              LUA_TTABLE)
+        return lua_gettop(L);
+    if (strings_L == L)
+        lua_pop(L, 1);
+    lua_createtable(L, K_METHODS + 48, 0);
+    for (int i = 1; i < K_METHODS; i++) {
+        lua_pushstring(L, req_strings[i]);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushvalue(L, -1);
+    strings_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    strings_L = L;
+    return lua_gettop(L);
+}
+
+/* Push strings[k]: a field name, before its value (then lua_rawset). */
+static inline void
+http_key(lua_State *L, int strings, int k)
+{
+    lua_rawgeti(L, strings, k);
+}
+
+/* Push the method's name, from the strings table once seen. */
+static void
+http_push_method(lua_State *L, int strings, unsigned method)
+{
+    if (method > 64) {
+        lua_pushstring(L, llhttp_method_name((llhttp_method_t)method));
+        return;
+    }
+    if (lua_rawgeti(L, strings, K_METHODS + (int)method) == LUA_TSTRING)
+        return;
+    lua_pop(L, 1);
+    lua_pushstring(L, llhttp_method_name((llhttp_method_t)method));
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, strings, K_METHODS + (int)method);
+}
+
 /* Push req for the request whose bytes start at base. */
 void
 ls_http_push_request(lua_State *L, ls_http_t *h, char *base)
 {
     char *url = base + h->url, *path = url, *q, *end = url + h->ulen;
     size_t plen;
+    int strings = http_push_strings(L), req;
 
     lua_createtable(L, 0, 7);
-    lua_pushstring(L, llhttp_method_name(h->parser.method));
-    lua_setfield(L, -2, "method");
+    req = lua_gettop(L);
+    http_key(L, strings, K_METHOD);
+    http_push_method(L, strings, h->parser.method);
+    lua_rawset(L, req);
+    http_key(L, strings, K_URL);
     lua_pushlstring(L, url, h->ulen);
-    lua_setfield(L, -2, "url");
+    lua_rawset(L, req);
     /* absolute-form (proxy style): the path starts after the authority */
     if (h->ulen > 0 && url[0] != '/' && url[0] != '*') {
         char *s = memchr(url, ':', h->ulen);
@@ -175,25 +241,28 @@ ls_http_push_request(lua_State *L, ls_http_t *h, char *base)
     }
     q = memchr(path, '?', (size_t)(end - path));
     plen = (size_t)((q ? q : end) - path);
+    http_key(L, strings, K_PATH);
     if (plen == 0 && path == end)
-        lua_pushliteral(L, "/");
+        lua_rawgeti(L, strings, K_SLASH);
     else
         lua_pushlstring(L, path, plen);
-    lua_setfield(L, -2, "path");
+    lua_rawset(L, req);
+    http_key(L, strings, K_QUERY);
     if (q) {
         char *hash = memchr(q, '#', (size_t)(end - q));
         http_push_query(L, q + 1, (size_t)((hash ? hash : end) - q - 1));
     } else {
         lua_createtable(L, 0, 0);
     }
-    lua_setfield(L, -2, "query");
+    lua_rawset(L, req);
+    http_key(L, strings, K_HEADERS);
     http_push_headers(L, h, base);
-    lua_setfield(L, -2, "headers");
+    lua_rawset(L, req);
+    http_key(L, strings, K_BODY);
     lua_pushlstring(L, base + h->body, h->blen);
-    lua_setfield(L, -2, "body");
-    if (h->parser.http_minor == 0)
-        lua_pushliteral(L, "1.0");
-    else
-        lua_pushliteral(L, "1.1");
-    lua_setfield(L, -2, "version");
+    lua_rawset(L, req);
+    http_key(L, strings, K_VERSION);
+    lua_rawgeti(L, strings, h->parser.http_minor == 0 ? K_V10 : K_V11);
+    lua_rawset(L, req);
+    lua_remove(L, strings);                              /* req */
 }

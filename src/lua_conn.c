@@ -15,10 +15,24 @@
 
 #define CONN_MT "luaserv.conn"
 
+/*
+ * Argument 1 as a conn box. Every function of the class has the metatable as
+ * upvalue 1, so the check is an identity comparison, not luaL_checkudata's
+ * registry lookup by name (a string hash and strcmp per conn:send()).
+ */
 static ls_conn_box_t *
 lconn_box(lua_State *L)
 {
-    return luaL_checkudata(L, 1, CONN_MT);
+    void *p = lua_touserdata(L, 1);
+
+    if (p != NULL && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+        if (same)
+            return p;
+    }
+    luaL_typeerror(L, 1, CONN_MT);
+    return NULL;
 }
 
 /* The open connection behind argument 1, or NULL when it is closed. */
@@ -45,9 +59,11 @@ static int
 lconn_send(lua_State *L)
 {
     ls_conn_t *c = lconn_open(L);
-    int raw = lua_toboolean(L, 3);
+    int top = lua_gettop(L);
+    int raw = top >= 3 && lua_toboolean(L, 3);
 
-    luaL_checkany(L, 2);
+    if (top < 2)
+        luaL_checkany(L, 2);
     if (c == NULL)
         return lconn_closed(L);
     if (c->flags & LS_CONN_FULL) {
@@ -136,18 +152,20 @@ lconn_push_data(lua_State *L)
     }
 }
 
-/* conn.<key>: methods first (upvalue 1), then properties. */
+/* conn.<key>: methods first (upvalue 2), then properties. */
 static int
 lconn_index(lua_State *L)
 {
-    ls_conn_box_t *box = lconn_box(L);
+    ls_conn_box_t *box;
     const char *k;
     char ip[64];
     int port;
 
+    /* Methods need no look at the box: conn:send() pays one table lookup. */
     lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
         return 1;
+    box = lconn_box(L);
     k = lua_tostring(L, 2);
     if (k == NULL)
         return 0;
@@ -228,19 +246,26 @@ ls_lua_conn_register(lua_State *L)
         lua_pop(L, 1);
         return;
     }
-    luaL_newlib(L, lconn_methods);                       /* mt methods */
-    lua_pushcclosure(L, lconn_index, 1);                 /* mt index */
+    /* Upvalue 1 of every function here is the metatable (lconn_box). */
+    luaL_newlibtable(L, lconn_methods);                  /* mt methods */
+    lua_pushvalue(L, -2);                                /* mt methods mt */
+    luaL_setfuncs(L, lconn_methods, 1);                  /* mt methods */
+    lua_pushvalue(L, -2);                                /* mt methods mt */
+    lua_insert(L, -2);                                   /* mt mt methods */
+    lua_pushcclosure(L, lconn_index, 2);                 /* mt index */
     lua_setfield(L, -2, "__index");                      /* mt */
-    lua_pushcfunction(L, lconn_newindex);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, lconn_newindex, 1);
     lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, lconn_tostring);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, lconn_tostring, 1);
     lua_setfield(L, -2, "__tostring");
     lua_pushliteral(L, "luaserv.conn");
     lua_setfield(L, -2, "__metatable");                  /* mt */
     lua_pop(L, 1);
 }
 
-/* Runs under lua_pcall: allocation may raise. */
+/* Runs under lua_pcall: allocation may raise. Upvalue 1: the metatable. */
 static int
 lconn_new(lua_State *L)
 {
@@ -248,17 +273,38 @@ lconn_new(lua_State *L)
     ls_conn_box_t *box = lua_newuserdatauv(L, sizeof(*box), 1); /* c box */
     box->c = c;
     box->id = c->id;
-    luaL_setmetatable(L, CONN_MT);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);                                /* c box box */
     c->lua_ref = luaL_ref(L, LUA_REGISTRYINDEX);         /* c box */
     c->box = box;
     return 0;
 }
 
+/* lconn_new with the metatable as upvalue, made once per state: a new
+ * connection needs no registry lookup by name. */
+static void
+lconn_push_new(lua_State *L)
+{
+    static lua_State *new_L;
+    static int new_ref = LUA_NOREF;
+
+    if (new_L == L &&
+        lua_rawgeti(L, LUA_REGISTRYINDEX, new_ref) == LUA_TFUNCTION)
+        return;
+    if (new_L == L)
+        lua_pop(L, 1);
+    luaL_getmetatable(L, CONN_MT);
+    lua_pushcclosure(L, lconn_new, 1);
+    lua_pushvalue(L, -1);
+    new_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    new_L = L;
+}
+
 int
 ls_lua_conn_attach(lua_State *L, ls_conn_t *c)
 {
-    lua_pushcfunction(L, lconn_new);
+    lconn_push_new(L);
     lua_pushlightuserdata(L, c);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
         ls_log(LS_LOG_ERROR, 0, "cannot create a Lua connection object: %s",

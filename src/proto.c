@@ -66,10 +66,40 @@ stream_send(ls_conn_t *c, lua_State *L, int idx, int raw)
         hlen = ls_framing_header(f, n, hdr);
         trailer = ls_framing_trailer(f, &tlen);
     }
-    if ((hlen && evbuffer_add(out, hdr, hlen) < 0) ||
-        evbuffer_add(out, p, n) < 0 ||
-        (tlen && evbuffer_add(out, trailer, tlen) < 0))
-        return LS_SEND_FULL;
+    if (hlen + tlen == 0) {
+        if (evbuffer_add(out, p, n) < 0)
+            return LS_SEND_FULL;
+    } else if (hlen + n + tlen <= 256) {
+        /* A short message: assembled here, then one evbuffer_add (cheaper
+         * than reserve + commit). */
+        char tmp[256];
+
+        if (hlen)
+            memcpy(tmp, hdr, hlen);
+        memcpy(tmp + hlen, p, n);
+        if (tlen)
+            memcpy(tmp + hlen + n, trailer, tlen);
+        if (evbuffer_add(out, tmp, hlen + n + tlen) < 0)
+            return LS_SEND_FULL;
+    } else {
+        /* Header, payload and trailer in one piece of the buffer: one
+         * evbuffer call per message instead of two or three. */
+        struct evbuffer_iovec v;
+        char *d;
+
+        if (evbuffer_reserve_space(out, (ev_ssize_t)(hlen + n + tlen), &v,
+                                   1) < 1)
+            return LS_SEND_FULL;
+        d = v.iov_base;
+        if (hlen)
+            memcpy(d, hdr, hlen);
+        memcpy(d + hlen, p, n);
+        if (tlen)
+            memcpy(d + hlen + n, trailer, tlen);
+        v.iov_len = hlen + n + tlen;
+        if (evbuffer_commit_space(out, &v, 1) < 0)
+            return LS_SEND_FULL;
+    }
     return ls_conn_commit(c);
 }
 

@@ -7,6 +7,7 @@
  */
 #include "vm.h"
 #include "log.h"
+#include "mempool.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -31,13 +32,14 @@ vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     size_t old = ptr ? osize : 0;
 
     if (nsize == 0) {
-        free(ptr);
+        ls_pool_free(vm->pool, ptr, old);
         vm->mem -= old;
         return NULL;
     }
     if (vm->mem_limit && nsize > old && vm->mem - old + nsize > vm->mem_limit)
         return NULL;
-    ptr = realloc(ptr, nsize);
+    /* small blocks from size-class free lists (mempool.c) */
+    ptr = ls_pool_realloc(vm->pool, ptr, old, nsize);
     if (ptr != NULL)
         vm->mem = vm->mem - old + nsize;
     return ptr;
@@ -117,9 +119,11 @@ ls_vm_new(int mode, const char *app, char *err, size_t errlen)
     vm->serve_ref = LUA_NOREF;
     snprintf(vm->app, sizeof(vm->app), "%s", app);
     ls_conf_init(&vm->conf);
+    vm->pool = ls_pool_new(); /* NULL (plain malloc) is fine too */
     L = lua_newstate(vm_alloc, vm);
     if (L == NULL) {
         snprintf(err, errlen, "cannot create a Lua state: out of memory");
+        ls_pool_destroy(vm->pool);
         free(vm);
         return NULL;
     }
@@ -141,6 +145,7 @@ ls_vm_free(ls_vm_t *vm)
         return;
     if (vm->L)
         lua_close(vm->L);
+    ls_pool_destroy(vm->pool);
     ls_conf_free(&vm->conf);
     free(vm);
 }

@@ -19,6 +19,7 @@ typedef struct ls_vm {
     lua_State *L;
     size_t mem;               /* bytes held by this Lua state */
     size_t mem_limit;         /* 0: none */
+    struct ls_pool *pool;     /* small blocks (mempool.c); NULL: malloc */
     int mode;
     int loading;              /* running the script's top level */
     char app[4096];           /* absolute path of APP.lua */

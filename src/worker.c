@@ -161,6 +161,10 @@ worker_on_idle_sweep(evutil_socket_t fd, short what, void *arg)
         c = c->next;
     while (c != NULL && c->active <= limit) {
         ls_conn_t *prev = c->prev;
+        if (ls_conn_input_waiting(c)) { /* now at the head: not idle */
+            c = prev;
+            continue;
+        }
         /* onClose may close others, prev among them: hold it. */
         if (prev)
             ls_conn_incref(prev);
@@ -234,6 +238,25 @@ worker_accept_emfile(ls_worker_t *w, int err)
     worker_accept_pause(w);
 }
 
+/*
+ * TCP_NODELAY on the listening socket: Linux copies it into every accepted
+ * socket, which saves a setsockopt() per connection. Should that fail, each
+ * accepted socket gets it instead.
+ */
+static void
+worker_listen_nodelay(ls_server_t *srv)
+{
+    int on = 1;
+
+    if (srv->conf.addr.family == AF_UNIX)
+        return;
+    if (setsockopt(srv->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0) {
+        ls_log(LS_LOG_INFO, errno, "TCP_NODELAY on the listening socket; "
+               "setting it per connection");
+        srv->nodelay_each = 1;
+    }
+}
+
 static void
 worker_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
@@ -275,7 +298,17 @@ worker_on_accept(evutil_socket_t lfd, short what, void *arg)
             if (w->emfile_fd < 0)
                 w->emfile_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         }
-        if (srv->conf.addr.family != AF_UNIX)
+        if (!srv->nodelay_checked && !srv->nodelay_each &&
+            srv->conf.addr.family != AF_UNIX) {
+            socklen_t olen = sizeof(on);
+            srv->nodelay_checked = 1;
+            on = 0;
+            if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &olen) < 0 ||
+                !on)
+                srv->nodelay_each = 1; /* not inherited here */
+            on = 1;
+        }
+        if (srv->nodelay_each)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
         c = ls_conn_new(srv, fd, (struct sockaddr *)&ss, len);
         if (c == NULL) {
@@ -611,6 +644,7 @@ ls_worker_main(const ls_worker_args_t *a)
     }
     ls_worker_flush();
     if (!w->stopping) {
+        worker_listen_nodelay(&w->srv);
         event_assign(&w->srv.accept_ev, w->base, w->srv.fd,
                      EV_READ | EV_PERSIST, worker_on_accept, w);
         event_add(&w->srv.accept_ev, NULL);

@@ -25,6 +25,8 @@ typedef struct ls_server {
     struct event accept_ev;
     int accepting;
     int full;                 /* maxConnections reached: not accepting */
+    int nodelay_each;         /* set TCP_NODELAY per accepted socket */
+    int nodelay_checked;      /* first accepted socket inherited it */
     struct event idle_ev;     /* idleTimeout sweep */
     int lua_ref;              /* the listener table (callbacks) */
     struct ls_conn *conns;    /* open connections, newest first */

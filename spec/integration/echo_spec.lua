@@ -171,4 +171,29 @@ describe("echo over frame://", function()
         assert.are.equal("", c:read_frame(5))
         assert.are.equal("three\n\0", c:read_frame(5))
     end)
+
+    -- a large frame makes the server wait for big batches (SO_RCVLOWAT);
+    -- the frames after it must not wait for that much
+    it("echoes a large frame sent in small pieces, then small frames",
+    function()
+        local c = client.must_connect(srv.port)
+        finally(function() c:close() end)
+        local payload = {}
+        for i = 1, 1024 * 1024 / 16 do
+            payload[i] = string.format("%015d\n", i)
+        end
+        local big = client.frame(table.concat(payload))
+        for i = 1, #big, 4096 do
+            assert(c:send(big:sub(i, i + 4095)))
+            if i == 1 + 4096 * 100 then client.sleep(0.2) end
+        end
+        assert(c:send(client.frame("after")))
+        local got = c:read_frame(20)
+        assert.is_truthy(got, "the large frame did not come back")
+        assert.are.equal(#big - 4, #got)
+        assert.is_true(got == big:sub(5), "the large frame came back changed")
+        assert.are.equal("after", c:read_frame(5))
+        assert(c:send(client.frame("x")))
+        assert.are.equal("x", c:read_frame(5))
+    end)
 end)

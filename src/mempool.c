@@ -1,0 +1,150 @@
+/*
+ * mempool.c -- size-class free lists for a Lua state's small blocks.
+ *
+ * A worker's Lua state allocates and frees a few small blocks per message
+ * (the message string, a request's tables); glibc's malloc spends a few
+ * hundred instructions on each once the collector frees them in bulk
+ * (unsorted bins, fastbin consolidation). Lua always tells the size of the
+ * block it frees, so blocks up to LS_POOL_MAX bytes need no header: they are
+ * carved from 64 KiB slabs and go back to a free list per 16-byte class, a
+ * pointer swap each way. Larger blocks use malloc. Freed small blocks stay in
+ * the pool for reuse (the memory is given back when the state closes).
+ *
+ * Under AddressSanitizer the pool is off, so that ASan still sees every
+ * block.
+ */
+#include "mempool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LS_POOL_MAX 512
+#define LS_POOL_STEP 16
+#define LS_POOL_CLASSES (LS_POOL_MAX / LS_POOL_STEP)
+#define LS_POOL_SLAB (64 * 1024)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define LS_POOL_ENABLED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LS_POOL_ENABLED 0
+#endif
+#endif
+#ifndef LS_POOL_ENABLED
+#define LS_POOL_ENABLED 1
+#endif
+
+typedef struct ls_pool_block {
+    struct ls_pool_block *next;
+} ls_pool_block_t;
+
+/* Slabs are kept in a list (through their first 16 bytes) to be freed. */
+typedef struct ls_pool_slab {
+    struct ls_pool_slab *next;
+    char pad[LS_POOL_STEP - sizeof(void *)];
+} ls_pool_slab_t;
+
+struct ls_pool {
+    ls_pool_block_t *free[LS_POOL_CLASSES];
+    char *cur, *end;              /* the unused rest of the newest slab */
+    ls_pool_slab_t *slabs;
+};
+
+static inline size_t
+pool_class(size_t n)
+{
+    return (n - 1) / LS_POOL_STEP;
+}
+
+ls_pool_t *
+ls_pool_new(void)
+{
+    if (!LS_POOL_ENABLED)
+        return NULL;
+    return calloc(1, sizeof(ls_pool_t));
+}
+
+void
+ls_pool_destroy(ls_pool_t *pool)
+{
+    if (pool == NULL)
+        return;
+    while (pool->slabs) {
+        ls_pool_slab_t *next = pool->slabs->next;
+        free(pool->slabs);
+        pool->slabs = next;
+    }
+    free(pool);
+}
+
+static void *
+pool_get(ls_pool_t *pool, size_t cls)
+{
+    ls_pool_block_t *b = pool->free[cls];
+    size_t size = (cls + 1) * LS_POOL_STEP;
+
+    if (b != NULL) {
+        pool->free[cls] = b->next;
+        return b;
+    }
+    if ((size_t)(pool->end - pool->cur) < size) {
+        /* The rest of the old slab (< 512 bytes) is left unused. */
+        ls_pool_slab_t *s = malloc(LS_POOL_SLAB);
+        if (s == NULL)
+            return NULL;
+        s->next = pool->slabs;
+        pool->slabs = s;
+        pool->cur = (char *)(s + 1);
+        pool->end = (char *)s + LS_POOL_SLAB;
+    }
+    b = (ls_pool_block_t *)pool->cur;
+    pool->cur += size;
+    return b;
+}
+
+static inline void
+pool_put(ls_pool_t *pool, void *p, size_t cls)
+{
+    ls_pool_block_t *b = p;
+    b->next = pool->free[cls];
+    pool->free[cls] = b;
+}
+
+void
+ls_pool_free(ls_pool_t *pool, void *ptr, size_t osize)
+{
+    if (ptr == NULL)
+        return;
+    if (pool != NULL && osize <= LS_POOL_MAX)
+        pool_put(pool, ptr, pool_class(osize));
+    else
+        free(ptr);
+}
+
+/* Lua's frealloc with nsize > 0; osize is 0 when ptr is NULL. */
+void *
+ls_pool_realloc(ls_pool_t *pool, void *ptr, size_t osize, size_t nsize)
+{
+    int small_old, small_new;
+    void *p;
+
+    if (pool == NULL)
+        return realloc(ptr, nsize);
+    small_old = ptr != NULL && osize <= LS_POOL_MAX;
+    small_new = nsize <= LS_POOL_MAX;
+    if (ptr == NULL)
+        return small_new ? pool_get(pool, pool_class(nsize)) : malloc(nsize);
+    if (!small_old && !small_new)
+        return realloc(ptr, nsize);
+    if (small_old && small_new && pool_class(osize) == pool_class(nsize))
+        return ptr;
+    p = small_new ? pool_get(pool, pool_class(nsize)) : malloc(nsize);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, ptr, osize < nsize ? osize : nsize);
+    if (small_old)
+        pool_put(pool, ptr, pool_class(osize));
+    else
+        free(ptr);
+    return p;
+}
