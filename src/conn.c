@@ -329,7 +329,7 @@ conn_lowat(ls_conn_t *c)
     size_t want = 0;
     int v;
 
-    if (c->srv->proto != &ls_proto_stream || c->fd < 0 ||
+    if (c->proto != &ls_proto_stream || c->fd < 0 ||
         (c->flags & CONN_STOPPED))
         return;
     if (b->len > 0)
