@@ -69,11 +69,14 @@ ls_log_open_file(const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
-        snprintf(err, errlen, "open(\"%s\") failed: %s", path,
-                 strerror(errno));
+        /* a long path is cut in the message, which is fine */
+        if (snprintf(err, errlen, "open(\"%s\") failed: %s", path,
+                     strerror(errno)) >= (int)errlen)
+            err[errlen - 1] = '\0';
         return -1;
     }
-    snprintf(log_path, sizeof(log_path), "%s", path);
+    if (path != log_path)   /* ls_log_reopen() passes log_path itself */
+        snprintf(log_path, sizeof(log_path), "%s", path);
     if (log_fd > 2)
         close(log_fd);
     log_fd = fd;
