@@ -40,6 +40,9 @@ typedef struct ls_conf {
     char user[64];
     char group[64];
     int log_level;             /* -1: not set */
+    size_t lua_memory_limit;   /* settings.luaMemoryLimit, bytes; 0: none */
+    double callback_timeout;   /* settings.callbackTimeout, s; 0: none */
+    double watchdog_timeout;   /* settings.watchdogTimeout, s; 0: none */
 } ls_conf_t;
 
 #define LS_DEFAULT_STOP_TIMEOUT 5.0
@@ -48,6 +51,9 @@ typedef struct ls_conf {
 #define LS_DEFAULT_MAX_SEND_BUFFER (1024 * 1024)
 #define LS_DEFAULT_MAX_HEADER (16 * 1024)
 #define LS_DEFAULT_CONNECT_TIMEOUT 10.0
+#define LS_DEFAULT_LUA_MEMORY_LIMIT ((size_t)1024 * 1024 * 1024)
+#define LS_DEFAULT_CALLBACK_TIMEOUT 10.0
+#define LS_DEFAULT_WATCHDOG_TIMEOUT 30.0
 
 void ls_conf_init(ls_conf_t *c);
 void ls_conf_free(ls_conf_t *c);

@@ -370,10 +370,26 @@ lcore_settings(lua_State *L)
                            "\"warn\" or \"error\" expected)");
             c->log_level = lv;
             ls_log_set_level(lv);
+        } else if (strcmp(k, "luaMemoryLimit") == 0) {
+            lua_Integer v = lua_tointeger(L, -1);
+            if (!lua_isinteger(L, -1) ||
+                !(v == 0 || (v >= 1 << 20 && v <= (lua_Integer)1 << 44)))
+                luaL_error(L, "bad setting 'luaMemoryLimit' (0 for no limit, "
+                           "or bytes from 1048576 expected)");
+            c->lua_memory_limit = (size_t)v;
+        } else if (strcmp(k, "callbackTimeout") == 0 ||
+                   strcmp(k, "watchdogTimeout") == 0) {
+            lua_Number v = lua_tonumber(L, -1);
+            double min = k[0] == 'w' ? 1 : 0.01;
+            if (!lua_isnumber(L, -1) || !(v == 0 || (v >= min && v <= 86400)))
+                luaL_error(L, "bad setting '%s' (0 to disable, or seconds "
+                           "from %f to 86400 expected)", k, (lua_Number)min);
+            *(k[0] == 'w' ? &c->watchdog_timeout : &c->callback_timeout) = v;
         } else {
             return luaL_error(L, "unknown setting '%s' (known: name, pidFile, "
-                              "logFile, user, group, stopTimeout, logLevel)",
-                              k);
+                              "logFile, user, group, stopTimeout, logLevel, "
+                              "luaMemoryLimit, callbackTimeout, "
+                              "watchdogTimeout)", k);
         }
         lua_pop(L, 1);
     }

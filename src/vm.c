@@ -4,9 +4,17 @@
  * Every call into user Lua goes through ls_vm_call(): a message handler adds
  * a traceback, the error is logged with the connection it concerns, and the
  * caller decides the outcome (close that connection, keep serving).
+ *
+ * The guards live here too: luaMemoryLimit (the allocator refuses growth, so
+ * Lua raises "not enough memory" in the running callback), callbackTimeout
+ * (a tick signal notices a call that runs too long and only then sets a count
+ * hook that raises an error: no hook, hence no cost, in the normal case), and
+ * os.exit, which in a worker retires the worker instead of ending the process
+ * under its connections.
  */
 #include "vm.h"
 #include "log.h"
+#include "worker.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -14,16 +22,33 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 int luaopen_luaserv_core(lua_State *L);
 
-/* Allocator that counts what the state holds (skynet), for status figures
- * and an optional cap. */
+/* What the message handler may use past luaMemoryLimit, so that the
+ * traceback of a memory error can still be built. */
+#define VM_HEADROOM (1024 * 1024)
+/* Instructions between two checks of the timeout hook once it is set. */
+#define VM_HOOK_COUNT 1000
+
+/* The error object of os.exit in a worker: not logged as an error. */
+static const char vm_exit_key;
+
+/*
+ * Allocator that counts what the state holds (skynet), for status figures
+ * and luaMemoryLimit. Only growth inside ls_vm_call (depth > 0) is refused:
+ * there the refusal becomes "not enough memory" in the running callback (Lua
+ * first runs an emergency collection and retries); outside any protected
+ * call, in C code preparing a call, it would abort the process. Shrinking
+ * and freeing never fail.
+ */
 static void *
 vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -35,8 +60,12 @@ vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         vm->mem -= old;
         return NULL;
     }
-    if (vm->mem_limit && nsize > old && vm->mem - old + nsize > vm->mem_limit)
+    if (vm->mem_limit && nsize > old && vm->depth > 0 &&
+        vm->mem - old + nsize >
+            vm->mem_limit + (vm->in_handler ? VM_HEADROOM : 0)) {
+        vm->mem_refused++;
         return NULL;
+    }
     ptr = realloc(ptr, nsize);
     if (ptr != NULL)
         vm->mem = vm->mem - old + nsize;
@@ -103,6 +132,135 @@ vm_set_paths(lua_State *L, const char *app)
     lua_pop(L, 2);
 }
 
+/* ---- callbackTimeout ------------------------------------------------------ */
+
+static ls_vm_t *vm_ticked;                /* the state the ticks watch */
+static volatile sig_atomic_t vm_tick_seq; /* the call seen at the last tick */
+static volatile sig_atomic_t vm_tick_count, vm_tick_need;
+
+/* Set only once a call is over time: raise in the Lua code it is running.
+ * Kept until the outermost call returns, so that a pcall in the app that
+ * catches the error does not let the loop go on. */
+static void
+vm_timeout_hook(lua_State *L, lua_Debug *ar)
+{
+    ls_vm_t *vm = ls_vm_of(L);
+    (void)ar;
+
+    if (!vm->expired || vm->in_handler)
+        return;
+    lua_pushfstring(L, "callback exceeded callbackTimeout (%f s)",
+                    (lua_Number)vm->callback_timeout);
+    lua_error(L);
+}
+
+/*
+ * SIGALRM, every callbackTimeout/4 (at most 1 s): a call seen running on
+ * vm_tick_need consecutive ticks has run at least callbackTimeout. Setting a
+ * hook from a signal handler is what lua.c does for Ctrl+C (lua_sethook is
+ * written to allow it).
+ */
+static void
+vm_on_tick(int signo)
+{
+    ls_vm_t *vm = vm_ticked;
+    (void)signo;
+
+    if (vm == NULL || vm->depth == 0 || vm->expired) {
+        vm_tick_count = 0;
+        return;
+    }
+    if (vm->seq != vm_tick_seq) {
+        vm_tick_seq = vm->seq;
+        vm_tick_count = 0;
+        return;
+    }
+    if (++vm_tick_count >= vm_tick_need) {
+        vm->expired = 1;
+        lua_sethook(vm->L, vm_timeout_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
+    }
+}
+
+/* Worker: luaMemoryLimit (bytes) and callbackTimeout (seconds); 0: none. */
+void
+ls_vm_set_limits(ls_vm_t *vm, size_t mem_limit, double callback_timeout)
+{
+    struct sigaction sa;
+    struct itimerval it;
+    double tick;
+
+    vm->mem_limit = mem_limit;
+    vm->callback_timeout = callback_timeout;
+    if (callback_timeout <= 0)
+        return;
+    tick = callback_timeout / 4;
+    tick = tick > 1.0 ? 1.0 : tick < 0.005 ? 0.005 : tick;
+    vm_tick_need = (sig_atomic_t)ceil(callback_timeout / tick - 1e-9);
+    vm_ticked = vm;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = vm_on_tick;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    it.it_interval.tv_sec = (time_t)tick;
+    it.it_interval.tv_usec = (suseconds_t)((tick - floor(tick)) * 1e6);
+    it.it_value = it.it_interval;
+    if (setitimer(ITIMER_REAL, &it, NULL) < 0)
+        ls_log(LS_LOG_ERROR, errno, "setitimer() failed; callbackTimeout is "
+               "not enforced");
+}
+
+/* Around every protected call into the app; the outermost one is what
+ * callbackTimeout measures. seq moves before depth, so that a tick between
+ * the two never counts the previous call's time for this one. */
+static void
+vm_enter(ls_vm_t *vm)
+{
+    if (vm->depth == 0)
+        vm->seq++;
+    vm->depth++;
+}
+
+static void
+vm_leave(ls_vm_t *vm)
+{
+    vm->depth--;
+    if (vm->depth > 0)
+        return;
+    vm->in_handler = 0;
+    if (vm->expired) {
+        lua_sethook(vm->L, NULL, 0, 0);
+        vm->expired = 0;
+    }
+}
+
+/* ---- os.exit --------------------------------------------------------------- */
+
+/*
+ * os.exit([code]): ending the process here would cut every connection of
+ * the worker. In a callback it aborts that callback (its connection closes,
+ * as for an error) and the worker retires through the new-first recycle
+ * path; at the top level of the script it is an error (a broken script).
+ */
+static int
+vm_os_exit(lua_State *L)
+{
+    ls_vm_t *vm = ls_vm_of(L);
+    int code;
+
+    if (lua_isboolean(L, 1))
+        code = lua_toboolean(L, 1) ? 0 : 1;
+    else
+        code = (int)luaL_optinteger(L, 1, 0);
+    if (vm->mode != LS_VM_WORKER || vm->loading || vm->worker == NULL)
+        return luaL_error(L, "os.exit(%d) called while loading the script "
+                          "(its top level must return: luaserv runs it to "
+                          "learn the listeners, and in every worker)", code);
+    ls_worker_os_exit(vm->worker, code);
+    lua_pushlightuserdata(L, (void *)&vm_exit_key);
+    return lua_error(L);
+}
+
 ls_vm_t *
 ls_vm_new(int mode, const char *app, char *err, size_t errlen)
 {
@@ -127,6 +285,10 @@ ls_vm_new(int mode, const char *app, char *err, size_t errlen)
     *(ls_vm_t **)lua_getextraspace(L) = vm;
     luaL_openlibs(L);
     vm_set_paths(L, app);
+    lua_getglobal(L, "os");                              /* os */
+    lua_pushcfunction(L, vm_os_exit);
+    lua_setfield(L, -2, "exit");
+    lua_pop(L, 1);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
     lua_pushcfunction(L, luaopen_luaserv_core);          /* preload open */
     lua_setfield(L, -2, "luaserv.core");                 /* preload */
@@ -139,6 +301,12 @@ ls_vm_free(ls_vm_t *vm)
 {
     if (vm == NULL)
         return;
+    if (vm_ticked == vm) {
+        struct itimerval off;
+        memset(&off, 0, sizeof(off));
+        setitimer(ITIMER_REAL, &off, NULL);
+        vm_ticked = NULL;
+    }
     if (vm->L)
         lua_close(vm->L);
     ls_conf_free(&vm->conf);
@@ -149,15 +317,36 @@ ls_vm_free(ls_vm_t *vm)
 static int
 vm_msghandler(lua_State *L)
 {
+    ls_vm_t *vm = ls_vm_of(L);
     const char *msg = lua_tostring(L, 1);
+
+    if (lua_touserdata(L, 1) == &vm_exit_key)
+        return 1;
+    vm->in_handler++;
     if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+        if (luaL_callmeta(L, 1, "__tostring") &&
+            lua_type(L, -1) == LUA_TSTRING) {
+            vm->in_handler--;
             return 1;
+        }
         msg = lua_pushfstring(L, "(error object is a %s value)",
                               luaL_typename(L, 1));
     }
     luaL_traceback(L, L, msg, 1);
+    vm->in_handler--;
     return 1;
+}
+
+/* "64 MiB", "1536 KiB" or "1000 bytes": luaMemoryLimit as it was set. */
+static void
+vm_format_size(size_t n, char *buf, size_t len)
+{
+    if (n >= 1024 * 1024 && n % (1024 * 1024) == 0)
+        snprintf(buf, len, "%zu MiB", n / (1024 * 1024));
+    else if (n >= 1024 && n % 1024 == 0)
+        snprintf(buf, len, "%zu KiB", n / 1024);
+    else
+        snprintf(buf, len, "%zu bytes", n);
 }
 
 static const char *
@@ -184,13 +373,37 @@ ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
 {
     lua_State *L = vm->L;
     int base = lua_gettop(L) - nargs;
+    unsigned refused = vm->mem_refused;
     int status;
 
     lua_pushcfunction(L, vm_msghandler);
     lua_insert(L, base);
+    vm_enter(vm);
     status = lua_pcall(L, nargs, nres, base);
+    vm_leave(vm);
     lua_remove(L, base);
-    if (status != LUA_OK) {
+    if (status != LUA_OK && lua_touserdata(L, -1) == &vm_exit_key) {
+        lua_pop(L, 1); /* os.exit: logged as a warning already */
+    } else if (status != LUA_OK && vm->mem_refused != refused) {
+        /* Whatever the error says (it may be "error in error handling" or
+         * one the app raised after catching the first), the limit caused
+         * it. Collect what the aborted call left so that the state is
+         * usable again, and say how much the app still holds. */
+        const char *m = lua_tostring(L, -1);
+        char lim[32], ids[32] = "", msg[2048];
+        snprintf(msg, sizeof(msg), "%s",
+                 m && status != LUA_ERRMEM ? m : "not enough memory");
+        lua_pop(L, 1);
+        if (vm->depth == 0)
+            lua_gc(L, LUA_GCCOLLECT);
+        vm_format_size(vm->mem_limit, lim, sizeof(lim));
+        if (conn_id)
+            snprintf(ids, sizeof(ids), "conn %llu: ",
+                     (unsigned long long)conn_id);
+        ls_log(LS_LOG_ERROR, 0, "%s%s: Lua memory limit (%s) reached; %.1f "
+               "MiB in use after a full collection: %s", ids, what, lim,
+               (double)vm->mem / (1024 * 1024), msg);
+    } else if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (msg == NULL)
             msg = "(no message)";
@@ -219,12 +432,14 @@ ls_vm_load_app(ls_vm_t *vm, char *err, size_t errlen)
     int status;
 
     lua_pushcfunction(L, vm_msghandler);
+    vm_enter(vm);
     status = luaL_loadfilex(L, vm->app, "t");
     if (status == LUA_OK) {
         vm->loading = 1;
         status = lua_pcall(L, 0, 0, -2);
         vm->loading = 0;
     }
+    vm_leave(vm);
     if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         snprintf(err, errlen, "%s", msg ? msg : "(error object is not a string)");

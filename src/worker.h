@@ -42,6 +42,7 @@ typedef struct ls_worker_args {
     int id;
     int generation;
     int chan;                   /* worker end of the master channel */
+    volatile uint64_t *heartbeat; /* watchdogTimeout: bumped by the loop */
 } ls_worker_args_t;
 
 typedef struct ls_worker {
@@ -69,6 +70,8 @@ typedef struct ls_worker {
     struct event recycle_ev;    /* maxRequests / maxMemory check */
     double jitter;              /* 1.0 .. 1.25: workers do not recycle at once */
     int recycling;              /* asked the master for a replacement */
+    volatile uint64_t *heartbeat; /* shared with the master; may be NULL */
+    struct event heartbeat_ev;
 } ls_worker_t;
 
 enum { LS_STOP_GRACEFUL = 1, LS_STOP_FAST = 2 };
@@ -79,5 +82,6 @@ void ls_worker_main(const ls_worker_args_t *args) __attribute__((noreturn));
 void ls_worker_flush(void);
 void ls_worker_conn_closed(ls_worker_t *w);
 double ls_worker_time(void);
+void ls_worker_os_exit(ls_worker_t *w, int code);
 
 #endif
