@@ -690,9 +690,9 @@ master_on_exit(ls_slot_t *s, int status)
                                  RESPAWN_MAX_DELAY);
     s->respawn_at = now + delay;
     ls_log(s->fails > 1 ? LS_LOG_ERROR : LS_LOG_WARN, 0,
-           "worker %d [%s] %s%s after %.1f s; respawning%s%.1f s", s->id,
+           "worker %d [%s] %s%s after %.1f s; respawning in %.1f s", s->id,
            master_lname(s), how, was_ready ? "" : " during start-up", lived,
-           delay > 0 ? " in " : " now", delay > 0 ? delay : 0.0);
+           delay);
 }
 
 static void

@@ -35,8 +35,9 @@ int luaopen_luaserv_core(lua_State *L);
 /* What the message handler may use past luaMemoryLimit, so that the
  * traceback of a memory error can still be built. */
 #define VM_HEADROOM (1024 * 1024)
-/* Instructions between two checks of the timeout hook once it is set. */
-#define VM_HOOK_COUNT 1000
+/* Once a call is over time the hook runs at every instruction: an app loop
+ * that catches the error with pcall gets it again right after. */
+#define VM_HOOK_COUNT 1
 
 /* The error object of os.exit in a worker: not logged as an error. */
 static const char vm_exit_key;
@@ -140,7 +141,8 @@ static volatile sig_atomic_t vm_tick_count, vm_tick_need;
 
 /* Set only once a call is over time: raise in the Lua code it is running.
  * Kept until the outermost call returns, so that a pcall in the app that
- * catches the error does not let the loop go on. */
+ * catches the error does not let the loop go on (only the message handler,
+ * which builds the traceback, runs unhindered). */
 static void
 vm_timeout_hook(lua_State *L, lua_Debug *ar)
 {
@@ -149,8 +151,12 @@ vm_timeout_hook(lua_State *L, lua_Debug *ar)
 
     if (!vm->expired || vm->in_handler)
         return;
-    lua_pushfstring(L, "callback exceeded callbackTimeout (%f s)",
-                    (lua_Number)vm->callback_timeout);
+    {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "callback exceeded callbackTimeout (%g s)",
+                 vm->callback_timeout);
+        lua_pushstring(L, msg);
+    }
     lua_error(L);
 }
 
@@ -400,9 +406,9 @@ ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
         if (conn_id)
             snprintf(ids, sizeof(ids), "conn %llu: ",
                      (unsigned long long)conn_id);
-        ls_log(LS_LOG_ERROR, 0, "%s%s: Lua memory limit (%s) reached; %.1f "
-               "MiB in use after a full collection: %s", ids, what, lim,
-               (double)vm->mem / (1024 * 1024), msg);
+        ls_log(LS_LOG_ERROR, 0, "%s%s: Lua memory limit (%s) reached; %zu "
+               "KiB in use after a full collection: %s", ids, what, lim,
+               vm->mem / 1024, msg);
     } else if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (msg == NULL)
