@@ -39,6 +39,12 @@ int luaopen_luaserv_core(lua_State *L);
  * that catches the error with pcall gets it again right after. */
 #define VM_HOOK_COUNT 1
 
+static const char *const vm_names[] = {
+    "onConnect", "onMessage", "onClose", "onError", "onBufferFull",
+    "onBufferDrain", "onWorkerStart", "onWorkerStop", "onWorkerReload",
+    "onWebSocketConnect", "protocol", "input", "decode", "encode", NULL,
+};
+
 /* The error object of os.exit in a worker: not logged as an error. */
 static const char vm_exit_key;
 
@@ -291,6 +297,15 @@ ls_vm_new(int mode, const char *app, char *err, size_t errlen)
     *(ls_vm_t **)lua_getextraspace(L) = vm;
     luaL_openlibs(L);
     vm_set_paths(L, app);
+    /* Intern the names C looks up between nested calls (conn:close() in
+     * onMessage fires onClose), so that those lookups never allocate and
+     * so never fail at luaMemoryLimit in the middle of C code. */
+    lua_createtable(L, 16, 0);                           /* names */
+    for (int i = 0; vm_names[i] != NULL; i++) {
+        lua_pushstring(L, vm_names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, "luaserv.names");
     lua_getglobal(L, "os");                              /* os */
     lua_pushcfunction(L, vm_os_exit);
     lua_setfield(L, -2, "exit");
