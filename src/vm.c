@@ -422,8 +422,8 @@ ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
             snprintf(ids, sizeof(ids), "conn %llu: ",
                      (unsigned long long)conn_id);
         ls_log(LS_LOG_ERROR, 0, "%s%s: Lua memory limit (%s) reached; %zu "
-               "KiB in use after a full collection: %s", ids, what, lim,
-               vm->mem / 1024, msg);
+               "KiB in use%s: %s", ids, what, lim, vm->mem / 1024,
+               vm->depth == 0 ? " after a full collection" : "", msg);
     } else if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (msg == NULL)
