@@ -74,13 +74,13 @@ describe("watchdogTimeout", function()
 
     it("leaves a slow onWorkerStart and an idle worker alone", function()
         local srv = server.start(APP, { wait_workers = 1,
-            env = { LUASERV_TEST_WATCHDOG = "1", LUASERV_TEST_CBTIMEOUT = "0",
-                    LUASERV_TEST_START_BUSY = "2.5" } })
+            env = { LUASERV_TEST_WATCHDOG = "2", LUASERV_TEST_CBTIMEOUT = "0",
+                    LUASERV_TEST_START_BUSY = "3" } })
         local pid = server.wait_until(function() return pid_of(srv.port) end,
             30)
         assert.is_truthy(pid, server.tail(srv:log()))
-        -- idle for several watchdog periods
-        client.sleep(4)
+        -- idle for a few watchdog periods
+        client.sleep(5)
         assert.are.equal(pid, pid_of(srv.port))
         assert.are.same({ pid }, srv:workers())
         assert.are.equal(0, srv:count_log("event loop has not turned"))
