@@ -131,7 +131,8 @@ describe("luaMemoryLimit", function()
     end)
 
     it("a limit of 0 turns the guard off", function()
-        local srv = start({ LUASERV_TEST_MEMLIMIT = "0" })
+        local srv = start({ LUASERV_TEST_MEMLIMIT = "0",
+            LUASERV_TEST_CBTIMEOUT = "0" })
         local b = bystander(srv)
         finally(function() b:close() end)
         -- 64 MiB in one string is fine without a limit
