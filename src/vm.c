@@ -384,6 +384,24 @@ vm_status_name(int status)
 }
 
 /*
+ * Did the call fail because of luaMemoryLimit? A refusal alone does not
+ * say so (Lua collects and retries, and may succeed); the error must be the
+ * memory error, its lauxlib form, or a failure of the handler itself.
+ */
+static int
+vm_mem_failure(ls_vm_t *vm, unsigned refused, int status)
+{
+    const char *msg;
+
+    if (vm->mem_refused == refused)
+        return 0;
+    if (status == LUA_ERRMEM || status == LUA_ERRERR)
+        return 1;
+    msg = lua_tostring(vm->L, -1);
+    return msg != NULL && strstr(msg, "not enough memory") != NULL;
+}
+
+/*
  * Call the function below nargs arguments with a traceback handler. On
  * failure log "conn 17: onMessage: app.lua:12: boom" plus the traceback and
  * leave nothing on the stack; on success leave nres results.
@@ -405,11 +423,10 @@ ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
     lua_remove(L, base);
     if (status != LUA_OK && lua_touserdata(L, -1) == &vm_exit_key) {
         lua_pop(L, 1); /* os.exit: logged as a warning already */
-    } else if (status != LUA_OK && vm->mem_refused != refused) {
-        /* Whatever the error says (it may be "error in error handling" or
-         * one the app raised after catching the first), the limit caused
-         * it. Collect what the aborted call left so that the state is
-         * usable again, and say how much the app still holds. */
+    } else if (status != LUA_OK && vm_mem_failure(vm, refused, status)) {
+        /* The limit caused it. Collect what the aborted call left so that
+         * the state is usable again, and say how much the app still
+         * holds. */
         const char *m = lua_tostring(L, -1);
         char lim[32], ids[32] = "", msg[2048];
         snprintf(msg, sizeof(msg), "%s",

@@ -101,6 +101,33 @@ describe("luaMemoryLimit", function()
         end)
     end
 
+    it("survives running out in C functions, coroutines, recursion, " ..
+       "error objects, nested onClose and timers", function()
+        local srv = start()
+        srv:expect_error("Lua memory limit %(16 MiB%) reached")
+        local b, pid = bystander(srv)
+        finally(function() b:close() end)
+        local n = 0
+        for _, what in ipairs({ "gsub", "coroutine", "deep", "errobj",
+                                "onclose" }) do
+            must_be_closed(srv, what)
+            n = n + 1
+            assert.is_truthy(srv:wait_log("Lua memory limit", 10, n), what)
+            assert.are.equal("echo " .. what, b:request("echo " .. what, 10))
+        end
+        -- onClose ran inside conn:close() in onMessage
+        assert.is_truthy(srv:log():find("conn %d+: onClose: Lua memory limit"),
+            server.tail(srv:log()))
+        local t = client.must_connect(srv.port)
+        finally(function() b:close(); t:close() end)
+        assert.are.equal("armed", t:request("timer", 10))
+        assert.is_truthy(srv:wait_log("timer (after): Lua memory limit", 10))
+        assert.are.equal("after timer", t:request("after timer", 10))
+        assert.are.equal(pid, b:request("pid", 10))
+        assert.are.same({ tonumber(pid) }, srv:workers())
+        assert.are.equal(0, srv:stop())
+    end)
+
     it("memory the app keeps stays used until the app drops it", function()
         local srv = start()
         srv:expect_error("Lua memory limit %(16 MiB%) reached")
