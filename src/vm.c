@@ -239,7 +239,7 @@ vm_leave(ls_vm_t *vm)
     vm->depth--;
     if (vm->depth > 0)
         return;
-    vm->in_handler = 0;
+    vm->in_handler = 0;  /* ls_vm_load_app: a handler that failed */
     if (vm->expired) {
         lua_sethook(vm->L, NULL, 0, 0);
         vm->expired = 0;
@@ -413,12 +413,13 @@ ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
     lua_State *L = vm->L;
     int base = lua_gettop(L) - nargs;
     unsigned refused = vm->mem_refused;
-    int status;
+    int status, in_handler = vm->in_handler;
 
     lua_pushcfunction(L, vm_msghandler);
     lua_insert(L, base);
     vm_enter(vm);
     status = lua_pcall(L, nargs, nres, base);
+    vm->in_handler = in_handler; /* a handler that failed did not undo it */
     vm_leave(vm);
     lua_remove(L, base);
     if (status != LUA_OK && lua_touserdata(L, -1) == &vm_exit_key) {
