@@ -27,6 +27,8 @@ typedef struct ls_listen_conf {
     double connect_timeout;    /* outbound connections */
     uint64_t max_requests;     /* recycle a worker after that many; 0: no */
     size_t max_memory;         /* recycle a worker above that RSS; 0: no */
+    int64_t lua_memory_limit;  /* overrides the setting; -1: not set */
+    double callback_timeout;   /* overrides the setting; -1: not set */
     ls_framing_t framing;
 } ls_listen_conf_t;
 

@@ -193,7 +193,8 @@ vm_on_tick(int signo)
     }
 }
 
-/* Worker: luaMemoryLimit (bytes) and callbackTimeout (seconds); 0: none. */
+/* Worker: luaMemoryLimit (bytes) and callbackTimeout (seconds); 0: none.
+ * Called again once the listener's own options are known. */
 void
 ls_vm_set_limits(ls_vm_t *vm, size_t mem_limit, double callback_timeout)
 {
@@ -203,8 +204,14 @@ ls_vm_set_limits(ls_vm_t *vm, size_t mem_limit, double callback_timeout)
 
     vm->mem_limit = mem_limit;
     vm->callback_timeout = callback_timeout;
-    if (callback_timeout <= 0)
+    if (callback_timeout <= 0) {
+        if (vm_ticked == vm) { /* a listener turned the setting off */
+            memset(&it, 0, sizeof(it));
+            setitimer(ITIMER_REAL, &it, NULL);
+            vm_ticked = NULL;
+        }
         return;
+    }
     tick = callback_timeout / 4;
     tick = tick > 1.0 ? 1.0 : tick < 0.005 ? 0.005 : tick;
     vm_tick_need = (sig_atomic_t)ceil(callback_timeout / tick - 1e-9);

@@ -547,6 +547,13 @@ ls_worker_main(const ls_worker_args_t *a)
         exit(LS_WEXIT_STARTUP);
     }
     w->srv.conf = w->vm->serve;
+    if (w->srv.conf.lua_memory_limit >= 0 || w->srv.conf.callback_timeout >= 0)
+        ls_vm_set_limits(w->vm, w->srv.conf.lua_memory_limit >= 0
+                                    ? (size_t)w->srv.conf.lua_memory_limit
+                                    : a->conf->lua_memory_limit,
+                         w->srv.conf.callback_timeout >= 0
+                             ? w->srv.conf.callback_timeout
+                             : a->conf->callback_timeout);
     w->srv.lua_ref = w->vm->serve_ref;
     w->srv.fd = a->listen_fd;
     ls_proto_attach(&w->srv);

@@ -222,14 +222,37 @@ describe("os.exit in a worker", function()
     end)
 end)
 
+describe("guard listener options", function()
+    after_each(function() server.cleanup() end)
+
+    it("override the settings for that listener's workers", function()
+        local srv = start({ LUASERV_TEST_MEMLIMIT = "0",
+            LUASERV_TEST_CBTIMEOUT = "0",
+            LUASERV_TEST_L_MEMLIMIT = tostring(8 * 1024 * 1024),
+            LUASERV_TEST_L_CBTIMEOUT = "0.5" })
+        srv:expect_error("callback exceeded callbackTimeout %(0.5 s%)")
+        srv:expect_error("Lua memory limit %(8 MiB%) reached")
+        local b, pid = bystander(srv)
+        finally(function() b:close() end)
+        must_be_closed(srv, "spin")
+        must_be_closed(srv, "table")
+        assert.is_truthy(srv:wait_log("callbackTimeout (0.5 s)", 5))
+        assert.is_truthy(srv:wait_log("Lua memory limit (8 MiB)", 5))
+        assert.are.equal(pid, b:request("pid", 10))
+        assert.are.equal(0, srv:stop())
+    end)
+end)
+
 describe("guard settings", function()
     after_each(function() server.cleanup() end)
 
     for _, case in ipairs({
-        { "luaMemoryLimit = 1000", "luaMemoryLimit" },
-        { "luaMemoryLimit = -1", "luaMemoryLimit" },
-        { "callbackTimeout = 'x'", "callbackTimeout" },
-        { "watchdogTimeout = 0.5", "watchdogTimeout" },
+        { "luaMemoryLimit = 1000", "setting 'luaMemoryLimit" },
+        { "luaMemoryLimit = -1", "setting 'luaMemoryLimit" },
+        { "callbackTimeout = 'x'", "setting 'callbackTimeout" },
+        { "watchdogTimeout = 0.5", "setting 'watchdogTimeout" },
+        { "callbackTimeout = -1", "option 'callbackTimeout", true },
+        { "luaMemoryLimit = 2.5", "option 'luaMemoryLimit", true },
     }) do
         it("rejects " .. case[1], function()
             local dir = os.getenv("TMPDIR") or "/tmp"
@@ -237,15 +260,16 @@ describe("guard settings", function()
                 os.time(), math.random(1, 1e9))
             local f = assert(io.open(path, "w"))
             f:write('local luaserv = require "luaserv"\n',
-                "luaserv.settings { ", case[1], " }\n",
+                case[3] and "" or "luaserv.settings { " .. case[1] .. " }\n",
                 'luaserv.listen("text://127.0.0.1:" .. ',
-                'os.getenv("LUASERV_TEST_PORT"))\n')
+                'os.getenv("LUASERV_TEST_PORT")',
+                case[3] and ", { " .. case[1] .. " })\n" or ")\n")
             f:close()
             local r = server.run({ path, "check" })
             os.remove(path)
             assert.are.equal(1, r.code, r.stderr)
-            assert.is_truthy(r.stderr:find("bad setting '" .. case[2] .. "'",
-                1, true), r.stderr)
+            assert.is_truthy(r.stderr:find("bad " .. case[2] .. "'", 1, true),
+                r.stderr)
         end)
     end
 end)
