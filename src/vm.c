@@ -7,8 +7,9 @@
  *
  * The guards live here too: luaMemoryLimit (the allocator refuses growth, so
  * Lua raises "not enough memory" in the running callback), callbackTimeout
- * (a tick signal notices a call that runs too long and only then sets a count
- * hook that raises an error: no hook, hence no cost, in the normal case), and
+ * (a watcher thread notices a call that runs too long and only then has a
+ * count hook set that raises an error: no hook, hence no cost, in the normal
+ * case), and
  * os.exit, which in a worker retires the worker instead of ending the process
  * under its connections.
  */
@@ -23,11 +24,12 @@
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 int luaopen_luaserv_core(lua_State *L);
@@ -141,9 +143,23 @@ vm_set_paths(lua_State *L, const char *app)
 
 /* ---- callbackTimeout ------------------------------------------------------ */
 
-static ls_vm_t *vm_ticked;                /* the state the ticks watch */
-static volatile sig_atomic_t vm_tick_seq; /* the call seen at the last tick */
-static volatile sig_atomic_t vm_tick_count, vm_tick_need;
+/*
+ * A watcher thread samples the outermost call every callbackTimeout/4 (at
+ * most 1 s): a call seen running on vm_tick_need consecutive samples has run
+ * at least callbackTimeout. Only then does it signal the worker's thread
+ * (SIGALRM), whose handler sets the hook: setting a hook from a signal
+ * handler is what lua.c does for Ctrl+C (lua_sethook is written to allow
+ * it), and doing it there, not from the thread, never races with the
+ * interpreter. A worker whose callbacks are short never gets a signal, so
+ * nothing (epoll_wait, a blocking call in a C library) sees EINTR.
+ */
+static ls_vm_t *vm_ticked;                /* the state watched; NULL: none */
+static pthread_mutex_t vm_tick_lock = PTHREAD_MUTEX_INITIALIZER; /* its life */
+static long vm_tick_ns;                   /* the sampling period */
+static int vm_tick_need;                  /* samples that make a timeout */
+static pthread_t vm_tick_main;            /* the worker's thread */
+static int vm_tick_started;
+static volatile sig_atomic_t vm_tick_target; /* the call to stop (seq) */
 
 /* Set only once a call is over time: raise in the Lua code it is running.
  * Kept until the outermost call returns, so that a pcall in the app that
@@ -166,31 +182,51 @@ vm_timeout_hook(lua_State *L, lua_Debug *ar)
     lua_error(L);
 }
 
-/*
- * SIGALRM, every callbackTimeout/4 (at most 1 s): a call seen running on
- * vm_tick_need consecutive ticks has run at least callbackTimeout. Setting a
- * hook from a signal handler is what lua.c does for Ctrl+C (lua_sethook is
- * written to allow it).
- */
+/* SIGALRM from the watcher: the call it timed is still the one running. */
 static void
-vm_on_tick(int signo)
+vm_on_alarm(int signo)
 {
     ls_vm_t *vm = vm_ticked;
     (void)signo;
 
-    if (vm == NULL || vm->depth == 0 || vm->expired) {
-        vm_tick_count = 0;
+    if (vm == NULL || vm->depth == 0 || vm->expired ||
+        vm->seq != vm_tick_target)
         return;
+    vm->expired = 1;
+    lua_sethook(vm->L, vm_timeout_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
+}
+
+static void *
+vm_watch(void *arg)
+{
+    int seen = 0, count = 0;
+    (void)arg;
+
+    for (;;) {
+        struct timespec ts;
+        ls_vm_t *vm;
+        long ns = __atomic_load_n(&vm_tick_ns, __ATOMIC_RELAXED);
+
+        ts.tv_sec = ns / 1000000000L;
+        ts.tv_nsec = ns % 1000000000L;
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&vm_tick_lock); /* vm is not freed meanwhile */
+        vm = vm_ticked;
+        if (vm == NULL || __atomic_load_n(&vm->depth, __ATOMIC_RELAXED) == 0 ||
+            __atomic_load_n(&vm->expired, __ATOMIC_RELAXED)) {
+            count = 0;
+        } else if (__atomic_load_n(&vm->seq, __ATOMIC_RELAXED) != seen) {
+            seen = __atomic_load_n(&vm->seq, __ATOMIC_RELAXED);
+            count = 0;
+        } else if (++count >= __atomic_load_n(&vm_tick_need,
+                                              __ATOMIC_RELAXED)) {
+            vm_tick_target = seen;
+            pthread_kill(vm_tick_main, SIGALRM);
+            count = 0;
+        }
+        pthread_mutex_unlock(&vm_tick_lock);
     }
-    if (vm->seq != vm_tick_seq) {
-        vm_tick_seq = vm->seq;
-        vm_tick_count = 0;
-        return;
-    }
-    if (++vm_tick_count >= vm_tick_need) {
-        vm->expired = 1;
-        lua_sethook(vm->L, vm_timeout_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
-    }
+    return NULL;
 }
 
 /* Worker: luaMemoryLimit (bytes) and callbackTimeout (seconds); 0: none.
@@ -199,38 +235,53 @@ void
 ls_vm_set_limits(ls_vm_t *vm, size_t mem_limit, double callback_timeout)
 {
     struct sigaction sa;
-    struct itimerval it;
+    sigset_t all, old;
     double tick;
+    int err;
 
     vm->mem_limit = mem_limit;
     vm->callback_timeout = callback_timeout;
     if (callback_timeout <= 0) {
-        if (vm_ticked == vm) { /* a listener turned the setting off */
-            memset(&it, 0, sizeof(it));
-            setitimer(ITIMER_REAL, &it, NULL);
+        pthread_mutex_lock(&vm_tick_lock);
+        if (vm_ticked == vm) /* a listener turned the setting off */
             vm_ticked = NULL;
-        }
+        pthread_mutex_unlock(&vm_tick_lock);
         return;
     }
     tick = callback_timeout / 4;
     tick = tick > 1.0 ? 1.0 : tick < 0.005 ? 0.005 : tick;
-    vm_tick_need = (sig_atomic_t)ceil(callback_timeout / tick - 1e-9);
+    __atomic_store_n(&vm_tick_ns, (long)(tick * 1e9), __ATOMIC_RELAXED);
+    __atomic_store_n(&vm_tick_need, (int)ceil(callback_timeout / tick - 1e-9),
+                     __ATOMIC_RELAXED);
+    pthread_mutex_lock(&vm_tick_lock);
     vm_ticked = vm;
+    pthread_mutex_unlock(&vm_tick_lock);
+    if (vm_tick_started)
+        return;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = vm_on_tick;
+    sa.sa_handler = vm_on_alarm;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGALRM, &sa, NULL);
-    it.it_interval.tv_sec = (time_t)tick;
-    it.it_interval.tv_usec = (suseconds_t)((tick - floor(tick)) * 1e6);
-    it.it_value = it.it_interval;
-    if (setitimer(ITIMER_REAL, &it, NULL) < 0)
-        ls_log(LS_LOG_ERROR, errno, "setitimer() failed; callbackTimeout is "
-               "not enforced");
+    vm_tick_main = pthread_self();
+    /* The watcher takes no signal: they all stay with the worker's loop. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    err = pthread_create(&(pthread_t){0}, NULL, vm_watch, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err != 0) {
+        ls_log(LS_LOG_ERROR, err, "cannot start the callbackTimeout watcher; "
+               "callbackTimeout is not enforced");
+        pthread_mutex_lock(&vm_tick_lock);
+        vm_ticked = NULL;
+        pthread_mutex_unlock(&vm_tick_lock);
+        return;
+    }
+    vm_tick_started = 1;
 }
 
 /* Around every protected call into the app; the outermost one is what
- * callbackTimeout measures. seq moves before depth, so that a tick between
+ * callbackTimeout measures. seq moves before depth, so that a sample between
  * the two never counts the previous call's time for this one. */
 static void
 vm_enter(ls_vm_t *vm)
@@ -329,12 +380,10 @@ ls_vm_free(ls_vm_t *vm)
 {
     if (vm == NULL)
         return;
-    if (vm_ticked == vm) {
-        struct itimerval off;
-        memset(&off, 0, sizeof(off));
-        setitimer(ITIMER_REAL, &off, NULL);
+    pthread_mutex_lock(&vm_tick_lock);
+    if (vm_ticked == vm)
         vm_ticked = NULL;
-    }
+    pthread_mutex_unlock(&vm_tick_lock);
     if (vm->L)
         lua_close(vm->L);
     ls_conf_free(&vm->conf);
