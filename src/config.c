@@ -20,6 +20,9 @@ ls_conf_init(ls_conf_t *c)
     memset(c, 0, sizeof(*c));
     c->stop_timeout = LS_DEFAULT_STOP_TIMEOUT;
     c->log_level = -1;
+    c->lua_memory_limit = LS_DEFAULT_LUA_MEMORY_LIMIT;
+    c->callback_timeout = LS_DEFAULT_CALLBACK_TIMEOUT;
+    c->watchdog_timeout = LS_DEFAULT_WATCHDOG_TIMEOUT;
 }
 
 void
@@ -104,6 +107,9 @@ ls_conf_write(const ls_conf_t *c, int fd)
     CONF_PUT("setting\tuser\t%s\n", c->user);
     CONF_PUT("setting\tgroup\t%s\n", c->group);
     CONF_PUT("setting\tlogLevel\t%d\n", c->log_level);
+    CONF_PUT("setting\tluaMemoryLimit\t%zu\n", c->lua_memory_limit);
+    CONF_PUT("setting\tcallbackTimeout\t%.17g\n", c->callback_timeout);
+    CONF_PUT("setting\twatchdogTimeout\t%.17g\n", c->watchdog_timeout);
     for (int i = 0; i < c->nlisteners; i++) {
         const ls_listen_conf_t *l = &c->listeners[i];
         CONF_PUT("listener\t%s\t%d\t%d\t%d\t%s\n", l->name, l->count,
@@ -153,6 +159,12 @@ ls_conf_read(ls_conf_t *c, char *text, char *err, size_t errlen)
                 snprintf(c->group, sizeof(c->group), "%s", f[2]);
             else if (strcmp(f[1], "logLevel") == 0)
                 c->log_level = atoi(f[2]);
+            else if (strcmp(f[1], "luaMemoryLimit") == 0)
+                c->lua_memory_limit = (size_t)strtoull(f[2], NULL, 10);
+            else if (strcmp(f[1], "callbackTimeout") == 0)
+                c->callback_timeout = strtod(f[2], NULL);
+            else if (strcmp(f[1], "watchdogTimeout") == 0)
+                c->watchdog_timeout = strtod(f[2], NULL);
         } else if (n == 6 && strcmp(f[0], "listener") == 0) {
             ls_listen_conf_t l;
             memset(&l, 0, sizeof(l));

@@ -30,6 +30,8 @@ typedef struct ls_listen_conf {
     double body_timeout;       /* http: between two reads of a body */
     uint64_t max_requests;     /* recycle a worker after that many; 0: no */
     size_t max_memory;         /* recycle a worker above that RSS; 0: no */
+    int64_t lua_memory_limit;  /* overrides the setting; -1: not set */
+    double callback_timeout;   /* overrides the setting; -1: not set */
     ls_framing_t framing;
 } ls_listen_conf_t;
 
@@ -43,6 +45,9 @@ typedef struct ls_conf {
     char user[64];
     char group[64];
     int log_level;             /* -1: not set */
+    size_t lua_memory_limit;   /* settings.luaMemoryLimit, bytes; 0: none */
+    double callback_timeout;   /* settings.callbackTimeout, s; 0: none */
+    double watchdog_timeout;   /* settings.watchdogTimeout, s; 0: none */
 } ls_conf_t;
 
 #define LS_DEFAULT_STOP_TIMEOUT 5.0
@@ -54,6 +59,9 @@ typedef struct ls_conf {
 #define LS_DEFAULT_SEND_TIMEOUT 60.0
 #define LS_DEFAULT_HEADER_TIMEOUT 10.0
 #define LS_DEFAULT_BODY_TIMEOUT 30.0
+#define LS_DEFAULT_LUA_MEMORY_LIMIT ((size_t)1024 * 1024 * 1024)
+#define LS_DEFAULT_CALLBACK_TIMEOUT 10.0
+#define LS_DEFAULT_WATCHDOG_TIMEOUT 30.0
 
 void ls_conf_init(ls_conf_t *c);
 void ls_conf_free(ls_conf_t *c);

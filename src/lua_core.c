@@ -91,6 +91,30 @@ core_opt_string(lua_State *L, const char *key, size_t max)
     return s;
 }
 
+/* luaMemoryLimit (settings or a listener): 0, or at least 1 MiB. */
+static int64_t
+core_opt_lua_memory(lua_State *L, const char *key, const char *what)
+{
+    lua_Integer v = lua_tointeger(L, -1);
+    if (!lua_isinteger(L, -1) ||
+        !(v == 0 || (v >= 1 << 20 && v <= (lua_Integer)1 << 44)))
+        luaL_error(L, "bad %s '%s' (0 for no limit, or bytes from "
+                   "1048576 expected)", what, key);
+    return (int64_t)v;
+}
+
+/* callbackTimeout (settings or a listener) and watchdogTimeout. */
+static double
+core_opt_callback_timeout(lua_State *L, const char *key, const char *what)
+{
+    lua_Number v = lua_tonumber(L, -1);
+    double min = strcmp(key, "watchdogTimeout") == 0 ? 1 : 0.01;
+    if (!lua_isnumber(L, -1) || !(v == 0 || (v >= min && v <= 86400)))
+        luaL_error(L, "bad %s '%s' (0 to disable, or seconds from %f "
+                   "to 86400 expected)", what, key, (lua_Number)min);
+    return v;
+}
+
 /* protocol = { delimiter = "..." } or { length = {...} }: framing in C. */
 static void
 core_opt_protocol(lua_State *L, ls_listen_conf_t *l)
@@ -185,6 +209,8 @@ ls_lua_core_defaults(ls_listen_conf_t *l)
     l->send_timeout = LS_DEFAULT_SEND_TIMEOUT;
     l->header_timeout = LS_DEFAULT_HEADER_TIMEOUT;
     l->body_timeout = LS_DEFAULT_BODY_TIMEOUT;
+    l->lua_memory_limit = -1;
+    l->callback_timeout = -1;
     if (strcmp(l->addr.proto, "text") == 0)
         ls_framing_init_text(&l->framing);
     else if (strcmp(l->addr.proto, "frame") == 0)
@@ -242,6 +268,10 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
         else if (!outbound && strcmp(k, "maxMemory") == 0)
             l->max_memory = (size_t)core_opt_int(L, k, 1 << 20,
                                                  (lua_Integer)1 << 44);
+        else if (!outbound && strcmp(k, "luaMemoryLimit") == 0)
+            l->lua_memory_limit = core_opt_lua_memory(L, k, "option");
+        else if (!outbound && strcmp(k, "callbackTimeout") == 0)
+            l->callback_timeout = core_opt_callback_timeout(L, k, "option");
         else if (outbound && strcmp(k, "connectTimeout") == 0)
             l->connect_timeout = core_opt_seconds(L, k);
         else if (strcmp(k, "sendTimeout") == 0)
@@ -263,7 +293,8 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
                        "reusePort, backlog, maxPackageSize, "
                        "maxSendBufferSize, maxHeaderSize, maxBodySize, "
                        "idleTimeout, sendTimeout, headerTimeout, "
-                       "bodyTimeout, maxConnections, maxRequests, maxMemory, protocol)", k, fn);
+                       "bodyTimeout, maxConnections, maxRequests, maxMemory, "
+                       "protocol, luaMemoryLimit, callbackTimeout)", k, fn);
         lua_pop(L, 1);                                   /* ... k */
     }
 }
@@ -379,10 +410,17 @@ lcore_settings(lua_State *L)
                            "\"warn\" or \"error\" expected)");
             c->log_level = lv;
             ls_log_set_level(lv);
+        } else if (strcmp(k, "luaMemoryLimit") == 0) {
+            c->lua_memory_limit = (size_t)core_opt_lua_memory(L, k, "setting");
+        } else if (strcmp(k, "callbackTimeout") == 0) {
+            c->callback_timeout = core_opt_callback_timeout(L, k, "setting");
+        } else if (strcmp(k, "watchdogTimeout") == 0) {
+            c->watchdog_timeout = core_opt_callback_timeout(L, k, "setting");
         } else {
             return luaL_error(L, "unknown setting '%s' (known: name, pidFile, "
-                              "logFile, user, group, stopTimeout, logLevel)",
-                              k);
+                              "logFile, user, group, stopTimeout, logLevel, "
+                              "luaMemoryLimit, callbackTimeout, "
+                              "watchdogTimeout)", k);
         }
         lua_pop(L, 1);
     }

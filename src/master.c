@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -46,6 +47,7 @@ enum { SLOT_IDLE, SLOT_STARTING, SLOT_READY };
 #define ROLLOUT_TIMEOUT 60.0       /* s for a new generation to be ready */
 #define STATUS_TIMEOUT 1.0
 #define CTL_MAX_CLIENTS 16
+#define WATCHDOG_CELLS 4096        /* heartbeat cells: workers alive at once */
 
 typedef struct ls_gen {
     int id;
@@ -76,6 +78,9 @@ typedef struct ls_slot {
     int status_wait;
     char status[512];
     struct ls_slot *successor; /* recycling: the slot replacing this one */
+    int beat;           /* watchdog: heartbeat cell + 1; 0: none */
+    uint64_t beat_seen; /* its value when last seen changing ... */
+    double beat_at;     /* ... and when */
 } ls_slot_t;
 
 enum { CTL_READING, CTL_RELOAD, CTL_STATUS };
@@ -110,6 +115,8 @@ static struct {
     ls_ctlc_t ctlc[CTL_MAX_CLIENTS];
     int nctlc;
     double status_deadline; /* 0: no status round in progress */
+    volatile uint64_t *beats; /* watchdog: MAP_SHARED, one cell per worker */
+    unsigned char beat_used[WATCHDOG_CELLS];
 } M;
 
 /* ---- listening sockets ------------------------------------------------ */
@@ -267,6 +274,67 @@ master_validator_hook(void)
     master_close_inherited(-1);
 }
 
+/* ---- watchdog ------------------------------------------------------------ */
+
+/*
+ * watchdogTimeout: each worker bumps its cell of a shared page from a loop
+ * timer; a ready worker whose cell has not moved for that long has a loop
+ * that no longer turns (SIGSTOP, an endless loop in C or with
+ * callbackTimeout off) and is killed, then respawned as after a crash.
+ * Starting and draining workers are not watched: the start-up has the
+ * rollout timeout, draining has stopTimeout.
+ */
+static void
+master_beat_take(ls_slot_t *s)
+{
+    if (M.beats == NULL || s->gen->conf.watchdog_timeout <= 0)
+        return;
+    for (int i = 0; i < WATCHDOG_CELLS; i++)
+        if (!M.beat_used[i]) {
+            M.beat_used[i] = 1;
+            __atomic_store_n(&M.beats[i], 0, __ATOMIC_RELAXED);
+            s->beat = i + 1;
+            return;
+        }
+    ls_log(LS_LOG_WARN, 0, "more than %d workers: worker %d [%s] is not "
+           "watched by watchdogTimeout", WATCHDOG_CELLS, s->id,
+           s->gen->conf.listeners[s->li].name);
+}
+
+static void
+master_beat_drop(ls_slot_t *s)
+{
+    if (s->beat)
+        M.beat_used[s->beat - 1] = 0;
+    s->beat = 0;
+}
+
+/* Returns when the next check is due. */
+static double
+master_watchdog(ls_slot_t *s, double now)
+{
+    double limit = s->gen->conf.watchdog_timeout;
+    uint64_t v;
+
+    if (!s->beat || s->pid <= 0 || s->state != SLOT_READY || s->retiring ||
+        M.stopping || limit <= 0)
+        return now + 60;
+    v = __atomic_load_n(&M.beats[s->beat - 1], __ATOMIC_RELAXED);
+    if (v != s->beat_seen || s->beat_at == 0) {
+        s->beat_seen = v;
+        s->beat_at = now;
+    } else if (now - s->beat_at >= limit) {
+        ls_log(LS_LOG_ERROR, 0, "worker %d [%s] pid %d: its event loop has "
+               "not turned for %.1f s (watchdogTimeout %g s); killing it "
+               "(SIGKILL), a replacement starts", s->id,
+               s->gen->conf.listeners[s->li].name, (int)s->pid,
+               now - s->beat_at, limit);
+        kill(s->pid, SIGKILL);
+        s->beat_at = now; /* once; SIGCHLD brings the respawn */
+    }
+    return now + (limit / 4 > 0.05 ? limit / 4 : 0.05);
+}
+
 static int
 master_spawn(ls_slot_t *s)
 {
@@ -278,11 +346,13 @@ master_spawn(ls_slot_t *s)
         ls_log(LS_LOG_ERROR, errno, "socketpair() failed");
         return -1;
     }
+    master_beat_take(s);
     fflush(NULL);
     ls_signals_block(&old);
     pid = fork();
     if (pid < 0) {
         ls_signals_restore(&old);
+        master_beat_drop(s);
         ls_log(LS_LOG_ERROR, errno, "fork() failed");
         close(sv[0]);
         close(sv[1]);
@@ -304,6 +374,7 @@ master_spawn(ls_slot_t *s)
         a.id = s->id;
         a.generation = s->gen->id;
         a.chan = sv[1];
+        a.heartbeat = s->beat ? &M.beats[s->beat - 1] : NULL;
         ls_worker_main(&a);
     }
     ls_signals_restore(&old);
@@ -566,6 +637,7 @@ master_on_exit(ls_slot_t *s, int status)
     int was_ready = s->state == SLOT_READY;
 
     master_describe(status, how, sizeof(how));
+    master_beat_drop(s);
     if (s->chan >= 0) {
         close(s->chan);
         s->chan = -1;
@@ -618,9 +690,9 @@ master_on_exit(ls_slot_t *s, int status)
                                  RESPAWN_MAX_DELAY);
     s->respawn_at = now + delay;
     ls_log(s->fails > 1 ? LS_LOG_ERROR : LS_LOG_WARN, 0,
-           "worker %d [%s] %s%s after %.1f s; respawning%s%.1f s", s->id,
+           "worker %d [%s] %s%s after %.1f s; respawning in %.1f s", s->id,
            master_lname(s), how, was_ready ? "" : " during start-up", lived,
-           delay > 0 ? " in " : " now", delay > 0 ? delay : 0.0);
+           delay);
 }
 
 static void
@@ -801,6 +873,7 @@ master_on_chan(ls_slot_t *s)
     buf[n] = '\0';
     if (strcmp(buf, "ready") == 0 && s->state == SLOT_STARTING) {
         s->state = SLOT_READY;
+        s->beat_at = 0; /* the watchdog starts counting now */
         ls_log(LS_LOG_DEBUG, 0, "worker %d [%s] generation %d pid %d ready",
                s->id, master_lname(s), s->gen->id, (int)s->pid);
         if (!M.announced && s->gen == M.cur) {
@@ -918,6 +991,11 @@ master_timers(double now)
             } else if (s->respawn_at < next) {
                 next = s->respawn_at;
             }
+        }
+        if (s->beat) {
+            double at = master_watchdog(s, now);
+            if (at < next)
+                next = at;
         }
         if (s->retiring && s->pid > 0) {
             if (s->kill_at <= now) {
@@ -1096,6 +1174,14 @@ ls_master_run(const ls_master_opts_t *opts)
     if (ls_signals_install() < 0) {
         ls_pidfile_release();
         return master_fail("cannot install the signal handlers");
+    }
+    /* Shared with every worker forked from now on (watchdogTimeout). */
+    M.beats = mmap(NULL, sizeof(*M.beats) * WATCHDOG_CELLS,
+                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (M.beats == MAP_FAILED) {
+        ls_log(LS_LOG_ERROR, errno, "mmap() failed; watchdogTimeout is not "
+               "enforced");
+        M.beats = NULL;
     }
     ls_proctitle_set("luaserv: master %s", opts->app);
     ls_log(LS_LOG_INFO, 0, "luaserv %s started, app %s, pid file %s",

@@ -4,10 +4,19 @@
  * Every call into user Lua goes through ls_vm_call(): a message handler adds
  * a traceback, the error is logged with the connection it concerns, and the
  * caller decides the outcome (close that connection, keep serving).
+ *
+ * The guards live here too: luaMemoryLimit (the allocator refuses growth, so
+ * Lua raises "not enough memory" in the running callback), callbackTimeout
+ * (a watcher thread notices a call that runs too long and only then has a
+ * count hook set that raises an error: no hook, hence no cost, in the normal
+ * case), and
+ * os.exit, which in a worker retires the worker instead of ending the process
+ * under its connections.
  */
 #include "vm.h"
 #include "log.h"
 #include "mempool.h"
+#include "worker.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -15,16 +24,41 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int luaopen_luaserv_core(lua_State *L);
 
-/* Allocator that counts what the state holds (skynet), for status figures
- * and an optional cap. */
+/* What the message handler may use past luaMemoryLimit, so that the
+ * traceback of a memory error can still be built. */
+#define VM_HEADROOM (1024 * 1024)
+/* Once a call is over time the hook runs at every instruction: an app loop
+ * that catches the error with pcall gets it again right after. */
+#define VM_HOOK_COUNT 1
+
+static const char *const vm_names[] = {
+    "onConnect", "onMessage", "onClose", "onError", "onBufferFull",
+    "onBufferDrain", "onWorkerStart", "onWorkerStop", "onWorkerReload",
+    "onWebSocketConnect", "protocol", "input", "decode", "encode", NULL,
+};
+
+/* The error object of os.exit in a worker: not logged as an error. */
+static const char vm_exit_key;
+
+/*
+ * Allocator that counts what the state holds (skynet), for status figures
+ * and luaMemoryLimit. Only growth inside ls_vm_call (depth > 0) is refused:
+ * there the refusal becomes "not enough memory" in the running callback (Lua
+ * first runs an emergency collection and retries); outside any protected
+ * call, in C code preparing a call, it would abort the process. Shrinking
+ * and freeing never fail.
+ */
 static void *
 vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -36,8 +70,12 @@ vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         vm->mem -= old;
         return NULL;
     }
-    if (vm->mem_limit && nsize > old && vm->mem - old + nsize > vm->mem_limit)
+    if (vm->mem_limit && nsize > old && vm->depth > 0 &&
+        vm->mem - old + nsize >
+            vm->mem_limit + (vm->in_handler ? VM_HEADROOM : 0)) {
+        vm->mem_refused++;
         return NULL;
+    }
     /* small blocks from size-class free lists (mempool.c) */
     ptr = ls_pool_realloc(vm->pool, ptr, old, nsize);
     if (ptr != NULL)
@@ -105,6 +143,196 @@ vm_set_paths(lua_State *L, const char *app)
     lua_pop(L, 2);
 }
 
+/* ---- callbackTimeout ------------------------------------------------------ */
+
+/*
+ * A watcher thread samples the outermost call every callbackTimeout/4 (at
+ * most 1 s): a call seen running on vm_tick_need consecutive samples has run
+ * at least callbackTimeout. Only then does it signal the worker's thread
+ * (SIGALRM), whose handler sets the hook: setting a hook from a signal
+ * handler is what lua.c does for Ctrl+C (lua_sethook is written to allow
+ * it), and doing it there, not from the thread, never races with the
+ * interpreter. A worker whose callbacks are short never gets a signal, so
+ * nothing (epoll_wait, a blocking call in a C library) sees EINTR.
+ */
+static ls_vm_t *vm_ticked;                /* the state watched; NULL: none */
+static pthread_mutex_t vm_tick_lock = PTHREAD_MUTEX_INITIALIZER; /* its life */
+static long vm_tick_ns;                   /* the sampling period */
+static int vm_tick_need;                  /* samples that make a timeout */
+static pthread_t vm_tick_main;            /* the worker's thread */
+static int vm_tick_started;
+static volatile sig_atomic_t vm_tick_target; /* the call to stop (seq) */
+
+/* Set only once a call is over time: raise in the Lua code it is running.
+ * Kept until the outermost call returns, so that a pcall in the app that
+ * catches the error does not let the loop go on (only the message handler,
+ * which builds the traceback, runs unhindered). */
+static void
+vm_timeout_hook(lua_State *L, lua_Debug *ar)
+{
+    ls_vm_t *vm = ls_vm_of(L);
+    (void)ar;
+
+    if (!vm->expired || vm->in_handler)
+        return;
+    {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "callback exceeded callbackTimeout (%g s)",
+                 vm->callback_timeout);
+        lua_pushstring(L, msg);
+    }
+    lua_error(L);
+}
+
+/* SIGALRM from the watcher: the call it timed is still the one running. */
+static void
+vm_on_alarm(int signo)
+{
+    ls_vm_t *vm = vm_ticked;
+    (void)signo;
+
+    if (vm == NULL || vm->depth == 0 || vm->expired ||
+        vm->seq != vm_tick_target)
+        return;
+    vm->expired = 1;
+    lua_sethook(vm->L, vm_timeout_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
+}
+
+static void *
+vm_watch(void *arg)
+{
+    int seen = 0, count = 0;
+    (void)arg;
+
+    for (;;) {
+        struct timespec ts;
+        ls_vm_t *vm;
+        long ns = __atomic_load_n(&vm_tick_ns, __ATOMIC_RELAXED);
+
+        ts.tv_sec = ns / 1000000000L;
+        ts.tv_nsec = ns % 1000000000L;
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&vm_tick_lock); /* vm is not freed meanwhile */
+        vm = vm_ticked;
+        if (vm == NULL || __atomic_load_n(&vm->depth, __ATOMIC_RELAXED) == 0 ||
+            __atomic_load_n(&vm->expired, __ATOMIC_RELAXED)) {
+            count = 0;
+        } else if (__atomic_load_n(&vm->seq, __ATOMIC_RELAXED) != seen) {
+            seen = __atomic_load_n(&vm->seq, __ATOMIC_RELAXED);
+            count = 0;
+        } else if (++count >= __atomic_load_n(&vm_tick_need,
+                                              __ATOMIC_RELAXED)) {
+            vm_tick_target = seen;
+            pthread_kill(vm_tick_main, SIGALRM);
+            count = 0;
+        }
+        pthread_mutex_unlock(&vm_tick_lock);
+    }
+    return NULL;
+}
+
+/* Worker: luaMemoryLimit (bytes) and callbackTimeout (seconds); 0: none.
+ * Called again once the listener's own options are known. */
+void
+ls_vm_set_limits(ls_vm_t *vm, size_t mem_limit, double callback_timeout)
+{
+    struct sigaction sa;
+    sigset_t all, old;
+    double tick;
+    int err;
+
+    vm->mem_limit = mem_limit;
+    vm->callback_timeout = callback_timeout;
+    if (callback_timeout <= 0) {
+        pthread_mutex_lock(&vm_tick_lock);
+        if (vm_ticked == vm) /* a listener turned the setting off */
+            vm_ticked = NULL;
+        pthread_mutex_unlock(&vm_tick_lock);
+        return;
+    }
+    tick = callback_timeout / 4;
+    tick = tick > 1.0 ? 1.0 : tick < 0.005 ? 0.005 : tick;
+    __atomic_store_n(&vm_tick_ns, (long)(tick * 1e9), __ATOMIC_RELAXED);
+    __atomic_store_n(&vm_tick_need, (int)ceil(callback_timeout / tick - 1e-9),
+                     __ATOMIC_RELAXED);
+    pthread_mutex_lock(&vm_tick_lock);
+    vm_ticked = vm;
+    pthread_mutex_unlock(&vm_tick_lock);
+    if (vm_tick_started)
+        return;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = vm_on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    vm_tick_main = pthread_self();
+    /* The watcher takes no signal: they all stay with the worker's loop. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    err = pthread_create(&(pthread_t){0}, NULL, vm_watch, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err != 0) {
+        ls_log(LS_LOG_ERROR, err, "cannot start the callbackTimeout watcher; "
+               "callbackTimeout is not enforced");
+        pthread_mutex_lock(&vm_tick_lock);
+        vm_ticked = NULL;
+        pthread_mutex_unlock(&vm_tick_lock);
+        return;
+    }
+    vm_tick_started = 1;
+}
+
+/* Around every protected call into the app; the outermost one is what
+ * callbackTimeout measures. seq moves before depth, so that a sample between
+ * the two never counts the previous call's time for this one. */
+static void
+vm_enter(ls_vm_t *vm)
+{
+    if (vm->depth == 0)
+        vm->seq++;
+    vm->depth++;
+}
+
+static void
+vm_leave(ls_vm_t *vm)
+{
+    vm->depth--;
+    if (vm->depth > 0)
+        return;
+    vm->in_handler = 0;  /* ls_vm_load_app: a handler that failed */
+    if (vm->expired) {
+        lua_sethook(vm->L, NULL, 0, 0);
+        vm->expired = 0;
+    }
+}
+
+/* ---- os.exit --------------------------------------------------------------- */
+
+/*
+ * os.exit([code]): ending the process here would cut every connection of
+ * the worker. In a callback it aborts that callback (its connection closes,
+ * as for an error) and the worker retires through the new-first recycle
+ * path; at the top level of the script it is an error (a broken script).
+ */
+static int
+vm_os_exit(lua_State *L)
+{
+    ls_vm_t *vm = ls_vm_of(L);
+    int code;
+
+    if (lua_isboolean(L, 1))
+        code = lua_toboolean(L, 1) ? 0 : 1;
+    else
+        code = (int)luaL_optinteger(L, 1, 0);
+    if (vm->mode != LS_VM_WORKER || vm->loading || vm->worker == NULL)
+        return luaL_error(L, "os.exit(%d) called while loading the script "
+                          "(its top level must return: luaserv runs it to "
+                          "learn the listeners, and in every worker)", code);
+    ls_worker_os_exit(vm->worker, code);
+    lua_pushlightuserdata(L, (void *)&vm_exit_key);
+    return lua_error(L);
+}
+
 ls_vm_t *
 ls_vm_new(int mode, const char *app, char *err, size_t errlen)
 {
@@ -131,6 +359,19 @@ ls_vm_new(int mode, const char *app, char *err, size_t errlen)
     *(ls_vm_t **)lua_getextraspace(L) = vm;
     luaL_openlibs(L);
     vm_set_paths(L, app);
+    /* Intern the names C looks up between nested calls (conn:close() in
+     * onMessage fires onClose), so that those lookups never allocate and
+     * so never fail at luaMemoryLimit in the middle of C code. */
+    lua_createtable(L, 16, 0);                           /* names */
+    for (int i = 0; vm_names[i] != NULL; i++) {
+        lua_pushstring(L, vm_names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, "luaserv.names");
+    lua_getglobal(L, "os");                              /* os */
+    lua_pushcfunction(L, vm_os_exit);
+    lua_setfield(L, -2, "exit");
+    lua_pop(L, 1);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
     lua_pushcfunction(L, luaopen_luaserv_core);          /* preload open */
     lua_setfield(L, -2, "luaserv.core");                 /* preload */
@@ -143,6 +384,10 @@ ls_vm_free(ls_vm_t *vm)
 {
     if (vm == NULL)
         return;
+    pthread_mutex_lock(&vm_tick_lock);
+    if (vm_ticked == vm)
+        vm_ticked = NULL;
+    pthread_mutex_unlock(&vm_tick_lock);
     if (vm->L)
         lua_close(vm->L);
     ls_pool_destroy(vm->pool);
@@ -154,15 +399,36 @@ ls_vm_free(ls_vm_t *vm)
 static int
 vm_msghandler(lua_State *L)
 {
+    ls_vm_t *vm = ls_vm_of(L);
     const char *msg = lua_tostring(L, 1);
+
+    if (lua_touserdata(L, 1) == &vm_exit_key)
+        return 1;
+    vm->in_handler++;
     if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+        if (luaL_callmeta(L, 1, "__tostring") &&
+            lua_type(L, -1) == LUA_TSTRING) {
+            vm->in_handler--;
             return 1;
+        }
         msg = lua_pushfstring(L, "(error object is a %s value)",
                               luaL_typename(L, 1));
     }
     luaL_traceback(L, L, msg, 1);
+    vm->in_handler--;
     return 1;
+}
+
+/* "64 MiB", "1536 KiB" or "1000 bytes": luaMemoryLimit as it was set. */
+static void
+vm_format_size(size_t n, char *buf, size_t len)
+{
+    if (n >= 1024 * 1024 && n % (1024 * 1024) == 0)
+        snprintf(buf, len, "%zu MiB", n / (1024 * 1024));
+    else if (n >= 1024 && n % 1024 == 0)
+        snprintf(buf, len, "%zu KiB", n / 1024);
+    else
+        snprintf(buf, len, "%zu bytes", n);
 }
 
 static const char *
@@ -179,6 +445,24 @@ vm_status_name(int status)
 }
 
 /*
+ * Did the call fail because of luaMemoryLimit? A refusal alone does not
+ * say so (Lua collects and retries, and may succeed); the error must be the
+ * memory error, its lauxlib form, or a failure of the handler itself.
+ */
+static int
+vm_mem_failure(ls_vm_t *vm, unsigned refused, int status)
+{
+    const char *msg;
+
+    if (vm->mem_refused == refused)
+        return 0;
+    if (status == LUA_ERRMEM || status == LUA_ERRERR)
+        return 1;
+    msg = lua_tostring(vm->L, -1);
+    return msg != NULL && strstr(msg, "not enough memory") != NULL;
+}
+
+/*
  * Call the function below nargs arguments with a traceback handler. On
  * failure log "conn 17: onMessage: app.lua:12: boom" plus the traceback and
  * leave nothing on the stack; on success leave nres results.
@@ -189,13 +473,37 @@ ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
 {
     lua_State *L = vm->L;
     int base = lua_gettop(L) - nargs;
-    int status;
+    unsigned refused = vm->mem_refused;
+    int status, in_handler = vm->in_handler;
 
     lua_pushcfunction(L, vm_msghandler);
     lua_insert(L, base);
+    vm_enter(vm);
     status = lua_pcall(L, nargs, nres, base);
+    vm->in_handler = in_handler; /* a handler that failed did not undo it */
+    vm_leave(vm);
     lua_remove(L, base);
-    if (status != LUA_OK) {
+    if (status != LUA_OK && lua_touserdata(L, -1) == &vm_exit_key) {
+        lua_pop(L, 1); /* os.exit: logged as a warning already */
+    } else if (status != LUA_OK && vm_mem_failure(vm, refused, status)) {
+        /* The limit caused it. Collect what the aborted call left so that
+         * the state is usable again, and say how much the app still
+         * holds. */
+        const char *m = lua_tostring(L, -1);
+        char lim[32], ids[32] = "", msg[2048];
+        snprintf(msg, sizeof(msg), "%s",
+                 m && status != LUA_ERRMEM ? m : "not enough memory");
+        lua_pop(L, 1);
+        if (vm->depth == 0)
+            lua_gc(L, LUA_GCCOLLECT);
+        vm_format_size(vm->mem_limit, lim, sizeof(lim));
+        if (conn_id)
+            snprintf(ids, sizeof(ids), "conn %llu: ",
+                     (unsigned long long)conn_id);
+        ls_log(LS_LOG_ERROR, 0, "%s%s: Lua memory limit (%s) reached; %zu "
+               "KiB in use%s: %s", ids, what, lim, vm->mem / 1024,
+               vm->depth == 0 ? " after a full collection" : "", msg);
+    } else if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (msg == NULL)
             msg = "(no message)";
@@ -227,12 +535,14 @@ ls_vm_load_app(ls_vm_t *vm, char *err, size_t errlen)
     int status;
 
     lua_pushcfunction(L, vm_msghandler);
+    vm_enter(vm);
     status = luaL_loadfilex(L, vm->app, "t");
     if (status == LUA_OK) {
         vm->loading = 1;
         status = lua_pcall(L, 0, 0, -2);
         vm->loading = 0;
     }
+    vm_leave(vm);
     if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         snprintf(err, errlen, "%s", msg ? msg : "(error object is not a string)");

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <lua.h>
+#include <signal.h>
 #include <stdint.h>
 
 enum { LS_VM_VALIDATE, LS_VM_WORKER };
@@ -18,8 +19,16 @@ struct ls_worker;
 typedef struct ls_vm {
     lua_State *L;
     size_t mem;               /* bytes held by this Lua state */
-    size_t mem_limit;         /* 0: none */
     struct ls_pool *pool;     /* small blocks (mempool.c); NULL: malloc */
+    size_t mem_limit;         /* luaMemoryLimit; 0: none */
+    unsigned mem_refused;     /* allocations refused by the limit so far */
+    int in_handler;           /* message handler running: headroom */
+    /* callbackTimeout: the tick handler (SIGALRM) watches the outermost
+     * ls_vm_call; these are shared with it. */
+    double callback_timeout;  /* seconds; 0: none */
+    volatile sig_atomic_t depth;   /* ls_vm_call nesting */
+    volatile sig_atomic_t seq;     /* outermost calls started */
+    volatile sig_atomic_t expired; /* over time: the hook is set */
     int mode;
     int loading;              /* running the script's top level */
     char app[4096];           /* absolute path of APP.lua */
@@ -33,6 +42,7 @@ typedef struct ls_vm {
 
 ls_vm_t *ls_vm_new(int mode, const char *app, char *err, size_t errlen);
 void ls_vm_free(ls_vm_t *vm);
+void ls_vm_set_limits(ls_vm_t *vm, size_t mem_limit, double callback_timeout);
 int ls_vm_load_app(ls_vm_t *vm, char *err, size_t errlen);
 int ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
                uint64_t conn_id);

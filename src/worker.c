@@ -523,6 +523,43 @@ worker_on_chan(evutil_socket_t fd, short what, void *arg)
     worker_stop(w, LS_STOP_GRACEFUL);
 }
 
+/*
+ * os.exit(code) in a callback (vm.c aborts the callback): the process does
+ * not end under its connections; it retires like a recycled worker, so the
+ * others finish (within stopTimeout) while a replacement accepts new ones.
+ * In onWorkerStart it is a failed start instead: a replacement that exits the
+ * same way must go through the master's back-off.
+ */
+void
+ls_worker_os_exit(ls_worker_t *w, int code)
+{
+    if (w->stopping) {
+        ls_log(LS_LOG_WARN, 0, "os.exit(%d) called in worker while it is "
+               "stopping: callback aborted", code);
+    } else if (!w->srv.accepting) {
+        ls_log(LS_LOG_WARN, 0, "os.exit(%d) called in worker during "
+               "onWorkerStart: this worker does not start", code);
+    } else if (w->recycling) {
+        ls_log(LS_LOG_WARN, 0, "os.exit(%d) called in worker: callback "
+               "aborted; this worker is already being replaced", code);
+    } else {
+        ls_log(LS_LOG_WARN, 0, "os.exit(%d) called in worker: stopping this "
+               "worker gracefully, a replacement starts", code);
+        w->recycling = 1;
+        worker_notify(w, "recycle");
+    }
+}
+
+/* watchdogTimeout: proof for the master that this loop still turns. */
+static void
+worker_on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    ls_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    __atomic_add_fetch(w->heartbeat, 1, __ATOMIC_RELAXED);
+}
+
 static void
 worker_drop_privileges(const ls_conf_t *conf)
 {
@@ -622,6 +659,8 @@ ls_worker_main(const ls_worker_args_t *a)
         exit(LS_WEXIT_STARTUP);
     }
     w->vm->worker = w;
+    ls_vm_set_limits(w->vm, a->conf->lua_memory_limit,
+                     a->conf->callback_timeout);
     snprintf(w->vm->serve_name, sizeof(w->vm->serve_name), "%s",
              a->listener->name);
     if (ls_vm_load_app(w->vm, err, sizeof(err)) < 0) {
@@ -634,6 +673,13 @@ ls_worker_main(const ls_worker_args_t *a)
         exit(LS_WEXIT_STARTUP);
     }
     w->srv.conf = w->vm->serve;
+    if (w->srv.conf.lua_memory_limit >= 0 || w->srv.conf.callback_timeout >= 0)
+        ls_vm_set_limits(w->vm, w->srv.conf.lua_memory_limit >= 0
+                                    ? (size_t)w->srv.conf.lua_memory_limit
+                                    : a->conf->lua_memory_limit,
+                         w->srv.conf.callback_timeout >= 0
+                             ? w->srv.conf.callback_timeout
+                             : a->conf->callback_timeout);
     w->srv.lua_ref = w->vm->serve_ref;
     w->srv.fd = a->listen_fd;
     ls_proto_attach(&w->srv);
@@ -666,6 +712,18 @@ ls_worker_main(const ls_worker_args_t *a)
             event_assign(&w->recycle_ev, w->base, -1, EV_PERSIST,
                          worker_on_recycle_check, w);
             event_add(&w->recycle_ev, &tv);
+        }
+        if (a->heartbeat != NULL && a->conf->watchdog_timeout > 0) {
+            /* Several beats per timeout; the master only reads them. */
+            double iv = a->conf->watchdog_timeout / 8;
+            struct timeval tv;
+            iv = iv > 1.0 ? 1.0 : iv;
+            tv.tv_sec = (time_t)iv;
+            tv.tv_usec = (suseconds_t)((iv - (double)tv.tv_sec) * 1e6);
+            w->heartbeat = a->heartbeat;
+            event_assign(&w->heartbeat_ev, w->base, -1, EV_PERSIST,
+                         worker_on_heartbeat, w);
+            event_add(&w->heartbeat_ev, &tv);
         }
         worker_notify(w, "ready");
         event_base_dispatch(w->base);

@@ -44,6 +44,7 @@ typedef struct ls_worker_args {
     int id;
     int generation;
     int chan;                   /* worker end of the master channel */
+    volatile uint64_t *heartbeat; /* watchdogTimeout: bumped by the loop */
 } ls_worker_args_t;
 
 typedef struct ls_worker {
@@ -77,6 +78,8 @@ typedef struct ls_worker {
         double secs;
         const struct timeval *tv;
     } tmo[8];
+    volatile uint64_t *heartbeat; /* shared with the master; may be NULL */
+    struct event heartbeat_ev;
 } ls_worker_t;
 
 enum { LS_STOP_GRACEFUL = 1, LS_STOP_FAST = 2 };
@@ -88,5 +91,6 @@ void ls_worker_flush(void);
 void ls_worker_conn_closed(ls_worker_t *w);
 double ls_worker_time(void);
 const struct timeval *ls_worker_timeout(double secs);
+void ls_worker_os_exit(ls_worker_t *w, int code);
 
 #endif
