@@ -10,7 +10,9 @@
  * callback, its send callback appends to the connection's output buffer.
  * wslay answers pings, enforces client masking, reassembles fragmented
  * messages, closes with 1009 over maxPackageSize and runs the close
- * handshake; onMessage(conn, data) gets text and binary messages.
+ * handshake; onMessage(conn, data) gets text and binary messages. What a
+ * message causes (replies, the pong) is written out before the next frame
+ * is read, so a close that arrives with it comes after, not instead.
  * conn:close() and a graceful stop send a close frame and wait for the
  * peer's, at most WS_CLOSE_TIMEOUT seconds.
  */
@@ -43,6 +45,7 @@ typedef struct ws_state {
     int sent;           /* wslay wrote to the output buffer */
     int closing;        /* conn:close() or a stop: messages are dropped */
     int close_pending;  /* the close frame goes after the queued messages */
+    int failed;         /* a send inside wslay_event_recv() failed */
     uint16_t close_code;
     size_t close_rlen;
     char close_reason[124];
@@ -186,20 +189,29 @@ ws_msg_cb(wslay_event_context_ptr ctx,
     lua_State *L = ls_worker->vm->L;
 
     (void)ctx;
-    if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
-        return;
-    if (s->closing || (c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
-        return;
-    c->srv->msgs_in++;
-    if (!ls_conn_push_callback(c, "onMessage"))          /* f conn */
-        return;
-    lua_pushlstring(L, (const char *)arg->msg, arg->msg_length);
-    ls_conn_incref(c);
-    if (ls_vm_call(ls_worker->vm, 2, 0, "onMessage", c->id) != LUA_OK &&
-        !s->dead && !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
-        ws_start_close(c, s, WSLAY_CODE_INTERNAL_SERVER_ERROR,
-                       "internal error", 14);
-    ls_conn_decref(c);
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE)
+        return; /* wslay queued the reply; ws_pump sends it */
+    if ((arg->opcode == WSLAY_TEXT_FRAME ||
+         arg->opcode == WSLAY_BINARY_FRAME) && !s->closing &&
+        !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)) &&
+        ls_conn_push_callback(c, "onMessage")) {         /* f conn */
+        c->srv->msgs_in++;
+        lua_pushlstring(L, (const char *)arg->msg, arg->msg_length);
+        ls_conn_incref(c);
+        if (ls_vm_call(ls_worker->vm, 2, 0, "onMessage", c->id) != LUA_OK &&
+            !s->dead && !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
+            ws_start_close(c, s, WSLAY_CODE_INTERNAL_SERVER_ERROR,
+                           "internal error", 14);
+        ls_conn_decref(c);
+    }
+    /* What this message caused (the app's replies, wslay's pong) goes to
+     * the output buffer now, before wslay reads the next frame: if that is
+     * a close, wslay queues its reply ahead of the messages still queued
+     * and sends nothing after it, and drops queued pongs. ws_pump commits
+     * the buffer once wslay_event_recv() is done. */
+    if (!s->dead && !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)) &&
+        wslay_event_send(s->ctx) != 0)
+        s->failed = 1;
 }
 
 static const struct wslay_event_callbacks ws_callbacks = {
@@ -230,8 +242,7 @@ ws_pump(ls_conn_t *c, ws_state_t *s)
     if (c->flags & LS_CONN_CLOSED)
         return;
     ls_conn_incref(c);
-    s->sent = 0;
-    fail = wslay_event_send(s->ctx) != 0;
+    fail = s->failed || wslay_event_send(s->ctx) != 0;
     /* wslay sends control frames first: a close queued with messages still
      * waiting would cut them off (conn:close(data)) */
     if (!fail && s->close_pending &&
@@ -252,8 +263,10 @@ ws_pump(ls_conn_t *c, ws_state_t *s)
             fail = 1;
     }
     /* last: onBufferFull may run here, and may even free s */
-    if (s->sent)
+    if (s->sent) {
+        s->sent = 0; /* also what ws_msg_cb wrote */
         ls_conn_commit(c);
+    }
     if (fail || done)
         ls_conn_close(c);
     ls_conn_decref(c);
