@@ -690,6 +690,23 @@ ws_drain(ls_conn_t *c)
     ls_worker_flush(); /* called from a signal, not a read */
 }
 
+/* idleTimeout: close 1001 and the bounded close handshake, as a stop
+ * does; a second sweep finds it closing and leaves it to the timeout. */
+static void
+ws_idle(ls_conn_t *c)
+{
+    ws_state_t *s = c->pstate;
+
+    if (s == NULL || !s->open) {
+        ls_conn_close(c);
+        return;
+    }
+    if (!s->closing)
+        ls_log(LS_LOG_DEBUG, 0, "conn %llu: websocket: idle; sending close "
+               "1001", (unsigned long long)c->id);
+    ws_start_close(c, s, WSLAY_CODE_GOING_AWAY, "idle timeout", 12);
+}
+
 static void
 ws_release(ls_conn_t *c)
 {
@@ -712,4 +729,5 @@ const ls_proto_t ls_proto_ws = {
     .drain = ws_drain,
     .release = ws_release,
     .close = ws_close,
+    .idle = ws_idle,
 };
