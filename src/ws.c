@@ -460,6 +460,12 @@ ls_ws_upgrade(ls_conn_t *c, int req)
     }
     s->open = 1;
     ws_pump(c, s); /* what onWebSocketConnect sent */
+    /* The handshake was under way when a graceful stop began, so this
+     * connection missed the drain: close now, not cut at stopTimeout
+     * without a close frame. */
+    if (ls_worker->stopping && c->pstate == s &&
+        !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
+        ws_start_close(c, s, WSLAY_CODE_GOING_AWAY, "server stopping", 15);
     return 0;
 }
 

@@ -220,4 +220,29 @@ describe("websocket:// graceful stop", function()
         p:close()
         assert.are.equal("closed 1001\n", rest)
     end)
+
+    it("closes with 1001 a WebSocket whose handshake ends during the stop",
+    function()
+        local srv = server.start(APP, { wait_workers = 1 })
+        local c = client.must_connect(srv.port)
+        finally(function() c:close() end)
+        -- the head in flight when the stop begins: no drain will see a
+        -- WebSocket here
+        assert(c:send("GET /echo HTTP/1.1\r\nHost: t\r\n"))
+        assert(server.kill(srv.pid, "QUIT"))
+        assert(srv:wait_log("stopping gracefully", 10))
+        assert(c:send("Upgrade: websocket\r\nConnection: Upgrade\r\n" ..
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" ..
+            "Sec-WebSocket-Version: 13\r\n\r\n"))
+        assert.are.equal("HTTP/1.1 101 Switching Protocols\r", c:line(5))
+        repeat local l = assert(c:line(5)) until l == "\r"
+        -- at once, not when stopTimeout cuts it
+        local op, data = read_frame(c)
+        assert.are.equal(0x8, op)
+        assert.are.equal(1001, data:byte(1) * 256 + data:byte(2))
+        assert(c:send(frame(0x8, "\3\233")))
+        assert(c:wait_closed(10))
+        assert.are.equal("", c.buf)
+        assert.are.equal(0, srv:stop("QUIT"))
+    end)
 end)
