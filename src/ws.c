@@ -181,29 +181,37 @@ static void ws_start_close(ls_conn_t *c, ws_state_t *s, uint16_t code,
 
 /* onMessage(conn, data); a Lua error in it closes with 1011. */
 static void
+ws_deliver(ls_conn_t *c, ws_state_t *s,
+           const struct wslay_event_on_msg_recv_arg *arg)
+{
+    lua_State *L = ls_worker->vm->L;
+
+    if (s->closing || (c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
+        return;
+    c->srv->msgs_in++;
+    if (!ls_conn_push_callback(c, "onMessage"))          /* f conn */
+        return;
+    lua_pushlstring(L, (const char *)arg->msg, arg->msg_length);
+    ls_conn_incref(c);
+    if (ls_vm_call(ls_worker->vm, 2, 0, "onMessage", c->id) != LUA_OK &&
+        !s->dead && !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
+        ws_start_close(c, s, WSLAY_CODE_INTERNAL_SERVER_ERROR,
+                       "internal error", 14);
+    ls_conn_decref(c);
+}
+
+static void
 ws_msg_cb(wslay_event_context_ptr ctx,
           const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
     ws_state_t *s = user;
     ls_conn_t *c = s->c;
-    lua_State *L = ls_worker->vm->L;
 
     (void)ctx;
     if (arg->opcode == WSLAY_CONNECTION_CLOSE)
         return; /* wslay queued the reply; ws_pump sends it */
-    if ((arg->opcode == WSLAY_TEXT_FRAME ||
-         arg->opcode == WSLAY_BINARY_FRAME) && !s->closing &&
-        !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)) &&
-        ls_conn_push_callback(c, "onMessage")) {         /* f conn */
-        c->srv->msgs_in++;
-        lua_pushlstring(L, (const char *)arg->msg, arg->msg_length);
-        ls_conn_incref(c);
-        if (ls_vm_call(ls_worker->vm, 2, 0, "onMessage", c->id) != LUA_OK &&
-            !s->dead && !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
-            ws_start_close(c, s, WSLAY_CODE_INTERNAL_SERVER_ERROR,
-                           "internal error", 14);
-        ls_conn_decref(c);
-    }
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        ws_deliver(c, s, arg);
     /* What this message caused (the app's replies, wslay's pong) goes to
      * the output buffer now, before wslay reads the next frame: if that is
      * a close, wslay queues its reply ahead of the messages still queued
