@@ -178,14 +178,19 @@ describe("idleTimeout on websocket:// and http://", function()
         assert(c:send("GET /b HTTP/1.1\r\nHost: t\r\n\r\n"))
         assert(c:wait_closed(30))
         assert.are.equal("", c.buf)
-        -- a FIN (the lingering close) leaves our side writable; after a
-        -- reset the socket is gone and send fails at once
-        assert.is_truthy(c.sock:send("GET /c HTTP/1.1\r\n"),
-                         "the idle close was a reset")
+        -- a FIN (the lingering close) leaves our side writable, and the
+        -- server reads on while we send; after a reset the socket is gone
+        -- and send fails at once. Sending keeps the linger going until the
+        -- app's late answer (2.5 s after the request) has been tried.
+        assert.is_truthy(server.wait_until(function()
+            assert.is_truthy(c.sock:send("x"), "the idle close was a reset")
+            return srv:count_log("late send conn=" .. id .. ":") > 0
+        end, 10, 0.1))
+        assert.are.equal(0, srv:count_log("onClose http conn=" .. id .. "$"))
+        assert.are.equal(1, srv:count_log("late send conn=" .. id ..
+                                          ": false closed"))
         assert.is_truthy(srv:wait_log("onClose http conn=" .. id, 10))
         srv:assert_no_resets("idle close with a request in flight",
                              { "TcpOutRsts", "TcpExtTCPAbortOnClose" })
-        assert.is_truthy(srv:wait_log("late send conn=" .. id ..
-                                      ": false closed", 10))
     end)
 end)
