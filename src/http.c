@@ -952,6 +952,34 @@ http_drain(ls_conn_t *c)
     }
 }
 
+/*
+ * idleTimeout. A request in flight (the app owes the answer), a request
+ * half read, or reading paused (requests pipelined behind the one in
+ * flight, conn:pauseRecv()) means input may sit unread in the kernel, and
+ * closing then sends a reset that can destroy responses the client has
+ * not read yet: the lingering close. Otherwise reading was on and nothing
+ * came for idleTimeout, so nothing is unread and close() sends a plain
+ * FIN (as nginx's keepalive_timeout does); a lingering close already
+ * under way is left to finish.
+ */
+static void
+http_idle(ls_conn_t *c)
+{
+    ls_http_t *h = c->pstate;
+
+    if (h != NULL && (h->flags & LS_HTTP_LINGER))
+        return;
+    if (h != NULL && c->fd >= 0 &&
+        ((h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG)) || c->in.len > 0 ||
+         (c->flags & LS_CONN_PAUSED))) {
+        ls_log(LS_LOG_DEBUG, 0, "conn %llu: idle with a request pending; "
+               "lingering close", (unsigned long long)c->id);
+        http_linger(c, h);
+        return;
+    }
+    ls_conn_close(c);
+}
+
 static void
 http_release(ls_conn_t *c)
 {
@@ -980,4 +1008,5 @@ const ls_proto_t ls_proto_http = {
     .drain = http_drain,
     .start = http_start,
     .release = http_release,
+    .idle = http_idle,
 };

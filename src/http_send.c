@@ -527,8 +527,9 @@ ls_http_send(ls_conn_t *c, lua_State *L, int idx, int raw)
     }
     if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TTABLE)
         luaL_typeerror(L, idx, "string or table");
-    if (h == NULL || !(h->flags & LS_HTTP_INFLIGHT) ||
-        (h->flags & LS_HTTP_LINGER))
+    if (h != NULL && (h->flags & LS_HTTP_LINGER))
+        return LS_SEND_CLOSED; /* ending: e.g. idleTimeout ended the wait */
+    if (h == NULL || !(h->flags & LS_HTTP_INFLIGHT))
         luaL_error(L, "no HTTP request is waiting for a response on this "
                    "connection");
     if (h->flags & LS_HTTP_STREAMING)

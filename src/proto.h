@@ -41,6 +41,10 @@ typedef struct ls_proto {
      * as the protocol does (may be NULL: send the optional data, then
      * close once the output is written). May raise on bad arguments. */
     void (*close)(struct ls_conn *c, lua_State *L, int idx);
+    /* idleTimeout: the server ends a quiet connection on its own, as the
+     * protocol does (may be NULL: ls_conn_close). Called again on each
+     * sweep until the connection is gone or has traffic. */
+    void (*idle)(struct ls_conn *c);
 } ls_proto_t;
 
 struct ls_listen_conf;

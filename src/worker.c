@@ -174,6 +174,8 @@ worker_on_idle_sweep(evutil_socket_t fd, short what, void *arg)
         if ((c->flags & LS_CONN_CLOSING) ||
             (c->out && evbuffer_get_length(c->out) > 0))
             ls_conn_destroy(c);
+        else if (c->proto->idle) /* a WebSocket close frame, ... */
+            c->proto->idle(c);
         else
             ls_conn_close(c);
         c = prev;

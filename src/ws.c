@@ -10,7 +10,9 @@
  * callback, its send callback appends to the connection's output buffer.
  * wslay answers pings, enforces client masking, reassembles fragmented
  * messages, closes with 1009 over maxPackageSize and runs the close
- * handshake; onMessage(conn, data) gets text and binary messages.
+ * handshake; onMessage(conn, data) gets text and binary messages. What a
+ * message causes (replies, the pong) is written out before the next frame
+ * is read, so a close that arrives with it comes after, not instead.
  * conn:close() and a graceful stop send a close frame and wait for the
  * peer's, at most WS_CLOSE_TIMEOUT seconds.
  */
@@ -43,6 +45,7 @@ typedef struct ws_state {
     int sent;           /* wslay wrote to the output buffer */
     int closing;        /* conn:close() or a stop: messages are dropped */
     int close_pending;  /* the close frame goes after the queued messages */
+    int failed;         /* a send inside wslay_event_recv() failed */
     uint16_t close_code;
     size_t close_rlen;
     char close_reason[124];
@@ -178,16 +181,11 @@ static void ws_start_close(ls_conn_t *c, ws_state_t *s, uint16_t code,
 
 /* onMessage(conn, data); a Lua error in it closes with 1011. */
 static void
-ws_msg_cb(wslay_event_context_ptr ctx,
-          const struct wslay_event_on_msg_recv_arg *arg, void *user)
+ws_deliver(ls_conn_t *c, ws_state_t *s,
+           const struct wslay_event_on_msg_recv_arg *arg)
 {
-    ws_state_t *s = user;
-    ls_conn_t *c = s->c;
     lua_State *L = ls_worker->vm->L;
 
-    (void)ctx;
-    if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
-        return;
     if (s->closing || (c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
         return;
     c->srv->msgs_in++;
@@ -200,6 +198,28 @@ ws_msg_cb(wslay_event_context_ptr ctx,
         ws_start_close(c, s, WSLAY_CODE_INTERNAL_SERVER_ERROR,
                        "internal error", 14);
     ls_conn_decref(c);
+}
+
+static void
+ws_msg_cb(wslay_event_context_ptr ctx,
+          const struct wslay_event_on_msg_recv_arg *arg, void *user)
+{
+    ws_state_t *s = user;
+    ls_conn_t *c = s->c;
+
+    (void)ctx;
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE)
+        return; /* wslay queued the reply; ws_pump sends it */
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        ws_deliver(c, s, arg);
+    /* What this message caused (the app's replies, wslay's pong) goes to
+     * the output buffer now, before wslay reads the next frame: if that is
+     * a close, wslay queues its reply ahead of the messages still queued
+     * and sends nothing after it, and drops queued pongs. ws_pump commits
+     * the buffer once wslay_event_recv() is done. */
+    if (!s->dead && !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)) &&
+        wslay_event_send(s->ctx) != 0)
+        s->failed = 1;
 }
 
 static const struct wslay_event_callbacks ws_callbacks = {
@@ -230,8 +250,7 @@ ws_pump(ls_conn_t *c, ws_state_t *s)
     if (c->flags & LS_CONN_CLOSED)
         return;
     ls_conn_incref(c);
-    s->sent = 0;
-    fail = wslay_event_send(s->ctx) != 0;
+    fail = s->failed || wslay_event_send(s->ctx) != 0;
     /* wslay sends control frames first: a close queued with messages still
      * waiting would cut them off (conn:close(data)) */
     if (!fail && s->close_pending &&
@@ -252,8 +271,10 @@ ws_pump(ls_conn_t *c, ws_state_t *s)
             fail = 1;
     }
     /* last: onBufferFull may run here, and may even free s */
-    if (s->sent)
+    if (s->sent) {
+        s->sent = 0; /* also what ws_msg_cb wrote */
         ls_conn_commit(c);
+    }
     if (fail || done)
         ls_conn_close(c);
     ls_conn_decref(c);
@@ -447,6 +468,12 @@ ls_ws_upgrade(ls_conn_t *c, int req)
     }
     s->open = 1;
     ws_pump(c, s); /* what onWebSocketConnect sent */
+    /* The handshake was under way when a graceful stop began, so this
+     * connection missed the drain: close now, not cut at stopTimeout
+     * without a close frame. */
+    if (ls_worker->stopping && c->pstate == s &&
+        !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
+        ws_start_close(c, s, WSLAY_CODE_GOING_AWAY, "server stopping", 15);
     return 0;
 }
 
@@ -677,6 +704,23 @@ ws_drain(ls_conn_t *c)
     ls_worker_flush(); /* called from a signal, not a read */
 }
 
+/* idleTimeout: close 1001 and the bounded close handshake, as a stop
+ * does; a second sweep finds it closing and leaves it to the timeout. */
+static void
+ws_idle(ls_conn_t *c)
+{
+    ws_state_t *s = c->pstate;
+
+    if (s == NULL || !s->open) {
+        ls_conn_close(c);
+        return;
+    }
+    if (!s->closing)
+        ls_log(LS_LOG_DEBUG, 0, "conn %llu: websocket: idle; sending close "
+               "1001", (unsigned long long)c->id);
+    ws_start_close(c, s, WSLAY_CODE_GOING_AWAY, "idle timeout", 12);
+}
+
 static void
 ws_release(ls_conn_t *c)
 {
@@ -699,4 +743,5 @@ const ls_proto_t ls_proto_ws = {
     .drain = ws_drain,
     .release = ws_release,
     .close = ws_close,
+    .idle = ws_idle,
 };

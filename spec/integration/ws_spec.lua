@@ -24,6 +24,33 @@ local function run(srv, scenario)
     return out
 end
 
+-- A masked client frame (mask 0: the payload goes as it is).
+local function frame(opcode, payload)
+    assert(#payload < 126)
+    return string.char(0x80 | opcode, 0x80 | #payload) .. "\0\0\0\0" ..
+           payload
+end
+
+-- Read one unmasked server frame: opcode, payload.
+local function read_frame(c)
+    local h = assert(c:bytes(2, 5))
+    local len = h:byte(2) & 0x7f
+    assert(len < 126)
+    return h:byte(1) & 0x0f, len > 0 and assert(c:bytes(len, 5)) or ""
+end
+
+-- Connect and complete the handshake on a raw socket.
+local function open_raw(port)
+    local c = client.must_connect(port)
+    assert(c:send("GET /echo HTTP/1.1\r\nHost: t\r\n" ..
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n" ..
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" ..
+        "Sec-WebSocket-Version: 13\r\n\r\n"))
+    assert.are.equal("HTTP/1.1 101 Switching Protocols\r", c:line(5))
+    repeat local l = assert(c:line(5)) until l == "\r"
+    return c
+end
+
 describe("websocket://", function()
     local srv
     setup(function()
@@ -64,6 +91,39 @@ describe("websocket://", function()
             return srv:count_log("ws onClose") >= before + 2
         end, 5))
         assert.are.equal(1, srv:count_log("ws onClose " .. id .. "$"))
+    end)
+
+    -- wslay queues its close reply ahead of queued messages and drops
+    -- queued pongs: what a message caused must go out before the close
+    it("sends the echo of a message, then the close reply, when both " ..
+       "arrive in one read", function()
+        local c = open_raw(srv.port)
+        finally(function() c:close() end)
+        assert(c:send(frame(0x1, "hello") .. frame(0x8, "\3\232bye")))
+        local op, data = read_frame(c)
+        assert.are.equal(0x1, op)
+        assert.are.equal("hello", data)
+        op, data = read_frame(c)
+        assert.are.equal(0x8, op)
+        assert.are.equal("\3\232bye", data)
+        assert(c:wait_closed(10))
+        assert.are.equal("", c.buf)
+    end)
+
+    it("sends the pong, then the close reply, for ping + close in one read",
+    function()
+        local c = open_raw(srv.port)
+        finally(function() c:close() end)
+        assert(c:send(frame(0x9, "p1") .. frame(0x1, "m") ..
+                      frame(0x9, "p2") .. frame(0x8, "\3\232")))
+        local got = {}
+        for _ = 1, 4 do
+            local op, data = read_frame(c)
+            got[#got + 1] = op .. ":" .. data
+        end
+        assert.are.same({ "10:p1", "1:m", "10:p2", "8:\3\232" }, got)
+        assert(c:wait_closed(10))
+        assert.are.equal("", c.buf)
     end)
 
     it("closes with 1009 on a message over maxPackageSize", function()
@@ -159,5 +219,30 @@ describe("websocket:// graceful stop", function()
         local rest = p:read("a")
         p:close()
         assert.are.equal("closed 1001\n", rest)
+    end)
+
+    it("closes with 1001 a WebSocket whose handshake ends during the stop",
+    function()
+        local srv = server.start(APP, { wait_workers = 1 })
+        local c = client.must_connect(srv.port)
+        finally(function() c:close() end)
+        -- the head in flight when the stop begins: no drain will see a
+        -- WebSocket here
+        assert(c:send("GET /echo HTTP/1.1\r\nHost: t\r\n"))
+        assert(server.kill(srv.pid, "QUIT"))
+        assert(srv:wait_log("stopping gracefully", 10))
+        assert(c:send("Upgrade: websocket\r\nConnection: Upgrade\r\n" ..
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" ..
+            "Sec-WebSocket-Version: 13\r\n\r\n"))
+        assert.are.equal("HTTP/1.1 101 Switching Protocols\r", c:line(5))
+        repeat local l = assert(c:line(5)) until l == "\r"
+        -- at once, not when stopTimeout cuts it
+        local op, data = read_frame(c)
+        assert.are.equal(0x8, op)
+        assert.are.equal(1001, data:byte(1) * 256 + data:byte(2))
+        assert(c:send(frame(0x8, "\3\233")))
+        assert(c:wait_closed(10))
+        assert.are.equal("", c.buf)
+        assert.are.equal(0, srv:stop("QUIT"))
     end)
 end)
