@@ -104,6 +104,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #define HTTP_STOPPED (LS_CONN_CLOSING | LS_CONN_CLOSED)
@@ -906,20 +907,36 @@ http_missing(ls_conn_t *c, const char *buf, size_t len)
 
 #define HTTP_DRAIN_GRACE 1.0 /* s an idle keep-alive conn may still ask */
 
+/*
+ * A request may already sit in the kernel, unread because this loop turn
+ * handles the timer (or the drain) before the read event: closing then
+ * would lose it. FIONREAD tells; such a connection stays until it is read.
+ */
+static int
+http_unread(const ls_conn_t *c)
+{
+    int n = 0;
+    return c->fd >= 0 && ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 static void
 http_on_drain_grace(evutil_socket_t fd, short what, void *arg)
 {
     ls_conn_t *c = arg;
     ls_http_t *h = c->pstate;
+    struct timeval tv = {(time_t)HTTP_DRAIN_GRACE, 0};
     (void)fd;
     (void)what;
 
-    if (h != NULL && !(h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG |
-                                   LS_HTTP_LINGER)) &&
-        c->in.len == 0) {
-        ls_http_retire(c);
-        ls_worker_flush();
+    if (h == NULL || (h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG |
+                                  LS_HTTP_LINGER)) || c->in.len != 0)
+        return;
+    if (http_unread(c)) {   /* its next request came: answer it first */
+        evtimer_add(h->drain_ev, &tv);
+        return;
     }
+    ls_http_retire(c);
+    ls_worker_flush();
 }
 
 /*
@@ -940,7 +957,8 @@ http_drain(ls_conn_t *c)
                              c->in.len == 0);
 
     if (idle && (h == NULL ||
-                 c->active < ls_worker_time() - HTTP_DRAIN_GRACE)) {
+                 (c->active < ls_worker_time() - HTTP_DRAIN_GRACE &&
+                  !http_unread(c)))) {
         ls_http_retire(c);
         return;
     }
