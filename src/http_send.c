@@ -337,7 +337,7 @@ http_wb_chunk(http_wbuf_t *w, const ls_http_t *h, const char *p, size_t n)
 static int
 http_commit(ls_conn_t *c, ls_http_t *h, http_wbuf_t *w, int complete)
 {
-    int close = 0, held = 0;
+    int close = 0, held = 0, plain = 0;
 
     http_wb_flush(w);
     if (w->failed) {
@@ -349,13 +349,23 @@ http_commit(ls_conn_t *c, ls_http_t *h, http_wbuf_t *w, int complete)
     if (complete) {
         close = (h->flags & (LS_HTTP_CLOSE | LS_HTTP_DRAINING)) ||
                 !(h->flags & LS_HTTP_KEEPALIVE);
+        /* The client itself asked to close (Connection: close, HTTP/1.0)
+         * and sent nothing after this request: no input can be left
+         * unread, so a plain close ends with a FIN, as nginx does. A close
+         * we decide on (the app's Connection: close, a graceful stop) or
+         * input pipelined behind it lingers instead. */
+        plain = close && !(h->flags & (LS_HTTP_KEEPALIVE | LS_HTTP_DRAINING |
+                                       LS_HTTP_HELD | LS_HTTP_IN_MSG)) &&
+                c->in.len == 0;
         held = h->flags & LS_HTTP_HELD;
         h->flags &= ~(LS_HTTP_INFLIGHT | LS_HTTP_STREAMING | LS_HTTP_HELD |
                       LS_HTTP_NOBODY | LS_HTTP_CLOSE);
     }
     /* From here on h may be gone: onBufferFull runs Lua. */
     int rc = ls_conn_commit(c);
-    if (close) {
+    if (plain) {
+        ls_conn_close(c);
+    } else if (close) {
         ls_http_retire(c);
     } else if (complete) {
         ls_http_await(c);
