@@ -909,4 +909,24 @@ function _M.line_of(file, s)
     error("'" .. s .. "' not found in " .. file, 2)
 end
 
+--- Start APP whose fixture declares a second listener on
+-- $LUASERV_TEST_PORT2 (one worker each by default), and wait until that one
+-- accepts too. Returns the handle and the second port.
+function _M.start_two(app, opts)
+    opts = opts or {}
+    local port2 = _M.free_port()
+    opts.env = opts.env or {}
+    opts.env.LUASERV_TEST_PORT2 = tostring(port2)
+    opts.wait_workers = opts.wait_workers or 2
+    local srv = _M.start(app, opts)
+    assert(_M.wait_until(function()
+        local c = socket.tcp()
+        c:settimeout(1)
+        local ok = c:connect("127.0.0.1", port2)
+        c:close()
+        return ok
+    end, _M.START_TIMEOUT, 0.05), "the second listener did not accept")
+    return srv, port2
+end
+
 return _M

@@ -10,15 +10,7 @@ local APP = "spec/fixtures/apps/connect.lua"
 describe("luaserv.connect", function()
     local srv, port2, c
     before_each(function()
-        port2 = server.free_port()
-        srv = server.start(APP, {
-            wait_workers = 2,
-            env = { LUASERV_TEST_PORT2 = tostring(port2) },
-        })
-        assert.is_truthy(server.wait_until(function()
-            local e = client.connect(port2, 1)
-            if e then e:close() return true end
-        end, server.START_TIMEOUT, 0.05))
+        srv, port2 = server.start_two(APP)
         c = client.must_connect(srv.port)
     end)
     after_each(function()

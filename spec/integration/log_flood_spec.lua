@@ -44,15 +44,7 @@ end
 describe("log rate limit", function()
     local srv, port2
     before_each(function()
-        port2 = server.free_port()
-        srv = server.start(APP, {
-            wait_workers = 2,
-            env = { LUASERV_TEST_PORT2 = tostring(port2) },
-        })
-        assert.is_truthy(server.wait_until(function()
-            local c = client.connect(port2, 1)
-            if c then c:close() return true end
-        end, server.START_TIMEOUT, 0.05))
+        srv, port2 = server.start_two(APP)
         srv:expect_error("boom from a client")
     end)
     after_each(function() server.cleanup() end)
