@@ -81,6 +81,7 @@ typedef struct ls_slot {
     int beat;           /* watchdog: heartbeat cell + 1; 0: none */
     uint64_t beat_seen; /* its value when last seen changing ... */
     double beat_at;     /* ... and when */
+    double beat_check;  /* when the master last looked */
 } ls_slot_t;
 
 enum { CTL_READING, CTL_RELOAD, CTL_STATUS };
@@ -320,7 +321,12 @@ master_watchdog(ls_slot_t *s, double now)
         M.stopping || limit <= 0)
         return now + 60;
     v = __atomic_load_n(&M.beats[s->beat - 1], __ATOMIC_RELAXED);
-    if (v != s->beat_seen || s->beat_at == 0) {
+    /* A master that did not run either (the whole machine or VM paused,
+     * a stopped process group) has not seen the worker stall: start over
+     * rather than kill every worker on waking up. */
+    int gap = s->beat_check > 0 && now - s->beat_check > limit / 2;
+    s->beat_check = now;
+    if (v != s->beat_seen || s->beat_at == 0 || gap) {
         s->beat_seen = v;
         s->beat_at = now;
     } else if (now - s->beat_at >= limit) {
