@@ -28,6 +28,7 @@ typedef struct ls_listen_conf {
     double send_timeout;       /* pending output without progress; 0: none */
     double header_timeout;     /* http: until a request head is whole */
     double body_timeout;       /* http: between two reads of a body */
+    int defer_accept;          /* TCP_DEFER_ACCEPT: accept once data is in */
     uint64_t max_requests;     /* recycle a worker after that many; 0: no */
     size_t max_memory;         /* recycle a worker above that RSS; 0: no */
     int64_t lua_memory_limit;  /* overrides the setting; -1: not set */

@@ -29,6 +29,7 @@
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_shutdown(ls_conn_t *c);
+static void conn_read_event(ls_conn_t *c);
 
 static inline lua_State *
 conn_L(void)
@@ -180,14 +181,33 @@ ls_conn_emit(ls_conn_t *c, const char *name)
         ls_conn_call(c, name, 0);
 }
 
+/*
+ * Accepted (or connected): onConnect, then wait for input. On a deferAccept
+ * listener the first bytes are already in, so they are read at once instead
+ * of first asking epoll: a short request can be read, answered and closed
+ * without the socket ever being registered with epoll (W4: two epoll_ctl
+ * calls fewer per connection, ADD and DEL). Only when that read leaves the
+ * connection waiting for more is the read event added. Without deferAccept
+ * the read would mostly find nothing yet (measured under W4: one wasted
+ * read per connection), so the event is added straight away.
+ */
 void
 ls_conn_start(ls_conn_t *c)
 {
-    event_add(&c->rev, NULL);
-    c->flags |= LS_CONN_READING;
+    c->flags |= LS_CONN_READING;  /* event_add below, or after the read */
     if (c->proto->start)
         c->proto->start(c);
     ls_conn_emit(c, "onConnect");
+    if ((c->flags & (CONN_STOPPED | LS_CONN_READING)) != LS_CONN_READING)
+        return;
+    if (c->srv->conf.defer_accept && !(c->flags & LS_CONN_OUTBOUND)) {
+        ls_conn_incref(c);
+        conn_read_event(c);
+        ls_conn_decref(c);
+        if ((c->flags & (CONN_STOPPED | LS_CONN_READING)) != LS_CONN_READING)
+            return;
+    }
+    event_add(&c->rev, NULL);
 }
 
 /* onError(conn, code, text), then close: the stream is no longer in sync. */
@@ -435,6 +455,18 @@ oom:
     conn_shutdown(c);
 }
 
+/* Readable (or assumed so, right after accept). The caller holds a
+ * reference. */
+static void
+conn_read_event(ls_conn_t *c)
+{
+    if (c->flags & CONN_STOPPED)
+        return;
+    conn_read(c);
+    if (c->lowat || c->in.len > 0)
+        conn_lowat(c);
+}
+
 static void
 conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -443,11 +475,7 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     ls_conn_incref(c);
-    if (!(c->flags & CONN_STOPPED)) {
-        conn_read(c);
-        if (c->lowat || c->in.len > 0)
-            conn_lowat(c);
-    }
+    conn_read_event(c);
     ls_conn_decref(c);
     ls_worker_flush();
 }

@@ -21,7 +21,7 @@ enum {
     LS_CONN_WARMED = 1 << 3,    /* write event added */
     LS_CONN_FULL = 1 << 4,      /* send buffer limit hit, not yet drained */
     LS_CONN_PAUSED = 1 << 5,    /* pauseRecv() */
-    LS_CONN_READING = 1 << 6,   /* read event added */
+    LS_CONN_READING = 1 << 6,   /* reading: read event added (or about to be) */
     LS_CONN_CONNECTING = 1 << 7, /* outbound, not connected yet */
     LS_CONN_OUTBOUND = 1 << 8,  /* made by luaserv.connect; owns its srv */
     LS_CONN_RESUMED = 1 << 9,   /* offer buffered input before reading */

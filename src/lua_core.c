@@ -211,6 +211,11 @@ ls_lua_core_defaults(ls_listen_conf_t *l)
     l->body_timeout = LS_DEFAULT_BODY_TIMEOUT;
     l->lua_memory_limit = -1;
     l->callback_timeout = -1;
+    /* The client speaks first in HTTP and WebSocket: wake the worker once
+     * the request is there, not for the bare handshake (nginx's
+     * "listen ... deferred"). */
+    l->defer_accept = strcmp(l->addr.proto, "http") == 0 ||
+                      strcmp(l->addr.proto, "websocket") == 0;
     if (strcmp(l->addr.proto, "text") == 0)
         ls_framing_init_text(&l->framing);
     else if (strcmp(l->addr.proto, "frame") == 0)
@@ -243,6 +248,8 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
             l->count = (int)core_opt_int(L, k, 1, LS_MAX_WORKERS);
         else if (!outbound && strcmp(k, "reusePort") == 0)
             l->reuseport = core_opt_bool(L, k);
+        else if (!outbound && strcmp(k, "deferAccept") == 0)
+            l->defer_accept = core_opt_bool(L, k);
         else if (!outbound && strcmp(k, "backlog") == 0)
             l->backlog = (int)core_opt_int(L, k, 1, 65535);
         else if (strcmp(k, "maxPackageSize") == 0)
@@ -290,7 +297,7 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
                        k);
         else
             luaL_error(L, "unknown option '%s' in %s() (known: name, count, "
-                       "reusePort, backlog, maxPackageSize, "
+                       "reusePort, backlog, deferAccept, maxPackageSize, "
                        "maxSendBufferSize, maxHeaderSize, maxBodySize, "
                        "idleTimeout, sendTimeout, headerTimeout, "
                        "bodyTimeout, maxConnections, maxRequests, maxMemory, "

@@ -259,6 +259,27 @@ worker_listen_nodelay(ls_server_t *srv)
     }
 }
 
+/*
+ * deferAccept (default for http:// and websocket://): TCP_DEFER_ACCEPT, so
+ * that accept() returns a connection once its first bytes are in, and the
+ * worker reads them at once instead of registering the socket with epoll
+ * and waiting (ls_conn_start). A client that connects and sends nothing is
+ * accepted after about a second anyway, then headerTimeout applies. Set
+ * (or cleared) by every worker on the shared socket, so a reload that
+ * changes the option applies it.
+ */
+static void
+worker_listen_defer(ls_server_t *srv)
+{
+    int v = srv->conf.defer_accept ? 1 : 0;
+
+    if (srv->conf.addr.family == AF_UNIX)
+        return;
+    if (setsockopt(srv->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, sizeof(v)) < 0)
+        ls_log(LS_LOG_INFO, errno, "TCP_DEFER_ACCEPT on the listening "
+               "socket");
+}
+
 static void
 worker_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
@@ -693,6 +714,7 @@ ls_worker_main(const ls_worker_args_t *a)
     ls_worker_flush();
     if (!w->stopping) {
         worker_listen_nodelay(&w->srv);
+        worker_listen_defer(&w->srv);
         event_assign(&w->srv.accept_ev, w->base, w->srv.fd,
                      EV_READ | EV_PERSIST, worker_on_accept, w);
         event_add(&w->srv.accept_ev, NULL);
