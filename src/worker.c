@@ -387,8 +387,12 @@ worker_stop(ls_worker_t *w, int how)
     }
     w->stopping = how;
     if (how == LS_STOP_FAST) {
-        while (srv->conns != NULL)
-            ls_conn_destroy(srv->conns);
+        ls_conn_t *c;
+        while ((c = srv->conns) != NULL) {
+            if (c->proto->stop) /* a WebSocket's close 1001 */
+                c->proto->stop(c);
+            ls_conn_destroy(c);
+        }
     } else if (srv->nconns > 0) {
         struct timeval tv;
         for (ls_conn_t *c = srv->conns, *next; c != NULL; c = next) {

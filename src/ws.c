@@ -14,7 +14,8 @@
  * message causes (replies, the pong) is written out before the next frame
  * is read, so a close that arrives with it comes after, not instead.
  * conn:close() and a graceful stop send a close frame and wait for the
- * peer's, at most WS_CLOSE_TIMEOUT seconds.
+ * peer's, at most WS_CLOSE_TIMEOUT seconds; a fast stop sends close 1001
+ * too, if the socket takes it at once, and does not wait.
  */
 #include "ws.h"
 #include "conn.h"
@@ -704,6 +705,46 @@ ws_drain(ls_conn_t *c)
     ls_worker_flush(); /* called from a signal, not a read */
 }
 
+/* A fast stop (SIGTERM, SIGINT, stopTimeout): close 1001 goes into the
+ * output buffer behind what is pending, and one non-blocking write tries to
+ * get it out before the worker closes the socket. Best effort: no waiting
+ * for the peer's close frame, nor for a socket that takes nothing now. */
+static void
+ws_stop(ls_conn_t *c)
+{
+    ws_state_t *s = c->pstate;
+    size_t left;
+
+    if (s == NULL || !s->open || s->busy || (c->flags & LS_CONN_CLOSED))
+        return;
+    if (!(c->flags & LS_CONN_CLOSING) &&
+        !wslay_event_get_close_sent(s->ctx)) {
+        s->closing = 1;
+        s->close_pending = 0;
+        /* messages wslay still holds first: it sends control frames ahead
+         * of them; fails if the peer's close came first (wslay answers) */
+        if (wslay_event_send(s->ctx) == 0)
+            wslay_event_queue_close(s->ctx, WSLAY_CODE_GOING_AWAY,
+                                    (const uint8_t *)"server stopping", 15);
+        wslay_event_send(s->ctx);
+        s->sent = 0; /* no ls_conn_commit: it may run onBufferFull */
+    }
+    if (c->out == NULL || (left = evbuffer_get_length(c->out)) == 0 ||
+        c->fd < 0)
+        return;
+    {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n > 0) {
+            c->srv->bytes_out += (size_t)n;
+            left -= (size_t)n;
+        }
+    }
+    if (left > 0)
+        ls_log(LS_LOG_DEBUG, 0, "conn %llu: websocket: fast stop; %zu bytes "
+               "(the close frame among them) not sent",
+               (unsigned long long)c->id, left);
+}
+
 /* idleTimeout: close 1001 and the bounded close handshake, as a stop
  * does; a second sweep finds it closing and leaves it to the timeout. */
 static void
@@ -744,4 +785,5 @@ const ls_proto_t ls_proto_ws = {
     .release = ws_release,
     .close = ws_close,
     .idle = ws_idle,
+    .stop = ws_stop,
 };
