@@ -588,6 +588,7 @@ conn_send_timeout(ls_conn_t *c)
 
     if (c->out == NULL || evbuffer_get_length(c->out) == 0)
         return;
+    ls_worker->timeouts[LS_TMO_SEND]++;
     snprintf(text, sizeof(text), "sendTimeout (%g s): the peer took none of "
              "%zu pending bytes", c->srv->conf.send_timeout,
              evbuffer_get_length(c->out));

@@ -25,6 +25,7 @@ enum {
     LS_CONN_CONNECTING = 1 << 7, /* outbound, not connected yet */
     LS_CONN_OUTBOUND = 1 << 8,  /* made by luaserv.connect; owns its srv */
     LS_CONN_RESUMED = 1 << 9,   /* offer buffered input before reading */
+    LS_CONN_IDLED = 1 << 10,    /* idleTimeout acted on it (counted once) */
 };
 
 /* onError codes, exported to Lua as luaserv.errors. */

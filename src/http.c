@@ -450,6 +450,8 @@ http_timed_out(ls_conn_t *c, ls_http_t *h, int which)
         http_linger(c, h);
         return;
     }
+    ls_worker->timeouts[which == HTTP_TMO_HEAD ? LS_TMO_HEADER
+                                               : LS_TMO_BODY]++;
     if (which == HTTP_TMO_HEAD)
         snprintf(text, sizeof(text), "408 Request Timeout: request head not "
                  "complete within headerTimeout (%g s)", l->header_timeout);

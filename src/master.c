@@ -797,9 +797,10 @@ master_status_send(void)
                (long)(now - M.started_wall), M.cur->id, M.reloads,
                M.next ? " (a reload is in progress)" : "");
     STATUS_ADD("%-4s %-8s %-16s %-4s %-8s %7s %9s %10s %10s %12s %12s %9s "
-               "%9s %s\n", "id", "pid", "listener", "gen", "state", "conns",
-               "total", "msgs_in", "msgs_out", "bytes_in", "bytes_out",
-               "lua_kb", "rss_kb", "started");
+               "%9s %8s %8s %8s %8s %8s %s\n", "id", "pid", "listener", "gen",
+               "state", "conns", "total", "msgs_in", "msgs_out", "bytes_in",
+               "bytes_out", "lua_kb", "rss_kb", "to_head", "to_body",
+               "to_send", "to_idle", "emfile", "started");
     for (int i = 0; i < M.nslots; i++) {
         ls_slot_t *s = M.slots[i];
         const char *state = s->retiring ? "draining"

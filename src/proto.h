@@ -45,6 +45,11 @@ typedef struct ls_proto {
      * protocol does (may be NULL: ls_conn_close). Called again on each
      * sweep until the connection is gone or has traffic. */
     void (*idle)(struct ls_conn *c);
+    /* The worker is stopping fast: the connection is destroyed right after
+     * this returns. Queue a last word (a WebSocket close frame) and try one
+     * non-blocking write of what is pending; never wait for the peer and
+     * never close the connection here (may be NULL). */
+    void (*stop)(struct ls_conn *c);
 } ls_proto_t;
 
 struct ls_listen_conf;

@@ -500,9 +500,11 @@ ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
         if (conn_id)
             snprintf(ids, sizeof(ids), "conn %llu: ",
                      (unsigned long long)conn_id);
-        ls_log(LS_LOG_ERROR, 0, "%s%s: Lua memory limit (%s) reached; %zu "
-               "KiB in use%s: %s", ids, what, lim, vm->mem / 1024,
-               vm->depth == 0 ? " after a full collection" : "", msg);
+        static ls_log_limit_t mlim = LS_LOG_LIMIT("Lua memory limit", 0);
+        ls_log_limited(&mlim, LS_LOG_ERROR, 0, "%s%s: Lua memory limit (%s) "
+                       "reached; %zu KiB in use%s: %s", ids, what, lim,
+                       vm->mem / 1024,
+                       vm->depth == 0 ? " after a full collection" : "", msg);
     } else if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (msg == NULL)

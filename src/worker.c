@@ -148,6 +148,7 @@ ls_worker_conn_closed(ls_worker_t *w)
 static void
 worker_on_idle_sweep(evutil_socket_t fd, short what, void *arg)
 {
+    static ls_log_limit_t lim = LS_LOG_LIMIT("idle closes", 0);
     ls_worker_t *w = arg;
     ls_server_t *srv = &w->srv;
     double limit = ls_worker_time() - srv->conf.idle_timeout;
@@ -168,8 +169,15 @@ worker_on_idle_sweep(evutil_socket_t fd, short what, void *arg)
         /* onClose may close others, prev among them: hold it. */
         if (prev)
             ls_conn_incref(prev);
-        ls_log(LS_LOG_DEBUG, 0, "conn %llu: idle for %g s; closing",
-               (unsigned long long)c->id, srv->conf.idle_timeout);
+        /* A WebSocket's close handshake or HTTP's lingering close take
+         * more sweeps: count and log the first. */
+        if (!(c->flags & LS_CONN_IDLED)) {
+            c->flags |= LS_CONN_IDLED;
+            w->timeouts[LS_TMO_IDLE]++;
+            ls_log_limited(&lim, LS_LOG_DEBUG, 0, "conn %llu: idle for %g s; "
+                           "closing", (unsigned long long)c->id,
+                           srv->conf.idle_timeout);
+        }
         /* Output that made no progress for that long will not: drop it. */
         if ((c->flags & LS_CONN_CLOSING) ||
             (c->out && evbuffer_get_length(c->out) > 0))
@@ -408,8 +416,12 @@ worker_stop(ls_worker_t *w, int how)
     }
     w->stopping = how;
     if (how == LS_STOP_FAST) {
-        while (srv->conns != NULL)
-            ls_conn_destroy(srv->conns);
+        ls_conn_t *c;
+        while ((c = srv->conns) != NULL) {
+            if (c->proto->stop) /* a WebSocket's close 1001 */
+                c->proto->stop(c);
+            ls_conn_destroy(c);
+        }
     } else if (srv->nconns > 0) {
         struct timeval tv;
         for (ls_conn_t *c = srv->conns, *next; c != NULL; c = next) {
@@ -472,13 +484,19 @@ worker_send_status(ls_worker_t *w)
     localtime_r(&w->started_wall, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     n = snprintf(buf, sizeof(buf),
-                 "status %7zu %9llu %10llu %10llu %12llu %12llu %9zu %9ld %s",
+                 "status %7zu %9llu %10llu %10llu %12llu %12llu %9zu %9ld "
+                 "%8llu %8llu %8llu %8llu %8llu %s",
                  srv->nconns, (unsigned long long)srv->total_conns,
                  (unsigned long long)srv->msgs_in,
                  (unsigned long long)srv->msgs_out,
                  (unsigned long long)srv->bytes_in,
                  (unsigned long long)srv->bytes_out, w->vm->mem / 1024,
-                 worker_rss_kb(), when);
+                 worker_rss_kb(),
+                 (unsigned long long)w->timeouts[LS_TMO_HEADER],
+                 (unsigned long long)w->timeouts[LS_TMO_BODY],
+                 (unsigned long long)w->timeouts[LS_TMO_SEND],
+                 (unsigned long long)w->timeouts[LS_TMO_IDLE],
+                 (unsigned long long)w->emfile_count, when);
     if (n > 0)
         send(w->chan, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf),
              MSG_NOSIGNAL);

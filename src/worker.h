@@ -47,6 +47,10 @@ typedef struct ls_worker_args {
     volatile uint64_t *heartbeat; /* watchdogTimeout: bumped by the loop */
 } ls_worker_args_t;
 
+/* Connections ended by a timeout, counted per worker for `status`:
+ * 408s for headerTimeout / bodyTimeout, sendTimeout, idleTimeout. */
+enum { LS_TMO_HEADER, LS_TMO_BODY, LS_TMO_SEND, LS_TMO_IDLE, LS_TMO_N };
+
 typedef struct ls_worker {
     struct event_base *base;
     ls_vm_t *vm;
@@ -67,7 +71,7 @@ typedef struct ls_worker {
     uint64_t next_conn_id;
     int emfile_fd;              /* reserve descriptor for EMFILE */
     struct event accept_pause_ev;
-    uint64_t emfile_count;
+    uint64_t emfile_count;      /* accept4() EMFILE/ENFILE, for status */
     uint64_t emfile_burst;      /* emfile_count when this burst began, + 1 */
     time_t started_wall;
     struct event recycle_ev;    /* maxRequests / maxMemory check */
@@ -80,9 +84,11 @@ typedef struct ls_worker {
     } tmo[8];
     volatile uint64_t *heartbeat; /* shared with the master; may be NULL */
     struct event heartbeat_ev;
+    uint64_t timeouts[LS_TMO_N]; /* by LS_TMO_*, for status */
 } ls_worker_t;
 
 enum { LS_STOP_GRACEFUL = 1, LS_STOP_FAST = 2 };
+
 
 extern ls_worker_t *ls_worker; /* this process's worker; NULL elsewhere */
 

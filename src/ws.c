@@ -14,7 +14,8 @@
  * message causes (replies, the pong) is written out before the next frame
  * is read, so a close that arrives with it comes after, not instead.
  * conn:close() and a graceful stop send a close frame and wait for the
- * peer's, at most WS_CLOSE_TIMEOUT seconds.
+ * peer's, at most WS_CLOSE_TIMEOUT seconds; a fast stop sends close 1001
+ * too, if the socket takes it at once, and does not wait.
  */
 #include "ws.h"
 #include "conn.h"
@@ -46,6 +47,7 @@ typedef struct ws_state {
     int closing;        /* conn:close() or a stop: messages are dropped */
     int close_pending;  /* the close frame goes after the queued messages */
     int failed;         /* a send inside wslay_event_recv() failed */
+    int bad_logged;     /* wslay's close for bad input has been logged */
     uint16_t close_code;
     size_t close_rlen;
     char close_reason[124];
@@ -345,8 +347,10 @@ ws_refuse(ls_conn_t *c, int status, const char *why, const char *extra)
     time_t now = time(NULL);
     struct tm tm;
 
-    ls_log(LS_LOG_INFO, 0, "conn %llu: websocket handshake refused: %d %s",
-           (unsigned long long)c->id, status, why);
+    static ls_log_limit_t lim = LS_LOG_LIMIT("websocket handshakes refused",
+                                             0);
+    ls_log_limited(&lim, LS_LOG_INFO, 0, "conn %llu: websocket handshake "
+                   "refused: %d %s", (unsigned long long)c->id, status, why);
     if (out == NULL)
         return status;
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT",
@@ -416,9 +420,11 @@ ls_ws_upgrade(ls_conn_t *c, int req)
      * the 101. */
     if ((s = calloc(1, sizeof(*s))) == NULL ||
         wslay_event_context_server_init(&s->ctx, &ws_callbacks, s) != 0) {
+        static ls_log_limit_t lim = LS_LOG_LIMIT("websocket out of memory",
+                                                 0);
         free(s);
-        ls_log(LS_LOG_WARN, 0, "conn %llu: websocket: out of memory",
-               (unsigned long long)c->id);
+        ls_log_limited(&lim, LS_LOG_WARN, 0, "conn %llu: websocket: out of "
+                       "memory", (unsigned long long)c->id);
         return ws_refuse(c, 503, "out of memory", "");
     }
     s->c = c;
@@ -479,6 +485,50 @@ ls_ws_upgrade(ls_conn_t *c, int req)
 
 /* ---- the protocol ---- */
 
+static const char *
+ws_code_name(uint16_t code)
+{
+    switch (code) {
+    case WSLAY_CODE_PROTOCOL_ERROR:
+        return "protocol error";
+    case WSLAY_CODE_UNSUPPORTED_DATA:
+        return "unsupported data";
+    case WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA:
+        return "invalid payload";
+    case WSLAY_CODE_MESSAGE_TOO_BIG:
+        return "message over maxPackageSize";
+    default:
+        return "bad input";
+    }
+}
+
+/* wslay closed on its own because of what the client sent (a bad frame,
+ * an unmasked one, a message over maxPackageSize...): say so, once per
+ * connection and rate-limited, since any client can cause it at will.
+ * An answer to the peer's own close (same code) is not bad input. */
+static void
+ws_log_bad_input(ls_conn_t *c, ws_state_t *s)
+{
+    static ls_log_limit_t lim = LS_LOG_LIMIT("websocket bad input", 0);
+    uint16_t code;
+
+    if (s->bad_logged || s->closing || !wslay_event_get_close_sent(s->ctx))
+        return;
+    code = wslay_event_get_status_code_sent(s->ctx);
+    if (code != WSLAY_CODE_PROTOCOL_ERROR &&
+        code != WSLAY_CODE_UNSUPPORTED_DATA &&
+        code != WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA &&
+        code != WSLAY_CODE_MESSAGE_TOO_BIG)
+        return;
+    if (wslay_event_get_close_received(s->ctx) &&
+        wslay_event_get_status_code_received(s->ctx) == code)
+        return;
+    s->bad_logged = 1;
+    ls_log_limited(&lim, LS_LOG_INFO, 0, "conn %llu: websocket: %s from the "
+                   "client; closing with %u", (unsigned long long)c->id,
+                   ws_code_name(code), (unsigned)code);
+}
+
 static size_t
 ws_input(ls_conn_t *c, const char *buf, size_t len)
 {
@@ -500,10 +550,15 @@ ws_input(ls_conn_t *c, const char *buf, size_t len)
     if (s->dead) {
         ws_free(s);
     } else {
+        static ls_log_limit_t lim = LS_LOG_LIMIT("websocket receive errors",
+                                                 0);
         ws_pump(c, s); /* replies, and a close frame wslay queued */
+        if (c->pstate == s) /* onBufferFull may have destroyed it */
+            ws_log_bad_input(c, s);
         if (err != 0 && !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED))) {
-            ls_log(LS_LOG_DEBUG, 0, "conn %llu: websocket: protocol error "
-                   "(%d)", (unsigned long long)c->id, err);
+            ls_log_limited(&lim, LS_LOG_DEBUG, 0, "conn %llu: websocket: "
+                           "protocol error (%d)", (unsigned long long)c->id,
+                           err);
             ls_conn_close(c);
         }
     }
@@ -578,13 +633,14 @@ ws_send(ls_conn_t *c, lua_State *L, int idx, int raw)
 static void
 ws_on_close_timeout(evutil_socket_t fd, short what, void *arg)
 {
+    static ls_log_limit_t lim = LS_LOG_LIMIT("websocket close timeouts", 0);
     ls_conn_t *c = arg;
     (void)fd;
     (void)what;
 
-    ls_log(LS_LOG_INFO, 0, "conn %llu: websocket: no close frame from the "
-           "peer within %d s; closing", (unsigned long long)c->id,
-           WS_CLOSE_TIMEOUT);
+    ls_log_limited(&lim, LS_LOG_INFO, 0, "conn %llu: websocket: no close "
+                   "frame from the peer within %d s; closing",
+                   (unsigned long long)c->id, WS_CLOSE_TIMEOUT);
     ls_conn_incref(c);
     ls_conn_destroy(c);
     ls_conn_decref(c);
@@ -704,11 +760,53 @@ ws_drain(ls_conn_t *c)
     ls_worker_flush(); /* called from a signal, not a read */
 }
 
+/* A fast stop (SIGTERM, SIGINT, stopTimeout): close 1001 goes into the
+ * output buffer behind what is pending, and one non-blocking write tries to
+ * get it out before the worker closes the socket. Best effort: no waiting
+ * for the peer's close frame, nor for a socket that takes nothing now. */
+static void
+ws_stop(ls_conn_t *c)
+{
+    static ls_log_limit_t lim = LS_LOG_LIMIT("websocket fast stop", 0);
+    ws_state_t *s = c->pstate;
+    size_t left;
+
+    if (s == NULL || !s->open || s->busy || (c->flags & LS_CONN_CLOSED))
+        return;
+    if (!(c->flags & LS_CONN_CLOSING) &&
+        !wslay_event_get_close_sent(s->ctx)) {
+        s->closing = 1;
+        s->close_pending = 0;
+        /* messages wslay still holds first: it sends control frames ahead
+         * of them; fails if the peer's close came first (wslay answers) */
+        if (wslay_event_send(s->ctx) == 0)
+            wslay_event_queue_close(s->ctx, WSLAY_CODE_GOING_AWAY,
+                                    (const uint8_t *)"server stopping", 15);
+        wslay_event_send(s->ctx);
+        s->sent = 0; /* no ls_conn_commit: it may run onBufferFull */
+    }
+    if (c->out == NULL || (left = evbuffer_get_length(c->out)) == 0 ||
+        c->fd < 0)
+        return;
+    {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n > 0) {
+            c->srv->bytes_out += (size_t)n;
+            left -= (size_t)n;
+        }
+    }
+    if (left > 0)
+        ls_log_limited(&lim, LS_LOG_DEBUG, 0, "conn %llu: websocket: fast "
+                       "stop; %zu bytes (the close frame among them) not "
+                       "sent", (unsigned long long)c->id, left);
+}
+
 /* idleTimeout: close 1001 and the bounded close handshake, as a stop
  * does; a second sweep finds it closing and leaves it to the timeout. */
 static void
 ws_idle(ls_conn_t *c)
 {
+    static ls_log_limit_t lim = LS_LOG_LIMIT("websocket idle closes", 0);
     ws_state_t *s = c->pstate;
 
     if (s == NULL || !s->open) {
@@ -716,8 +814,8 @@ ws_idle(ls_conn_t *c)
         return;
     }
     if (!s->closing)
-        ls_log(LS_LOG_DEBUG, 0, "conn %llu: websocket: idle; sending close "
-               "1001", (unsigned long long)c->id);
+        ls_log_limited(&lim, LS_LOG_DEBUG, 0, "conn %llu: websocket: idle; "
+                       "sending close 1001", (unsigned long long)c->id);
     ws_start_close(c, s, WSLAY_CODE_GOING_AWAY, "idle timeout", 12);
 }
 
@@ -744,4 +842,5 @@ const ls_proto_t ls_proto_ws = {
     .release = ws_release,
     .close = ws_close,
     .idle = ws_idle,
+    .stop = ws_stop,
 };

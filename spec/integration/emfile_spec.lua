@@ -7,8 +7,9 @@
 local server = require "helpers.server"
 local client = require "helpers.client"
 local socket = require "socket"
+local life = require "integration.lifecycle"
 
-local APP = "spec/fixtures/apps/echo_text.lua"
+local APP = "echo_text.lua"
 local CONNS = 300
 local HZ = tonumber(server.capture("getconf CLK_TCK")) or 100
 
@@ -18,11 +19,17 @@ local function nofile(pid)
 end
 
 describe("EMFILE storm", function()
-    after_each(function() server.cleanup() end)
+    after_each(function()
+        server.cleanup()
+        life.cleanup()
+    end)
 
     it("keeps the worker's CPU low with " .. CONNS .. " connections at " ..
        "--nofile=64, and serves again once they close", function()
-        local srv = server.start(APP, { wait_workers = 1 })
+        -- in a run dir of its own, for `luaserv APP status`
+        local dir = life.tmpdir()
+        life.copy_fixtures(dir, APP)
+        local srv = life.start(dir, APP, { wait_workers = 1 })
         local worker = srv:workers()[1]
         assert.are.equal(0, os.execute("prlimit --pid " .. worker ..
                                        " --nofile=64:64") and 0 or 1)
@@ -58,6 +65,13 @@ describe("EMFILE storm", function()
                       emfile[#emfile])
         assert.truthy(emfile[#emfile]:find("Too many open files", 1, true),
                       emfile[#emfile])
+        -- `status` counts every failed accept, logged or not
+        local r = life.cmd(srv, "status")
+        assert.are.equal(0, r.code, life.describe_run(r))
+        local row = life.parse_status(r.stdout)[1]
+        local logged = tonumber(emfile[#emfile]:match("%((%d+) times so far"))
+        assert.is_true(row.emfile >= logged and row.emfile >= #emfile,
+                       r.stdout)
         -- the first ones it did accept are served
         assert.are.equal("hello 1", conns[1]:line(5))
 

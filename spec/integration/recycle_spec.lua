@@ -147,4 +147,52 @@ describe("recycling", function()
         assert.is_true(rows[1].total >= 7, r.stdout)
         assert.are.equal(0, srv:stop())
     end)
+
+    it("status counts timeouts per worker", function()
+        local port2 = server.free_port()
+        local srv = setup({ LUASERV_TEST_MAX_REQUESTS = "1000000",
+                            LUASERV_TEST_PORT2 = tostring(port2),
+                            LUASERV_TEST_HEADER_TIMEOUT = "0.5",
+                            LUASERV_TEST_IDLE_TIMEOUT = "1" })
+        srv:wait_workers(2)
+        local function status()
+            local r = life.cmd(srv, "status")
+            assert.are.equal(0, r.code, life.describe_run(r))
+            local by = {}
+            for _, row in ipairs(life.parse_status(r.stdout)) do
+                by[row.listener] = row
+            end
+            assert.is_truthy(by.recycle and by.recycle_http, r.stdout)
+            return by, r.stdout
+        end
+        local by, out = status()
+        for _, row in pairs(by) do
+            for _, k in ipairs({ "to_head", "to_body", "to_send", "to_idle",
+                                 "emfile" }) do
+                assert.are.equal(0, row[k], k .. "\n" .. out)
+            end
+        end
+
+        -- an HTTP request head that never completes: 408 at headerTimeout
+        local c = assert(socket.connect("127.0.0.1", port2))
+        c:settimeout(10)
+        assert(c:send("GET / HTTP/1.1\r\nHost: t\r\n"))
+        assert.are.equal("HTTP/1.1 408 Request Timeout", c:receive("*l"))
+        c:close()
+        -- a text:// connection that says nothing: closed at idleTimeout
+        local t = assert(socket.connect("127.0.0.1", srv.port))
+        t:settimeout(10)
+        assert.are.equal("closed", select(2, t:receive("*l")))
+        t:close()
+
+        by, out = status()
+        assert.are.equal(1, by.recycle_http.to_head, out)
+        assert.are.equal(0, by.recycle_http.to_body, out)
+        assert.are.equal(0, by.recycle_http.to_idle, out)
+        assert.are.equal(1, by.recycle.to_idle, out)
+        assert.are.equal(0, by.recycle.to_head, out)
+        assert.are.equal(0, by.recycle.to_send, out)
+        assert.are.equal(0, by.recycle.emfile, out)
+        assert.are.equal(0, srv:stop())
+    end)
 end)
