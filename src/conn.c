@@ -90,53 +90,10 @@ ls_conn_decref(ls_conn_t *c)
 }
 
 /*
- * Push the callback name as a Lua string. The names are made once per state
- * and kept in the registry: lua_getfield(srv, "onMessage") would hash the C
- * string and compare it against Lua's string cache on every message. The
- * lookup itself stays a normal table access, so an app that reassigns
- * srv.onMessage at run time is seen at once.
- */
-static void
-conn_push_name(lua_State *L, const char *name)
-{
-    static struct {
-        char name[32];
-        int ref;
-    } names[16];
-    static lua_State *names_L;
-    static int nnames;
-    int i;
-
-    if (names_L != L) { /* a new state: its registry has none of them */
-        names_L = L;
-        nnames = 0;
-    }
-    for (i = 0; i < nnames; i++)
-        if (strcmp(names[i].name, name) == 0) {
-            lua_rawgeti(L, LUA_REGISTRYINDEX, names[i].ref);
-            if (i > 0) { /* most recent first: onMessage, mostly */
-                int ref = names[i].ref;
-                char tmp[sizeof(names[0].name)];
-                memcpy(tmp, names[i].name, sizeof(tmp));
-                memmove(&names[1], &names[0], (size_t)i * sizeof(names[0]));
-                memcpy(names[0].name, tmp, sizeof(tmp));
-                names[0].ref = ref;
-            }
-            return;
-        }
-    lua_pushstring(L, name);
-    if (nnames < (int)(sizeof(names) / sizeof(*names)) &&
-        strlen(name) < sizeof(names[0].name)) {
-        lua_pushvalue(L, -1);
-        names[nnames].ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        strcpy(names[nnames].name, name);
-        nnames++;
-    }
-}
-
-/*
  * Push srv[name] and the connection; 0 (nothing pushed) when the app has no
- * such callback.
+ * such callback. The name comes interned (ls_vm_push_name) but the lookup
+ * stays a normal table access, so an app that reassigns srv.onMessage at
+ * run time is seen at once.
  */
 int
 ls_conn_push_callback(ls_conn_t *c, const char *name)
@@ -144,15 +101,13 @@ ls_conn_push_callback(ls_conn_t *c, const char *name)
     lua_State *L = conn_L();
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->lua_ref);  /* srv */
-    conn_push_name(L, name);                             /* srv name */
+    ls_vm_push_name(ls_worker->vm, name);                /* srv name */
     if (lua_gettable(L, -2) != LUA_TFUNCTION) {          /* srv f */
         lua_pop(L, 2);
         return 0;
     }
-    lua_copy(L, -1, -2);                                 /* f f */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* f f conn */
-    lua_copy(L, -1, -2);                                 /* f conn conn */
-    lua_pop(L, 1);                                       /* f conn */
+    lua_replace(L, -2);                                  /* f */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* f conn */
     return 1;
 }
 

@@ -51,6 +51,8 @@ static const char *const vm_names[] = {
 /* The error object of os.exit in a worker: not logged as an error. */
 static const char vm_exit_key;
 
+static int vm_msghandler(lua_State *L);
+
 /*
  * Allocator that counts what the state holds (skynet), for status figures
  * and luaMemoryLimit. Only growth inside ls_vm_call (depth > 0) is refused:
@@ -361,13 +363,16 @@ ls_vm_new(int mode, const char *app, char *err, size_t errlen)
     vm_set_paths(L, app);
     /* Intern the names C looks up between nested calls (conn:close() in
      * onMessage fires onClose), so that those lookups never allocate and
-     * so never fail at luaMemoryLimit in the middle of C code. */
-    lua_createtable(L, 16, 0);                           /* names */
+     * so never fail at luaMemoryLimit in the middle of C code; and keep a
+     * registry ref of each, so that pushing one is an array access
+     * (ls_vm_push_name), not a hash of the C string. */
     for (int i = 0; vm_names[i] != NULL; i++) {
         lua_pushstring(L, vm_names[i]);
-        lua_rawseti(L, -2, i + 1);
+        vm->name_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    lua_setfield(L, LUA_REGISTRYINDEX, "luaserv.names");
+    /* The traceback handler stays at the bottom of the stack for the
+     * outermost ls_vm_call, which then need not insert and remove one. */
+    lua_pushcfunction(L, vm_msghandler);
     lua_getglobal(L, "os");                              /* os */
     lua_pushcfunction(L, vm_os_exit);
     lua_setfield(L, -2, "exit");
@@ -393,6 +398,29 @@ ls_vm_free(ls_vm_t *vm)
     ls_pool_destroy(vm->pool);
     ls_conf_free(&vm->conf);
     free(vm);
+}
+
+/*
+ * Push a callback name ("onMessage"). The names C uses are interned with a
+ * registry ref each (ls_vm_new); a name is usually the very literal of
+ * vm_names (the linker merges equal string constants), so a pointer
+ * comparison finds it, strcmp otherwise. Other names are pushed as such.
+ */
+void
+ls_vm_push_name(ls_vm_t *vm, const char *name)
+{
+    int i;
+
+    for (i = 0; vm_names[i] != NULL; i++)
+        if (vm_names[i] == name)
+            goto found;
+    for (i = 0; vm_names[i] != NULL; i++)
+        if (strcmp(vm_names[i], name) == 0)
+            goto found;
+    lua_pushstring(vm->L, name);
+    return;
+found:
+    lua_rawgeti(vm->L, LUA_REGISTRYINDEX, vm->name_refs[i]);
 }
 
 /* Lua's own msghandler (lua.c): stringify, then append a traceback. */
@@ -474,15 +502,22 @@ ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
     lua_State *L = vm->L;
     int base = lua_gettop(L) - nargs;
     unsigned refused = vm->mem_refused;
-    int status, in_handler = vm->in_handler;
+    int status, in_handler = vm->in_handler, handler = 1;
 
-    lua_pushcfunction(L, vm_msghandler);
-    lua_insert(L, base);
+    /* Outermost: the handler left at index 1 by ls_vm_new. Nested (a C
+     * function called from Lua calls back, e.g. onClose from conn:close()),
+     * index 1 is that function's first argument: insert one. */
+    if (vm->depth > 0 || lua_tocfunction(L, 1) != vm_msghandler) {
+        lua_pushcfunction(L, vm_msghandler);
+        lua_insert(L, base);
+        handler = base;
+    }
     vm_enter(vm);
-    status = lua_pcall(L, nargs, nres, base);
+    status = lua_pcall(L, nargs, nres, handler);
     vm->in_handler = in_handler; /* a handler that failed did not undo it */
     vm_leave(vm);
-    lua_remove(L, base);
+    if (handler != 1)
+        lua_remove(L, base);
     if (status != LUA_OK && lua_touserdata(L, -1) == &vm_exit_key) {
         lua_pop(L, 1); /* os.exit: logged as a warning already */
     } else if (status != LUA_OK && vm_mem_failure(vm, refused, status)) {

@@ -38,6 +38,7 @@ typedef struct ls_vm {
     char serve_name[LS_NAME_MAX];
     int serve_ref;            /* its Lua table; LUA_NOREF until declared */
     ls_listen_conf_t serve;   /* its options, parsed by luaserv.listen */
+    int name_refs[16];        /* registry refs of the callback names */
 } ls_vm_t;
 
 ls_vm_t *ls_vm_new(int mode, const char *app, char *err, size_t errlen);
@@ -46,6 +47,7 @@ void ls_vm_set_limits(ls_vm_t *vm, size_t mem_limit, double callback_timeout);
 int ls_vm_load_app(ls_vm_t *vm, char *err, size_t errlen);
 int ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
                uint64_t conn_id);
+void ls_vm_push_name(ls_vm_t *vm, const char *name);
 const char *ls_vm_lua_dir(void);
 
 static inline ls_vm_t *
