@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "log.h"
 #include "lua_conn.h"
+#include "mempool.h"
 
 #include <lauxlib.h>
 
@@ -37,11 +38,14 @@ conn_L(void)
     return ls_worker->vm->L;
 }
 
+/* Freed connection structs, for the next accept (mempool.c). */
+static ls_cache_t conn_cache = LS_CACHE(ls_conn_t, 256);
+
 ls_conn_t *
 ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
             socklen_t salen)
 {
-    ls_conn_t *c = calloc(1, sizeof(*c));
+    ls_conn_t *c = ls_cache_get(&conn_cache);
     if (c == NULL)
         return NULL;
     c->srv = srv;
@@ -57,7 +61,7 @@ ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
     event_assign(&c->wev, ls_worker->base, fd, EV_WRITE | EV_PERSIST,
                  conn_on_write, c);
     if (ls_lua_conn_attach(conn_L(), c) < 0) {
-        free(c);
+        ls_cache_put(&conn_cache, c);
         return NULL;
     }
     c->next = srv->conns;
@@ -86,7 +90,7 @@ ls_conn_decref(ls_conn_t *c)
         evbuffer_free(c->out);
     if (c->flags & LS_CONN_OUTBOUND)
         free(c->srv);
-    free(c);
+    ls_cache_put(&conn_cache, c);
 }
 
 /*

@@ -95,6 +95,7 @@
  * header names lower-cased and the query decoded there.
  */
 #include "http.h"
+#include "mempool.h"
 #include "conn.h"
 #include "log.h"
 #include "ws.h"
@@ -767,10 +768,13 @@ http_upgrade(ls_conn_t *c, ls_http_t *h, size_t len)
 
 /* ---- the protocol -------------------------------------------------------- */
 
+/* Freed HTTP states, for the next connection (mempool.c). */
+static ls_cache_t http_cache = LS_CACHE(ls_http_t, 256);
+
 static ls_http_t *
 http_new(ls_conn_t *c)
 {
-    ls_http_t *h = calloc(1, sizeof(*h));
+    ls_http_t *h = ls_cache_get(&http_cache);
 
     if (h == NULL)
         return NULL;
@@ -1016,7 +1020,7 @@ http_release(ls_conn_t *c)
         evbuffer_remove_cb_entry(c->out, h->linger_cb);
     if (h->hdrs != h->inline_hdrs)
         free(h->hdrs);
-    free(h);
+    ls_cache_put(&http_cache, h);
     c->pstate = NULL;
 }
 

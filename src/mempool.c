@@ -12,6 +12,8 @@
  *
  * Under AddressSanitizer the pool is off, so that ASan still sees every
  * block.
+ *
+ * ls_cache_t, at the end, keeps a few freed C structs of one size for reuse.
  */
 #include "mempool.h"
 
@@ -147,4 +149,33 @@ ls_pool_realloc(ls_pool_t *pool, void *ptr, size_t osize, size_t nsize)
     else
         free(ptr);
     return p;
+}
+
+/* ---- ls_cache_t ----------------------------------------------------------- */
+
+void *
+ls_cache_get(ls_cache_t *cache)
+{
+    void *p = cache->head;
+
+    if (!LS_POOL_ENABLED || p == NULL)
+        return calloc(1, cache->size);
+    cache->head = *(void **)p;
+    cache->n--;
+    memset(p, 0, cache->size);
+    return p;
+}
+
+void
+ls_cache_put(ls_cache_t *cache, void *p)
+{
+    if (p == NULL)
+        return;
+    if (!LS_POOL_ENABLED || cache->n >= cache->max) {
+        free(p);
+        return;
+    }
+    *(void **)p = cache->head;
+    cache->head = p;
+    cache->n++;
 }
