@@ -153,20 +153,17 @@ ls_conn_emit(ls_conn_t *c, const char *name)
 void
 ls_conn_start(ls_conn_t *c)
 {
+    ls_conn_incref(c); /* an error in onConnect closes it */
     c->flags |= LS_CONN_READING;  /* event_add below, or after the read */
     if (c->proto->start)
         c->proto->start(c);
     ls_conn_emit(c, "onConnect");
-    if ((c->flags & (CONN_STOPPED | LS_CONN_READING)) != LS_CONN_READING)
-        return;
-    if (c->srv->conf.defer_accept && !(c->flags & LS_CONN_OUTBOUND)) {
-        ls_conn_incref(c);
+    if (c->srv->conf.defer_accept && !(c->flags & LS_CONN_OUTBOUND) &&
+        (c->flags & (CONN_STOPPED | LS_CONN_READING)) == LS_CONN_READING)
         conn_read_event(c);
-        ls_conn_decref(c);
-        if ((c->flags & (CONN_STOPPED | LS_CONN_READING)) != LS_CONN_READING)
-            return;
-    }
-    event_add(&c->rev, NULL);
+    if ((c->flags & (CONN_STOPPED | LS_CONN_READING)) == LS_CONN_READING)
+        event_add(&c->rev, NULL);
+    ls_conn_decref(c);
 }
 
 /* onError(conn, code, text), then close: the stream is no longer in sync. */
@@ -186,16 +183,59 @@ ls_conn_fail(ls_conn_t *c, int code, const char *text)
     ls_conn_close(c);
 }
 
-void
-ls_conn_emit_message(ls_conn_t *c, const char *p, size_t n)
-{
-    ls_server_t *srv = c->srv;
+typedef struct conn_batch {
+    ls_conn_t *c;
+    ls_conn_next_fn next;
+    void *ctx;
+} conn_batch_t;
 
-    srv->msgs_in++;
-    if (!ls_conn_push_callback(c, "onMessage"))
-        return;
-    lua_pushlstring(conn_L(), p, n);
-    ls_conn_call(c, "onMessage", 1);
+/* Under ls_vm_call: onMessage(conn, msg) for each message next() yields.
+ * srv.onMessage is looked up for each, so that a reassignment is seen at
+ * once. */
+static int
+conn_deliver(lua_State *L)
+{
+    conn_batch_t *b = lua_touserdata(L, 1);
+    ls_conn_t *c = b->c;
+    ls_vm_t *vm = ls_worker->vm;
+    const char *p;
+    size_t n;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->lua_ref);  /* b srv */
+    ls_vm_push_name(vm, "onMessage");                    /* b srv name */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* b srv name conn */
+    while (b->next(c, b->ctx, &p, &n)) {
+        c->srv->msgs_in++;
+        lua_pushvalue(L, 3);
+        if (lua_gettable(L, 2) != LUA_TFUNCTION) {       /* ... f */
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, 4);
+        lua_pushlstring(L, p, n);                        /* ... f conn msg */
+        ls_vm_next_callback(vm);
+        lua_call(L, 2, 0);
+    }
+    return 0;
+}
+
+/*
+ * Deliver a batch of messages (all the whole packets of one read) under one
+ * protected call: the per-call cost (lua_pcall's setjmp, the handler, the
+ * callback's lookup from the registry) is paid once per read, not once per
+ * message. An error in one onMessage ends the batch and, as always, closes
+ * the connection, so the messages behind it would not have been delivered
+ * anyway. next() stops once the connection is paused or closing.
+ */
+void
+ls_conn_emit_messages(ls_conn_t *c, ls_conn_next_fn next, void *ctx)
+{
+    lua_State *L = conn_L();
+    conn_batch_t b = {c, next, ctx};
+
+    lua_pushcfunction(L, conn_deliver);
+    lua_pushlightuserdata(L, &b);
+    ls_conn_call(c, "onMessage", 0);
 }
 
 /* Room for at least need more bytes at the tail of b, growing geometrically

@@ -82,7 +82,11 @@ int ls_conn_commit(ls_conn_t *c);
 int ls_conn_push_callback(ls_conn_t *c, const char *name);
 int ls_conn_call(ls_conn_t *c, const char *name, int nextra);
 void ls_conn_emit(ls_conn_t *c, const char *name);
-void ls_conn_emit_message(ls_conn_t *c, const char *p, size_t n);
+/* The next message for onMessage: 1 with *p, *n set; 0 when there is none
+ * (ls_conn_emit_messages). */
+typedef int (*ls_conn_next_fn)(ls_conn_t *c, void *ctx, const char **p,
+                               size_t *n);
+void ls_conn_emit_messages(ls_conn_t *c, ls_conn_next_fn next, void *ctx);
 void ls_conn_fail(ls_conn_t *c, int code, const char *text);
 void ls_conn_close(ls_conn_t *c);
 void ls_conn_destroy(ls_conn_t *c);

@@ -11,33 +11,53 @@
 
 #include <string.h>
 
-/* Deliver every whole packet at the head of buf. */
+typedef struct stream_batch {
+    const char *buf;
+    size_t len, off;
+    int code;                   /* a framing error: LS_ERR_* */
+    const char *err;
+} stream_batch_t;
+
+/* ls_conn_next_fn: the next whole packet at the head of the buffer. */
+static int
+stream_next(ls_conn_t *c, void *ctx, const char **p, size_t *n)
+{
+    stream_batch_t *b = ctx;
+    ls_packet_t pkt;
+    int r;
+
+    if (b->off >= b->len || b->err != NULL || !ls_conn_receiving(c))
+        return 0;
+    r = ls_framing_next(&c->srv->conf.framing, b->buf + b->off,
+                        b->len - b->off, c->srv->conf.max_package_size,
+                        &c->scan, &pkt, &b->err);
+    if (r == 0)
+        return 0;
+    if (r < 0) {
+        b->code = strcmp(b->err, "package too big") == 0
+                      ? LS_ERR_PACKAGE_TOO_BIG
+                      : LS_ERR_BAD_INPUT;
+        return 0;
+    }
+    c->scan = 0;
+    *p = b->buf + b->off + pkt.off;
+    *n = pkt.len;
+    b->off += pkt.total;
+    return 1;
+}
+
+/* Deliver every whole packet at the head of buf, in one batch. */
 static size_t
 stream_input(ls_conn_t *c, const char *buf, size_t len)
 {
-    const ls_framing_t *f = &c->srv->conf.framing;
-    size_t off = 0, max = c->srv->conf.max_package_size;
+    stream_batch_t b = {buf, len, 0, 0, NULL};
 
-    while (off < len && ls_conn_receiving(c)) {
-        ls_packet_t pkt;
-        const char *err = NULL;
-        int r = ls_framing_next(f, buf + off, len - off, max, &c->scan, &pkt,
-                                &err);
-        if (r == 0)
-            break;
-        if (r < 0) {
-            ls_conn_fail(c,
-                         strcmp(err, "package too big") == 0
-                             ? LS_ERR_PACKAGE_TOO_BIG
-                             : LS_ERR_BAD_INPUT,
-                         err);
-            return len;
-        }
-        c->scan = 0;
-        off += pkt.total;
-        ls_conn_emit_message(c, buf + off - pkt.total + pkt.off, pkt.len);
+    ls_conn_emit_messages(c, stream_next, &b);
+    if (b.err != NULL) {
+        ls_conn_fail(c, b.code, b.err);
+        return len;
     }
-    return off;
+    return b.off;
 }
 
 static size_t

@@ -50,6 +50,15 @@ int ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
 void ls_vm_push_name(ls_vm_t *vm, const char *name);
 const char *ls_vm_lua_dir(void);
 
+/* Several callbacks run under one ls_vm_call (a batch of messages): the
+ * next one starts, and callbackTimeout times each on its own. */
+static inline void
+ls_vm_next_callback(ls_vm_t *vm)
+{
+    if (vm->depth == 1)
+        vm->seq++;
+}
+
 static inline ls_vm_t *
 ls_vm_of(lua_State *L)
 {

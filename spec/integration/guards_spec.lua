@@ -55,6 +55,22 @@ describe("callbackTimeout", function()
         assert.are.equal(0, srv:stop())
     end)
 
+    it("times each message of a batch on its own", function()
+        -- eight messages in one write are delivered in one batch (one
+        -- protected call): 8 x 0.2 s of CPU is over the 1 s limit in all,
+        -- but no single callback is.
+        local srv = start()
+        local a = client.must_connect(srv.port)
+        finally(function() a:close() end)
+        assert(a:send(("busy:0.2\n"):rep(8)))
+        for i = 1, 8 do
+            assert.are.equal("done", a:line(30), "answer " .. i)
+        end
+        assert.is_nil(srv:log():find("callbackTimeout", 1, true),
+            server.tail(srv:log()))
+        assert.are.equal(0, srv:stop())
+    end)
+
     it("stops a loop that catches the timeout error with pcall", function()
         local srv = start()
         srv:expect_error("callback exceeded callbackTimeout")
@@ -272,4 +288,35 @@ describe("guard settings", function()
                 r.stderr)
         end)
     end
+end)
+
+describe("a batch of messages from one read", function()
+    after_each(function() server.cleanup() end)
+
+    it("sees srv.onMessage replaced by the message before", function()
+        local srv = start()
+        local a = client.must_connect(srv.port)
+        finally(function() a:close() end)
+        assert(a:send("swap\nx\ny\n"))
+        assert.are.equal("swapped x", a:line(10))
+        assert.are.equal("y", a:line(10))
+        assert.are.equal(0, srv:stop())
+    end)
+
+    it("stops at an error: the connection closes, later messages are " ..
+       "not delivered, others are served", function()
+        local srv = start()
+        srv:expect_error("boom")
+        local b, pid = bystander(srv)
+        local a = client.must_connect(srv.port)
+        finally(function() a:close(); b:close() end)
+        assert(a:send("first\nboom\nnot delivered\n"))
+        assert.are.equal("first", a:line(10))
+        assert.is_true(a:wait_closed(20), server.tail(srv:log()))
+        assert.is_nil(a:line(0.5)) -- "not delivered" was not echoed
+        local lines = assert(srv:wait_log("onMessage: ", 10))
+        assert.is_truthy(lines[1]:find("boom", 1, true), lines[1])
+        assert.are.equal(pid, b:request("pid", 10))
+        assert.are.equal(0, srv:stop())
+    end)
 end)
