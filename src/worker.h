@@ -89,7 +89,6 @@ typedef struct ls_worker {
 
 enum { LS_STOP_GRACEFUL = 1, LS_STOP_FAST = 2 };
 
-
 extern ls_worker_t *ls_worker; /* this process's worker; NULL elsewhere */
 
 void ls_worker_main(const ls_worker_args_t *args) __attribute__((noreturn));
