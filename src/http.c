@@ -445,9 +445,11 @@ http_timed_out(ls_conn_t *c, ls_http_t *h, int which)
     char text[160];
 
     if (which == HTTP_TMO_HEAD && !(h->flags & LS_HTTP_IN_MSG)) {
-        ls_log(LS_LOG_DEBUG, 0, "conn %llu: no request within headerTimeout "
-               "(%g s); closing", (unsigned long long)c->id,
-               l->header_timeout);
+        static ls_log_limit_t ilim = LS_LOG_LIMIT("idle HTTP connections "
+                                                  "closed", 0);
+        ls_log_limited(&ilim, LS_LOG_DEBUG, 0, "conn %llu: no request within "
+                       "headerTimeout (%g s); closing",
+                       (unsigned long long)c->id, l->header_timeout);
         http_linger(c, h);
         return;
     }
@@ -996,8 +998,9 @@ http_idle(ls_conn_t *c)
     if (h != NULL && c->fd >= 0 &&
         ((h->flags & (LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG)) || c->in.len > 0 ||
          (c->flags & LS_CONN_PAUSED))) {
-        ls_log(LS_LOG_DEBUG, 0, "conn %llu: idle with a request pending; "
-               "lingering close", (unsigned long long)c->id);
+        static ls_log_limit_t lim = LS_LOG_LIMIT("idle HTTP requests", 0);
+        ls_log_limited(&lim, LS_LOG_DEBUG, 0, "conn %llu: idle with a request "
+                       "pending; lingering close", (unsigned long long)c->id);
         http_linger(c, h);
         return;
     }
