@@ -47,6 +47,9 @@ static const char *const vm_names[] = {
     "onBufferDrain", "onWorkerStart", "onWorkerStop", "onWorkerReload",
     "onWebSocketConnect", "protocol", "input", "decode", "encode", NULL,
 };
+_Static_assert(sizeof(vm_names) / sizeof(*vm_names) - 1 <=
+                   sizeof(((ls_vm_t *)0)->name_refs) / sizeof(int),
+               "ls_vm_t.name_refs holds a ref for each of vm_names");
 
 /* The error object of os.exit in a worker: not logged as an error. */
 static const char vm_exit_key;
