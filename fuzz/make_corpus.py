@@ -53,6 +53,8 @@ http("pipelined", b"GET /stream HTTP/1.1\r\n" + H + b"\r\n"
      b"HEAD / HTTP/1.1\r\n" + H + b"\r\n"
      b"GET /raw HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
      b"GET /close HTTP/1.1\r\n" + H + b"\r\n", flags=1)
+http("keep", b"GET /keep?k=%41&k=2 HTTP/1.1\r\n" + H + b"X-K: 1\r\n\r\n"
+     b"GET /?z=1 HTTP/1.1\r\n" + H + b"X-K: 2\r\n\r\n", flags=1, seed=2)
 http("chunked", b"POST /x HTTP/1.1\r\n" + H +
      b"Transfer-Encoding: chunked\r\n\r\n"
      b"5\r\nhello\r\n3;ext=1\r\n abc\r\n0\r\nTrailer: t\r\n\r\n"

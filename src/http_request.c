@@ -2,9 +2,13 @@
  * http_request.c -- the req table handed to onMessage: method, url, path,
  * query (decoded), headers (lower-case names, repeats joined), body, version.
  *
- * Everything comes from offsets into the request's bytes, which the
- * connection still holds; header names are lower-cased and the query decoded
- * in place there (the bytes are dropped once the request is answered).
+ * method, url, path, body and version are plain fields. headers and query
+ * are built on first use (as node's IncomingMessage.headers is): most
+ * handlers never read them, and building them was half of a hello-world
+ * request's cost. Until then the request's url and header bytes wait in a
+ * private copy (an untyped userdata under a light-userdata key of req), so
+ * req may be kept and read long after the connection's buffer moved on;
+ * pairs(req) builds both before it walks the table.
  */
 #include "http.h"
 
@@ -101,17 +105,18 @@ http_push_query(lua_State *L, char *q, size_t n)
     }
 }
 
-/* Headers into the table at tidx: names lower-cased in place, repeats
- * joined as nginx and node do. */
+/* The headers hdrs[0..n) of the bytes at base as a table: names lower-cased
+ * in place, repeats joined as nginx and node do. */
 static void
-http_push_headers(lua_State *L, ls_http_t *h, char *base)
+http_push_headers(lua_State *L, const ls_http_hdr_t *hdrs, uint32_t n,
+                  char *base)
 {
     int t;
 
-    lua_createtable(L, 0, (int)h->nhdrs);
+    lua_createtable(L, 0, (int)n);
     t = lua_gettop(L);
-    for (uint32_t i = 0; i < h->nhdrs; i++) {
-        const ls_http_hdr_t *hd = &h->hdrs[i];
+    for (uint32_t i = 0; i < n; i++) {
+        const ls_http_hdr_t *hd = &hdrs[i];
         char *name = base + hd->name;
         int cookie, setcookie;
 
@@ -153,19 +158,142 @@ http_push_headers(lua_State *L, ls_http_t *h, char *base)
 }
 
 /*
+ * Where headers and query come from until they are built: the url and the
+ * header bytes of the request, copied (the connection's buffer moves on
+ * once the request is answered), with the header offsets rebased on them.
+ */
+typedef struct req_src {
+    uint32_t nhdrs;
+    uint32_t q, qlen;             /* the query (after '?', before '#') */
+    uint8_t has_q, built_h, built_q;
+    ls_http_hdr_t hdrs[];         /* then the bytes */
+} req_src_t;
+
+static char req_src_key;          /* its key in req: a light userdata */
+
+enum { REQ_HEADERS = 1, REQ_QUERY = 2 };
+
+/*
+ * Build req.headers or req.query (which) of the req at index req from its
+ * source, store it there and push it. Pushes nothing and returns 0 when
+ * there is nothing to build: built before (the app may have set the field
+ * to nil since, as it may in any table) or not a request of ours.
+ */
+static int
+req_build(lua_State *L, int req, int which)
+{
+    req_src_t *src;
+    char *bytes;
+
+    if (lua_rawgetp(L, req, &req_src_key) != LUA_TUSERDATA) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    src = lua_touserdata(L, -1);                         /* src */
+    if (which == REQ_HEADERS ? src->built_h : src->built_q) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    /* Marked first: the query is decoded in place, so never twice (an
+     * allocation error half way leaves the field nil, not wrong). */
+    if (which == REQ_HEADERS)
+        src->built_h = 1;
+    else
+        src->built_q = 1;
+    bytes = (char *)(src->hdrs + src->nhdrs);
+    if (which == REQ_HEADERS) {
+        http_push_headers(L, src->hdrs, src->nhdrs, bytes);
+        lua_pushliteral(L, "headers");
+    } else {
+        if (src->has_q)
+            http_push_query(L, bytes + src->q, src->qlen);
+        else
+            lua_createtable(L, 0, 0);
+        lua_pushliteral(L, "query");
+    }                                                    /* src t k */
+    lua_pushvalue(L, -2);
+    lua_rawset(L, req);                                  /* src t */
+    if (src->built_h && src->built_q) {
+        lua_pushnil(L);
+        lua_rawsetp(L, req, &req_src_key);
+    }
+    lua_remove(L, -2);                                   /* t */
+    return 1;
+}
+
+/* req.headers and req.query on first use; any other missing key is nil. */
+static int
+req_index(lua_State *L)
+{
+    size_t n;
+    const char *k;
+    int which;
+
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return 0;
+    k = lua_tolstring(L, 2, &n);
+    if (n == 7 && memcmp(k, "headers", 7) == 0)
+        which = REQ_HEADERS;
+    else if (n == 5 && memcmp(k, "query", 5) == 0)
+        which = REQ_QUERY;
+    else
+        return 0;
+    return req_build(L, 1, which);
+}
+
+static int
+req_next(lua_State *L)
+{
+    lua_settop(L, 2);
+    if (lua_next(L, 1))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+/* pairs(req) sees every field: what is still to build is built first. */
+static int
+req_pairs(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_getfield(L, 1, "headers") == LUA_TNIL)       /* via req_index */
+        lua_pop(L, 1);
+    if (lua_getfield(L, 1, "query") == LUA_TNIL)
+        lua_pop(L, 1);
+    lua_pushcfunction(L, req_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* The metatable every req shares. */
+static void
+req_push_metatable(lua_State *L)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, req_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, req_pairs);
+    lua_setfield(L, -2, "__pairs");
+    /* setmetatable(req, mt) would lose headers and query: it raises */
+    lua_pushliteral(L, "luaserv.request");
+    lua_setfield(L, -2, "__metatable");
+}
+
+/*
  * The strings every request uses -- field names, "1.0"/"1.1", method names --
  * made once per state and kept in one registry table indexed by the enum
  * below (then the method number): lua_setfield(req, "method") would hash
- * and look up each C string again for every request.
+ * and look up each C string again for every request. The req metatable
+ * is kept there too.
  */
 enum {
-    K_METHOD = 1, K_URL, K_PATH, K_QUERY, K_HEADERS, K_BODY, K_VERSION,
-    K_V10, K_V11, K_SLASH, K_METHODS
+    K_METHOD = 1, K_URL, K_PATH, K_BODY, K_VERSION,
+    K_V10, K_V11, K_SLASH, K_MT, K_METHODS
 };
 
 static const char *const req_strings[] = {
-    NULL, "method", "url", "path", "query", "headers", "body", "version",
-    "1.0", "1.1", "/",
+    NULL, "method", "url", "path", "body", "version", "1.0", "1.1", "/",
 };
 
 /* Push the strings table; its stack index is returned. */
@@ -181,10 +309,12 @@ http_push_strings(lua_State *L)
     if (strings_L == L)
         lua_pop(L, 1);
     lua_createtable(L, K_METHODS + 48, 0);
-    for (int i = 1; i < K_METHODS; i++) {
+    for (int i = 1; i < K_MT; i++) {
         lua_pushstring(L, req_strings[i]);
         lua_rawseti(L, -2, i);
     }
+    req_push_metatable(L);
+    lua_rawseti(L, -2, K_MT);
     lua_pushvalue(L, -1);
     strings_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     strings_L = L;
@@ -214,6 +344,44 @@ http_push_method(lua_State *L, int strings, unsigned method)
     lua_rawseti(L, strings, K_METHODS + (int)method);
 }
 
+/* Copy what headers and query are built from into req's private source. */
+static void
+http_set_source(lua_State *L, int req, ls_http_t *h, const char *base,
+                const char *q, const char *end)
+{
+    size_t lo = h->url, hi = h->url + h->ulen, hsize;
+    req_src_t *src;
+
+    /* an empty value's offset is where its name first ended: a name
+     * split over reads may end after it */
+    for (uint32_t i = 0; i < h->nhdrs; i++) {
+        const ls_http_hdr_t *hd = &h->hdrs[i];
+        if (hd->value + hd->vlen > hi)
+            hi = hd->value + hd->vlen;
+        if (hd->name + hd->nlen > hi)
+            hi = hd->name + hd->nlen;
+    }
+    hsize = sizeof(*src) + h->nhdrs * sizeof(ls_http_hdr_t);
+    src = lua_newuserdatauv(L, hsize + (hi - lo), 0);
+    src->nhdrs = h->nhdrs;
+    src->has_q = q != NULL;
+    src->built_h = src->built_q = 0;
+    if (q) {
+        const char *hash = memchr(q, '#', (size_t)(end - q));
+        src->q = (uint32_t)(q + 1 - (base + lo));
+        src->qlen = (uint32_t)((hash ? hash : end) - q - 1);
+    } else {
+        src->q = src->qlen = 0;
+    }
+    for (uint32_t i = 0; i < h->nhdrs; i++) {
+        src->hdrs[i] = h->hdrs[i];
+        src->hdrs[i].name -= (uint32_t)lo;
+        src->hdrs[i].value -= (uint32_t)lo;
+    }
+    memcpy((char *)src + hsize, base + lo, hi - lo);
+    lua_rawsetp(L, req, &req_src_key);
+}
+
 /* Push req for the request whose bytes start at base. */
 void
 ls_http_push_request(lua_State *L, ls_http_t *h, char *base)
@@ -222,7 +390,7 @@ ls_http_push_request(lua_State *L, ls_http_t *h, char *base)
     size_t plen;
     int strings = http_push_strings(L), req;
 
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 6);
     req = lua_gettop(L);
     http_key(L, strings, K_METHOD);
     http_push_method(L, strings, h->parser.method);
@@ -247,22 +415,14 @@ ls_http_push_request(lua_State *L, ls_http_t *h, char *base)
     else
         lua_pushlstring(L, path, plen);
     lua_rawset(L, req);
-    http_key(L, strings, K_QUERY);
-    if (q) {
-        char *hash = memchr(q, '#', (size_t)(end - q));
-        http_push_query(L, q + 1, (size_t)((hash ? hash : end) - q - 1));
-    } else {
-        lua_createtable(L, 0, 0);
-    }
-    lua_rawset(L, req);
-    http_key(L, strings, K_HEADERS);
-    http_push_headers(L, h, base);
-    lua_rawset(L, req);
     http_key(L, strings, K_BODY);
     lua_pushlstring(L, base + h->body, h->blen);
     lua_rawset(L, req);
     http_key(L, strings, K_VERSION);
     lua_rawgeti(L, strings, h->parser.http_minor == 0 ? K_V10 : K_V11);
     lua_rawset(L, req);
+    http_set_source(L, req, h, base, q, end);
+    lua_rawgeti(L, strings, K_MT);
+    lua_setmetatable(L, req);
     lua_remove(L, strings);                              /* req */
 }

@@ -1,6 +1,7 @@
 -- fuzz_http's app: every part of the request goes into the response, so
 -- that the whole request table is built and read; some paths stream, some
--- answer with statuses and headers the app chose, one raises.
+-- answer with statuses and headers the app chose, one raises; one keeps its
+-- request to read it later.
 local luaserv = require "luaserv"
 
 local web = luaserv.listen("http://127.0.0.1:1", {
@@ -9,7 +10,19 @@ local web = luaserv.listen("http://127.0.0.1:1", {
     maxBodySize = 4096,
 })
 
+-- /keep keeps its req unread; the next request reads it, after the
+-- connection's buffer has moved on (headers and query are built late).
+local kept
+
 function web.onMessage(conn, req)
+    if kept then
+        for _, v in pairs(kept) do assert(v ~= nil) end
+        kept = nil
+    end
+    if req.path == "/keep" then
+        kept = req
+        return conn:send("kept")
+    end
     local parts = { req.method, req.url, req.path, req.version, #req.body }
     for k, v in pairs(req.query) do
         parts[#parts + 1] = tostring(k) .. "=" ..

@@ -161,7 +161,8 @@ describe("http:// raw", function()
             local c = connect()
             local req = "POST /echo?a=%41+b HTTP/1.1\r\nHost: t\r\n" ..
                 "X-Long-Header: " .. string.rep("v", 40) .. "\r\n" ..
-                "Transfer-Encoding: chunked\r\n\r\n" ..
+                "Transfer-Encoding: chunked\r\n" ..
+                "X-Empty-Last:\r\n\r\n" ..   -- a split name, no value
                 "4\r\nabcd\r\n1;ext=1\r\ne\r\n0\r\nX-Trailer: t\r\n\r\n"
             for i = 1, #req do
                 assert(c:send(req:sub(i, i)))
@@ -173,6 +174,7 @@ describe("http:// raw", function()
             assert.truthy(r.body:find("q:a=A b\n", 1, true))
             assert.truthy(r.body:find("h:x-long-header=" ..
                                       string.rep("v", 40), 1, true))
+            assert.truthy(r.body:find("h:x-empty-last=\n", 1, true))
             assert.falsy(r.body:find("x-trailer", 1, true))
         end)
 
@@ -200,6 +202,52 @@ describe("http:// raw", function()
             assert.truthy(body:find("h:set-cookie=[s=1]\n", 1, true))
             assert.truthy(body:find("h:x-space=padded\n", 1, true))
             assert.truthy(body:find("h:x-empty=\n", 1, true))
+        end)
+
+        it("builds req.headers and req.query on first use, from a copy " ..
+           "that outlives the request", function()
+            local c = connect()
+            assert(c:send(get("/keep?x=%41%2541&y", "X-Kept: one\r\n") ..
+                          get("/echo?x=other", "X-Kept: two\r\nX-B: 2\r\n")))
+            assert.are.equal("kept", assert(response(c)).body)
+            assert.truthy(assert(response(c)).body:find("h:x-kept=two\n", 1,
+                                                        true))
+            assert(c:send(get("/kept")))
+            local body = assert(response(c)).body
+            assert.truthy(body:find("url=/keep?x=%41%2541&y\n", 1, true))
+            assert.truthy(body:find("q:x=A%41\n", 1, true))
+            assert.truthy(body:find("q:y=true\n", 1, true))
+            assert.truthy(body:find("h:x-kept=one\n", 1, true))
+            assert.truthy(body:find("h:host=t\n", 1, true))
+            assert.is_nil(body:find("x-b", 1, true))
+            -- read twice: decoded once, the same table
+            assert(c:send(get("/kept")))
+            assert.are.equal(body, assert(response(c)).body)
+        end)
+
+        it("shows the lazy fields to pairs, not to rawget before use",
+        function()
+            local c = connect()
+            assert(c:send(get("/lazy?a=1", "X-A: b\r\n")))
+            assert.are.equal(table.concat({
+                "raw headers before=nil",
+                "raw query before=nil",
+                "metatable=luaserv.request",
+                "setmetatable=false",
+                "pairs=body:string,headers:table,method:string,path:string," ..
+                    "query:table,url:string,version:string",
+                "same headers=true",
+                "query a twice=1,1",
+                "query after nil=nil",
+                "next fields=6",
+                "",
+            }, "\n"), assert(response(c)).body)
+        end)
+
+        it("keeps headers the app set before reading them", function()
+            local c = connect()
+            assert(c:send(get("/preset")))
+            assert.are.equal("yes nil", assert(response(c)).body)
         end)
 
         it("gives the path of an absolute-form target", function()
