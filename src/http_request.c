@@ -174,13 +174,14 @@ static char req_src_key;          /* its key in req: a light userdata */
 enum { REQ_HEADERS = 1, REQ_QUERY = 2 };
 
 /*
- * Build req.headers or req.query (which) of the req at index req from its
- * source, store it there and push it. Pushes nothing and returns 0 when
- * there is nothing to build: built before (the app may have set the field
- * to nil since, as it may in any table) or not a request of ours.
+ * Build req.headers or req.query (which, named by the string at index key)
+ * of the req at index req from its source, store it there and push it.
+ * Pushes nothing and returns 0 when there is nothing to build: built before
+ * (the app may have set the field to nil since, as it may in any table) or
+ * not a request of ours.
  */
 static int
-req_build(lua_State *L, int req, int which)
+req_build(lua_State *L, int req, int key, int which)
 {
     req_src_t *src;
     char *bytes;
@@ -203,14 +204,13 @@ req_build(lua_State *L, int req, int which)
     bytes = (char *)(src->hdrs + src->nhdrs);
     if (which == REQ_HEADERS) {
         http_push_headers(L, src->hdrs, src->nhdrs, bytes);
-        lua_pushliteral(L, "headers");
     } else {
         if (src->has_q)
             http_push_query(L, bytes + src->q, src->qlen);
         else
             lua_createtable(L, 0, 0);
-        lua_pushliteral(L, "query");
-    }                                                    /* src t k */
+    }
+    lua_pushvalue(L, key);                               /* src t k */
     lua_pushvalue(L, -2);
     lua_rawset(L, req);                                  /* src t */
     if (src->built_h && src->built_q) {
@@ -238,7 +238,7 @@ req_index(lua_State *L)
         which = REQ_QUERY;
     else
         return 0;
-    return req_build(L, 1, which);
+    return req_build(L, 1, 2, which);
 }
 
 static int
@@ -256,10 +256,9 @@ static int
 req_pairs(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    if (lua_getfield(L, 1, "headers") == LUA_TNIL)       /* via req_index */
-        lua_pop(L, 1);
-    if (lua_getfield(L, 1, "query") == LUA_TNIL)
-        lua_pop(L, 1);
+    lua_getfield(L, 1, "headers");                       /* via req_index */
+    lua_getfield(L, 1, "query");
+    lua_pop(L, 2);
     lua_pushcfunction(L, req_next);
     lua_pushvalue(L, 1);
     lua_pushnil(L);
