@@ -66,6 +66,22 @@ describe("fast stop with open WebSockets", function()
         end)
     end
 
+    it("ends with a FIN, not a reset, when input is left unread", function()
+        local srv = server.start("spec/fixtures/apps/ws_echo.lua",
+                                 { wait_workers = 1 })
+        local p = assert(io.popen(string.format("timeout 20 %s %s %d 2>&1",
+            PY, server.shquote("spec/fixtures/ws_unread_client.py"),
+            srv.port), "r"))
+        -- "ready": a frame sits unread in the server's socket (paused)
+        assert.are.equal("ready", p:read("l"))
+        client.sleep(0.2)
+        assert.are.equal(0, srv:stop("TERM"))
+        local rest = p:read("a")
+        p:close()
+        -- a reset could make the client's stack drop the close frame
+        assert.are.equal("close 1001\nend eof\n", rest)
+    end)
+
     it("does not wait for a peer that never answers", function()
         local srv = server.start("spec/fixtures/apps/ws_echo.lua",
                                  { wait_workers = 1 })
