@@ -786,21 +786,20 @@ ws_stop(ls_conn_t *c)
         wslay_event_send(s->ctx);
         s->sent = 0; /* no ls_conn_commit: it may run onBufferFull */
     }
-    if (c->out == NULL || (left = evbuffer_get_length(c->out)) == 0 ||
-        c->fd < 0)
+    if (c->fd < 0)
         return;
-    {
+    if (c->out != NULL && (left = evbuffer_get_length(c->out)) > 0) {
         int n = evbuffer_write(c->out, c->fd);
         if (n > 0) {
             c->srv->bytes_out += (size_t)n;
             left -= (size_t)n;
         }
-    }
-    if (left > 0) {
-        ls_log_limited(&lim, LS_LOG_DEBUG, 0, "conn %llu: websocket: fast "
-                       "stop; %zu bytes (the close frame among them) not "
-                       "sent", (unsigned long long)c->id, left);
-        return;
+        if (left > 0) {
+            ls_log_limited(&lim, LS_LOG_DEBUG, 0, "conn %llu: websocket: "
+                           "fast stop; %zu bytes (the close frame among "
+                           "them) not sent", (unsigned long long)c->id, left);
+            return;
+        }
     }
     /* Input nobody will read makes close() send a reset, and a reset may
      * make the client's stack drop the close frame before the app reads
