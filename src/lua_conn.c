@@ -15,22 +15,22 @@
 
 #define CONN_MT "luaserv.conn"
 
+static const char lconn_tag = 0;  /* ls_conn_box_t.tag of every conn */
+
 /*
- * Argument 1 as a conn box. Every function of the class has the metatable as
- * upvalue 1, so the check is an identity comparison, not luaL_checkudata's
- * registry lookup by name (a string hash and strcmp per conn:send()).
+ * Argument 1 as a conn box: a full userdata of a box's size whose tag is
+ * ours (a light userdata has no length). Cheaper than luaL_checkudata's
+ * registry lookup by name, and than fetching and comparing the metatable:
+ * this runs for every conn:send().
  */
 static ls_conn_box_t *
 lconn_box(lua_State *L)
 {
-    void *p = lua_touserdata(L, 1);
+    ls_conn_box_t *box = lua_touserdata(L, 1);
 
-    if (p != NULL && lua_getmetatable(L, 1)) {
-        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-        lua_pop(L, 1);
-        if (same)
-            return p;
-    }
+    if (box != NULL && lua_rawlen(L, 1) == sizeof(*box) &&
+        box->tag == &lconn_tag)
+        return box;
     luaL_typeerror(L, 1, CONN_MT);
     return NULL;
 }
@@ -152,7 +152,7 @@ lconn_push_data(lua_State *L)
     }
 }
 
-/* conn.<key>: methods first (upvalue 2), then properties. */
+/* conn.<key>: methods first (upvalue 1), then properties. */
 static int
 lconn_index(lua_State *L)
 {
@@ -163,7 +163,7 @@ lconn_index(lua_State *L)
 
     /* Methods need no look at the box: conn:send() pays one table lookup. */
     lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
         return 1;
     box = lconn_box(L);
     k = lua_tostring(L, 2);
@@ -246,19 +246,13 @@ ls_lua_conn_register(lua_State *L)
         lua_pop(L, 1);
         return;
     }
-    /* Upvalue 1 of every function here is the metatable (lconn_box). */
     luaL_newlibtable(L, lconn_methods);                  /* mt methods */
-    lua_pushvalue(L, -2);                                /* mt methods mt */
-    luaL_setfuncs(L, lconn_methods, 1);                  /* mt methods */
-    lua_pushvalue(L, -2);                                /* mt methods mt */
-    lua_insert(L, -2);                                   /* mt mt methods */
-    lua_pushcclosure(L, lconn_index, 2);                 /* mt index */
+    luaL_setfuncs(L, lconn_methods, 0);
+    lua_pushcclosure(L, lconn_index, 1);                 /* mt index */
     lua_setfield(L, -2, "__index");                      /* mt */
-    lua_pushvalue(L, -1);
-    lua_pushcclosure(L, lconn_newindex, 1);
+    lua_pushcfunction(L, lconn_newindex);
     lua_setfield(L, -2, "__newindex");
-    lua_pushvalue(L, -1);
-    lua_pushcclosure(L, lconn_tostring, 1);
+    lua_pushcfunction(L, lconn_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushliteral(L, "luaserv.conn");
     lua_setfield(L, -2, "__metatable");                  /* mt */
@@ -271,6 +265,7 @@ lconn_new(lua_State *L)
 {
     ls_conn_t *c = lua_touserdata(L, 1);
     ls_conn_box_t *box = lua_newuserdatauv(L, sizeof(*box), 1); /* c box */
+    box->tag = &lconn_tag;
     box->c = c;
     box->id = c->id;
     lua_pushvalue(L, lua_upvalueindex(1));

@@ -141,6 +141,11 @@ describe("connection API", function()
             tableself)
         assert.is_truthy(reply:match("noarg=err:"),
             "send() without data should raise: " .. reply)
+        for _, k in ipairs { "fileself", "fileclose" } do
+            local v = reply:match(k .. "=(.-) %w+=") or reply:match(k .. "=(.*)$")
+            assert.is_truthy(v and v:find("luaserv.conn expected", 1, true),
+                k .. ": " .. reply)
+        end
         assert.are.equal(pid, c:request("pid", 5))
     end)
 end)
