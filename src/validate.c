@@ -44,12 +44,16 @@ validate_child(const char *app, int fd)
                      "luaserv.listen(\"text://127.0.0.1:9000\") at its top "
                      "level)", app);
         } else {
-            if (write(fd, ok, sizeof(ok) - 1) < 0 ||
-                ls_conf_write(&vm->conf, fd) < 0)
-                _exit(1);
-            _exit(0);
+            int rc = write(fd, ok, sizeof(ok) - 1) < 0 ||
+                     ls_conf_write(&vm->conf, fd) < 0;
+            /* freed before _exit so that valgrind's leak check of this
+             * child stays clean, however the compiler kept vm */
+            ls_vm_free(vm);
+            _exit(rc);
         }
     }
+    if (vm != NULL)
+        ls_vm_free(vm);
     if (write(fd, bad, sizeof(bad) - 1) < 0 ||
         write(fd, err, strlen(err)) < 0)
         _exit(1);
