@@ -164,8 +164,8 @@ http_push_headers(lua_State *L, const ls_http_hdr_t *hdrs, uint32_t n,
  */
 typedef struct req_src {
     uint32_t nhdrs;
-    uint32_t q, qlen;             /* the query (after '?', before '#') */
-    uint8_t has_q, built_h, built_q;
+    uint32_t q, qlen;             /* the query (after '?', before '#'); */
+    uint8_t built_h, built_q;     /* q is 0 when there is none */
     ls_http_hdr_t hdrs[];         /* then the bytes */
 } req_src_t;
 
@@ -184,6 +184,7 @@ static int
 req_build(lua_State *L, int req, int key, int which)
 {
     req_src_t *src;
+    uint8_t *built;
     char *bytes;
 
     if (lua_rawgetp(L, req, &req_src_key) != LUA_TUSERDATA) {
@@ -191,25 +192,21 @@ req_build(lua_State *L, int req, int key, int which)
         return 0;
     }
     src = lua_touserdata(L, -1);                         /* src */
-    if (which == REQ_HEADERS ? src->built_h : src->built_q) {
+    built = which == REQ_HEADERS ? &src->built_h : &src->built_q;
+    if (*built) {
         lua_pop(L, 1);
         return 0;
     }
     /* Marked first: the query is decoded in place, so never twice (an
      * allocation error half way leaves the field nil, not wrong). */
-    if (which == REQ_HEADERS)
-        src->built_h = 1;
-    else
-        src->built_q = 1;
+    *built = 1;
     bytes = (char *)(src->hdrs + src->nhdrs);
-    if (which == REQ_HEADERS) {
+    if (which == REQ_HEADERS)
         http_push_headers(L, src->hdrs, src->nhdrs, bytes);
-    } else {
-        if (src->has_q)
-            http_push_query(L, bytes + src->q, src->qlen);
-        else
-            lua_createtable(L, 0, 0);
-    }
+    else if (src->q != 0)
+        http_push_query(L, bytes + src->q, src->qlen);
+    else
+        lua_createtable(L, 0, 0);
     lua_pushvalue(L, key);                               /* src t k */
     lua_pushvalue(L, -2);
     lua_rawset(L, req);                                  /* src t */
@@ -363,9 +360,8 @@ http_set_source(lua_State *L, int req, ls_http_t *h, const char *base,
     hsize = sizeof(*src) + h->nhdrs * sizeof(ls_http_hdr_t);
     src = lua_newuserdatauv(L, hsize + (hi - lo), 0);
     src->nhdrs = h->nhdrs;
-    src->has_q = q != NULL;
     src->built_h = src->built_q = 0;
-    if (q) {
+    if (q) { /* after the '?', so never 0 */
         const char *hash = memchr(q, '#', (size_t)(end - q));
         src->q = (uint32_t)(q + 1 - (base + lo));
         src->qlen = (uint32_t)((hash ? hash : end) - q - 1);

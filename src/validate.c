@@ -34,26 +34,26 @@ validate_child(const char *app, int fd)
 {
     char err[LS_ERRLEN * 8];
     ls_vm_t *vm;
+    int sent = -1;   /* loaded: the exit code, 0 once ok and the conf are out */
     static const char ok[] = "ok\n", bad[] = "error\n";
 
     ls_log_set_role("validator");
     vm = ls_vm_new(LS_VM_VALIDATE, app, err, sizeof(err));
     if (vm != NULL && ls_vm_load_app(vm, err, sizeof(err)) == 0) {
-        if (vm->conf.nlisteners == 0) {
+        if (vm->conf.nlisteners == 0)
             snprintf(err, sizeof(err), "%s declares no listener (call "
                      "luaserv.listen(\"text://127.0.0.1:9000\") at its top "
                      "level)", app);
-        } else {
-            int rc = write(fd, ok, sizeof(ok) - 1) < 0 ||
-                     ls_conf_write(&vm->conf, fd) < 0;
-            /* freed before _exit so that valgrind's leak check of this
-             * child stays clean, however the compiler kept vm */
-            ls_vm_free(vm);
-            _exit(rc);
-        }
+        else
+            sent = write(fd, ok, sizeof(ok) - 1) < 0 ||
+                   ls_conf_write(&vm->conf, fd) < 0;
     }
+    /* freed before _exit so that valgrind's leak check of this child stays
+     * clean, however the compiler kept vm */
     if (vm != NULL)
         ls_vm_free(vm);
+    if (sent >= 0)
+        _exit(sent);
     if (write(fd, bad, sizeof(bad) - 1) < 0 ||
         write(fd, err, strlen(err)) < 0)
         _exit(1);
