@@ -152,23 +152,31 @@ lconn_push_data(lua_State *L)
     }
 }
 
-/* conn.<key>: methods first (upvalue 1), then properties. */
+/*
+ * conn.<key>: methods (upvalue 1), then properties. conn:send() comes here
+ * once per message: short strings are interned, so its key is recognised
+ * by its address (kept in the state's ls_vm_t, the string itself anchored
+ * as a key of the methods table); any other key takes the table lookup.
+ */
 static int
 lconn_index(lua_State *L)
 {
     ls_conn_box_t *box;
-    const char *k;
+    const char *k = lua_tostring(L, 2);
     char ip[64];
     int port;
 
-    /* Methods need no look at the box: conn:send() pays one table lookup. */
+    if (k == NULL)
+        return 0;
+    if (k == ls_vm_of(L)->conn_send_key) {
+        lua_pushcfunction(L, lconn_send);
+        return 1;
+    }
+    /* Methods need no look at the box. */
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
         return 1;
     box = lconn_box(L);
-    k = lua_tostring(L, 2);
-    if (k == NULL)
-        return 0;
     if (strcmp(k, "id") == 0) {
         lua_pushinteger(L, (lua_Integer)box->id);
         return 1;
@@ -248,6 +256,9 @@ ls_lua_conn_register(lua_State *L)
     }
     luaL_newlibtable(L, lconn_methods);                  /* mt methods */
     luaL_setfuncs(L, lconn_methods, 0);
+    lua_pushliteral(L, "send");                          /* mt methods k */
+    ls_vm_of(L)->conn_send_key = lua_tostring(L, -1);
+    lua_pop(L, 1);
     lua_pushcclosure(L, lconn_index, 1);                 /* mt index */
     lua_setfield(L, -2, "__index");                      /* mt */
     lua_pushcfunction(L, lconn_newindex);

@@ -20,9 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LS_POOL_MAX 512
-#define LS_POOL_STEP 16
-#define LS_POOL_CLASSES (LS_POOL_MAX / LS_POOL_STEP)
 #define LS_POOL_SLAB (64 * 1024)
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -36,21 +33,11 @@
 #define LS_POOL_ENABLED 1
 #endif
 
-typedef struct ls_pool_block {
-    struct ls_pool_block *next;
-} ls_pool_block_t;
-
 /* Slabs are kept in a list (through their first 16 bytes) to be freed. */
 typedef struct ls_pool_slab {
     struct ls_pool_slab *next;
     char pad[LS_POOL_STEP - sizeof(void *)];
 } ls_pool_slab_t;
-
-struct ls_pool {
-    ls_pool_block_t *free[LS_POOL_CLASSES];
-    char *cur, *end;              /* the unused rest of the newest slab */
-    ls_pool_slab_t *slabs;
-};
 
 static inline size_t
 pool_class(size_t n)
@@ -82,13 +69,11 @@ ls_pool_destroy(ls_pool_t *pool)
 static void *
 pool_get(ls_pool_t *pool, size_t cls)
 {
-    ls_pool_block_t *b = pool->free[cls];
     size_t size = (cls + 1) * LS_POOL_STEP;
+    void *b = ls_pool_take(pool, size);
 
-    if (b != NULL) {
-        pool->free[cls] = b->next;
+    if (b != NULL)
         return b;
-    }
     if ((size_t)(pool->end - pool->cur) < size) {
         /* The rest of the old slab (< 512 bytes) is left unused. */
         ls_pool_slab_t *s = malloc(LS_POOL_SLAB);
@@ -99,17 +84,9 @@ pool_get(ls_pool_t *pool, size_t cls)
         pool->cur = (char *)(s + 1);
         pool->end = (char *)s + LS_POOL_SLAB;
     }
-    b = (ls_pool_block_t *)pool->cur;
+    b = pool->cur;
     pool->cur += size;
     return b;
-}
-
-static inline void
-pool_put(ls_pool_t *pool, void *p, size_t cls)
-{
-    ls_pool_block_t *b = p;
-    b->next = pool->free[cls];
-    pool->free[cls] = b;
 }
 
 void
@@ -118,7 +95,7 @@ ls_pool_free(ls_pool_t *pool, void *ptr, size_t osize)
     if (ptr == NULL)
         return;
     if (pool != NULL && osize <= LS_POOL_MAX)
-        pool_put(pool, ptr, pool_class(osize));
+        ls_pool_give(pool, ptr, osize);
     else
         free(ptr);
 }
@@ -145,7 +122,7 @@ ls_pool_realloc(ls_pool_t *pool, void *ptr, size_t osize, size_t nsize)
         return NULL;
     memcpy(p, ptr, osize < nsize ? osize : nsize);
     if (small_old)
-        pool_put(pool, ptr, pool_class(osize));
+        ls_pool_give(pool, ptr, osize);
     else
         free(ptr);
     return p;

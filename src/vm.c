@@ -27,6 +27,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,10 +65,9 @@ static int vm_msghandler(lua_State *L);
  * call, in C code preparing a call, it would abort the process. Shrinking
  * and freeing never fail.
  */
-static void *
-vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+static __attribute__((noinline)) void *
+vm_alloc_slow(ls_vm_t *vm, void *ptr, size_t osize, size_t nsize)
 {
-    ls_vm_t *vm = ud;
     size_t old = ptr ? osize : 0;
 
     if (nsize == 0) {
@@ -86,6 +86,31 @@ vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (ptr != NULL)
         vm->mem = vm->mem - old + nsize;
     return ptr;
+}
+
+/* The two calls of every short-lived object (a message string) take the
+ * inline paths: a new small block while under the limit, and a small block
+ * freed; everything else goes through vm_alloc_slow. */
+static void *
+vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    ls_vm_t *vm = ud;
+
+    if (vm->pool != NULL) {
+        if (ptr == NULL && nsize - 1 < LS_POOL_MAX &&
+            vm->mem + nsize <= vm->mem_soft) {
+            void *p = ls_pool_take(vm->pool, nsize);
+            if (p != NULL) {
+                vm->mem += nsize;
+                return p;
+            }
+        } else if (nsize == 0 && ptr != NULL && osize - 1 < LS_POOL_MAX) {
+            ls_pool_give(vm->pool, ptr, osize);
+            vm->mem -= osize;
+            return NULL;
+        }
+    }
+    return vm_alloc_slow(vm, ptr, osize, nsize);
 }
 
 static int
@@ -247,6 +272,7 @@ ls_vm_set_limits(ls_vm_t *vm, size_t mem_limit, double callback_timeout)
     int err;
 
     vm->mem_limit = mem_limit;
+    vm->mem_soft = mem_limit ? mem_limit : SIZE_MAX;
     vm->callback_timeout = callback_timeout;
     if (callback_timeout <= 0) {
         pthread_mutex_lock(&vm_tick_lock);
@@ -350,6 +376,7 @@ ls_vm_new(int mode, const char *app, char *err, size_t errlen)
     }
     vm->mode = mode;
     vm->serve_ref = LUA_NOREF;
+    vm->mem_soft = SIZE_MAX;
     snprintf(vm->app, sizeof(vm->app), "%s", app);
     ls_conf_init(&vm->conf);
     vm->pool = ls_pool_new(); /* NULL (plain malloc) is fine too */

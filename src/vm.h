@@ -21,6 +21,9 @@ typedef struct ls_vm {
     size_t mem;               /* bytes held by this Lua state */
     struct ls_pool *pool;     /* small blocks (mempool.c); NULL: malloc */
     size_t mem_limit;         /* luaMemoryLimit; 0: none */
+    const char *conn_send_key; /* the state's interned "send" (lua_conn.c) */
+    size_t mem_soft;          /* growth up to here needs no check: the
+                                 limit, or SIZE_MAX without one */
     unsigned mem_refused;     /* allocations refused by the limit so far */
     int in_handler;           /* message handler running: headroom */
     /* callbackTimeout: the tick handler (SIGALRM) watches the outermost
