@@ -387,11 +387,14 @@ static const llhttp_settings_t http_settings = {
  *
  * One timer per connection, armed for the phase it is in: from accept, or
  * from the end of the previous response, until the request head is whole
- * (headerTimeout); then between two reads of the body (bodyTimeout). It is
- * disarmed while the app has the request. All connections share the same
- * durations, so the timers are libevent "common timeouts" (a queue, not the
- * heap: arming and disarming cost O(1)); the body timer is not moved on
- * every read but checked lazily against the last read when it fires.
+ * (headerTimeout); then between two reads of the body (bodyTimeout). All
+ * connections share the same durations, so the timers are libevent "common
+ * timeouts" (a queue, not the heap: arming and disarming cost O(1)).
+ * Neither timer is moved on every event; each is checked lazily when it
+ * fires: the body timer against the last read, the head timer against the
+ * end of the last response (tmo_from). A keep-alive connection's head timer
+ * stays armed while the app has the request (it is ignored if it fires
+ * then), so that a request costs no timer calls at all.
  */
 
 enum { HTTP_TMO_NONE, HTTP_TMO_HEAD, HTTP_TMO_BODY };
@@ -404,7 +407,9 @@ http_tmo_set(ls_http_t *h, int which)
     const ls_listen_conf_t *l = &h->c->srv->conf;
     const struct timeval *tv;
 
-    if (h->tmo == which && which != HTTP_TMO_HEAD)
+    if (which == HTTP_TMO_HEAD)
+        h->tmo_from = ls_worker_time();
+    if (h->tmo == which)
         return;
     if (h->tmo != HTTP_TMO_NONE)
         evtimer_del(&h->tmo_ev);
@@ -495,10 +500,15 @@ http_on_timeout(evutil_socket_t fd, short what, void *arg)
         http_tmo_set(h, which);
         return;
     }
-    if (which == HTTP_TMO_BODY) {
-        double quiet = ls_worker_time() - c->active;
-        if (quiet < c->srv->conf.body_timeout) {
-            http_tmo_in(h, which, c->srv->conf.body_timeout - quiet);
+    {   /* the phase began later than the timer was armed: not yet */
+        double limit = which == HTTP_TMO_BODY ? c->srv->conf.body_timeout
+                                              : c->srv->conf.header_timeout;
+        double quiet = ls_worker_time() -
+                       (which == HTTP_TMO_BODY ? c->active : h->tmo_from);
+        if (quiet < 0)  /* the wall clock went back */
+            quiet = 0;
+        if (quiet < limit) {
+            http_tmo_in(h, which, limit - quiet);
             return;
         }
     }
@@ -534,7 +544,10 @@ http_dispatch(ls_conn_t *c, ls_http_t *h, char *base)
     int status;
 
     c->srv->msgs_in++;
-    http_tmo_set(h, HTTP_TMO_NONE); /* the app's turn: no client timeout */
+    /* The app's turn: no client timeout. A head timer may stay armed (it
+     * is ignored while the request is in flight, see http_tmo_set). */
+    if (h->tmo != HTTP_TMO_HEAD)
+        http_tmo_set(h, HTTP_TMO_NONE);
     h->flags |= LS_HTTP_INFLIGHT;
     if (llhttp_should_keep_alive(p))
         h->flags |= LS_HTTP_KEEPALIVE;

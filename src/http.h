@@ -63,6 +63,7 @@ typedef struct ls_http {
     struct event *drain_ev;    /* graceful stop: idle grace for this conn */
     struct event tmo_ev;       /* headerTimeout / bodyTimeout */
     uint8_t tmo;               /* which of them tmo_ev is armed for */
+    double tmo_from;           /* when the current head wait began */
     double linger_since;
     ls_http_hdr_t inline_hdrs[LS_HTTP_INLINE_HDRS];
 } ls_http_t;

@@ -93,6 +93,48 @@ describe("client timeouts", function()
         assert.is_false(c.eof)
     end)
 
+    -- The head timer is not moved for each request: it checks, when it
+    -- fires, when the last response ended. These two fail if it does not.
+    it("gives an idle keep-alive connection the whole headerTimeout after " ..
+       "its last response, not after the first", function()
+        local c = connect()
+        assert(c:send("GET / HTTP/1.1\r\nHost: t\r\n\r\n"))
+        assert.truthy(assert(c:line(5)):find("^HTTP/1%.1 200 "))
+        c:drain(0.05)
+        client.sleep(1.5)
+        assert(c:send("GET / HTTP/1.1\r\nHost: t\r\n\r\n"))
+        assert.truthy(assert(c:line(5)):find("^HTTP/1%.1 200 "))
+        c:drain(0.05)
+        local t1 = client.gettime()
+        local took = closed_after(c, t1)
+        assert.is_truthy(took, "idle keep-alive conn not closed")
+        -- headerTimeout is 2 s from the second response (the first
+        -- arming would have closed it about 0.5 s after it)
+        assert.is_true(took > 1.8, tostring(took))
+        assert.is_true(took < 8, tostring(took))
+    end)
+
+    it("does not time out a request the app answers after more than " ..
+       "headerTimeout, and then waits the whole headerTimeout", function()
+        local c = connect()
+        local t0 = client.gettime()
+        assert(c:send("GET /later?s=2.6 HTTP/1.1\r\nHost: t\r\n\r\n"))
+        local head = assert(c:line(10))
+        assert.truthy(head:find("^HTTP/1%.1 200 "), head)
+        assert.is_true(client.gettime() - t0 > 2.4)
+        local rest = c:drain(0.05)
+        assert.truthy(rest:find("later", 1, true), rest)
+        local t1 = client.gettime()
+        -- still served within headerTimeout after the late response
+        client.sleep(1)
+        assert(c:send("GET / HTTP/1.1\r\nHost: t\r\n\r\n"))
+        head = assert(c:line(5))
+        assert.truthy(head:find("^HTTP/1%.1 200 "), head)
+        c:drain(0.05)
+        assert.is_true(client.gettime() - t1 < 2)
+        assert.are.equal(0, srv:count_log("onError web"))
+    end)
+
     it("answers a body that stalls with 408 after bodyTimeout", function()
         local c = connect()
         local t0 = client.gettime()
