@@ -75,11 +75,9 @@ stream_send(ls_conn_t *c, lua_State *L, int idx, int raw)
     size_t n, hlen = 0, tlen = 0;
     const char *p, *trailer = NULL;
     char hdr[16];
-    int t = lua_type(L, idx);
 
-    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+    if ((p = lua_tolstring(L, idx, &n)) == NULL)  /* a string or a number */
         luaL_typeerror(L, idx, "string");
-    p = lua_tolstring(L, idx, &n);
     if ((out = ls_conn_outbuf(c)) == NULL)
         return LS_SEND_CLOSED;
     if (!raw) {
