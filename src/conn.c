@@ -28,6 +28,9 @@
 #define CONN_STOPPED (LS_CONN_CLOSING | LS_CONN_CLOSED)
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_unstage(ls_conn_t *c);
+static void conn_stage_end(ls_conn_t *c);
+static void conn_touch(ls_conn_t *c);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_shutdown(ls_conn_t *c);
 static void conn_read_event(ls_conn_t *c);
@@ -232,10 +235,16 @@ ls_conn_emit_messages(ls_conn_t *c, ls_conn_next_fn next, void *ctx)
 {
     lua_State *L = conn_L();
     conn_batch_t b = {c, next, ctx};
+    ls_conn_t *outer = ls_worker->stage_conn;
 
+    if (outer != NULL) /* a batch inside a batch: the outer one's first */
+        conn_unstage(outer);
+    ls_worker->stage_conn = c;
     lua_pushcfunction(L, conn_deliver);
     lua_pushlightuserdata(L, &b);
     ls_conn_call(c, "onMessage", 0);
+    conn_stage_end(c);
+    ls_worker->stage_conn = outer;
 }
 
 /* Room for at least need more bytes at the tail of b, growing geometrically
@@ -490,6 +499,97 @@ conn_queue_flush(ls_conn_t *c)
     ls_worker->flush_head = c;
 }
 
+/*
+ * Staging. While the messages of one read are delivered, what the app sends
+ * back on that connection through the stream protocols is gathered in the
+ * worker's stage and goes to the output buffer in one piece when the batch
+ * ends: one evbuffer_add() per read instead of one per message. Whatever
+ * else touches the output buffer moves the staged bytes there first
+ * (ls_conn_outbuf, ls_conn_close, ls_conn_flush), so the order of the bytes
+ * never changes; a connection that shuts down drops them with the rest of
+ * its output.
+ */
+static void
+conn_unstage_from(ls_conn_t *c, size_t off)
+{
+    ls_worker_t *w = ls_worker;
+    size_t n = w->stage_len - off;
+
+    w->stage_len = 0;
+    if (c->out == NULL)
+        c->out = evbuffer_new();
+    if (c->out == NULL || evbuffer_add(c->out, w->stage + off, n) < 0) {
+        ls_log(LS_LOG_ERROR, ENOMEM, "conn %llu: output buffer; closing",
+               (unsigned long long)c->id);
+        conn_shutdown(c);
+    }
+}
+
+static void
+conn_unstage(ls_conn_t *c)
+{
+    if (ls_worker->stage_conn == c && ls_worker->stage_len > 0)
+        conn_unstage_from(c, 0);
+}
+
+/*
+ * The batch is over. With nothing older waiting in the output buffer, the
+ * replies are written straight from the stage (what the socket does not
+ * take goes to the buffer); else they join the buffer, which
+ * ls_worker_flush() writes. Errors are left to ls_conn_flush().
+ */
+static void
+conn_stage_end(ls_conn_t *c)
+{
+    ls_worker_t *w = ls_worker;
+    ssize_t n;
+
+    if (w->stage_conn != c || w->stage_len == 0)
+        return;
+    if ((c->out != NULL && evbuffer_get_length(c->out) > 0) || c->fd < 0 ||
+        (c->flags & (LS_CONN_CLOSED | LS_CONN_CONNECTING))) {
+        conn_unstage(c);
+        return;
+    }
+    n = write(c->fd, w->stage, w->stage_len);
+    if (n <= 0) {
+        conn_unstage(c);
+        return;
+    }
+    c->srv->bytes_out += (size_t)n;
+    conn_touch(c);
+    if ((size_t)n < w->stage_len)
+        conn_unstage_from(c, (size_t)n);
+    else
+        w->stage_len = 0;
+}
+
+/* Room for n bytes at the end of c's output in the stage, or NULL: c is
+ * not the connection being delivered to, or n is large (then
+ * ls_conn_outbuf). Fill it, then ls_conn_staged(c, n). */
+char *
+ls_conn_stage(ls_conn_t *c, size_t n)
+{
+    ls_worker_t *w = ls_worker;
+
+    if (w->stage_conn != c || (c->flags & CONN_STOPPED) ||
+        n > LS_STAGE_SIZE / 4)
+        return NULL;
+    if (LS_STAGE_SIZE - w->stage_len < n) {
+        conn_unstage(c);
+        if (c->flags & CONN_STOPPED)
+            return NULL;
+    }
+    return w->stage + w->stage_len;
+}
+
+int
+ls_conn_staged(ls_conn_t *c, size_t n)
+{
+    ls_worker->stage_len += n;
+    return ls_conn_commit(c);
+}
+
 /* The output buffer, created on first use; NULL once closing. */
 struct evbuffer *
 ls_conn_outbuf(ls_conn_t *c)
@@ -498,7 +598,19 @@ ls_conn_outbuf(ls_conn_t *c)
         return NULL;
     if (c->out == NULL)
         c->out = evbuffer_new();
+    conn_unstage(c);
     return c->out;
+}
+
+/* Bytes waiting to be written: the output buffer and the stage. */
+static size_t
+conn_out_len(const ls_conn_t *c)
+{
+    size_t n = c->out ? evbuffer_get_length(c->out) : 0;
+
+    if (ls_worker->stage_conn == c)
+        n += ls_worker->stage_len;
+    return n;
 }
 
 /*
@@ -513,11 +625,11 @@ ls_conn_commit(ls_conn_t *c)
 {
     c->srv->msgs_out++;
     conn_queue_flush(c);
-    if (evbuffer_get_length(c->out) >= c->srv->conf.max_send_buffer_size &&
+    if (conn_out_len(c) >= c->srv->conf.max_send_buffer_size &&
         !(c->flags & LS_CONN_FULL)) {
         c->flags |= LS_CONN_FULL;
         ls_log(LS_LOG_DEBUG, 0, "conn %llu: send buffer full (%zu bytes)",
-               (unsigned long long)c->id, evbuffer_get_length(c->out));
+               (unsigned long long)c->id, conn_out_len(c));
         ls_conn_emit(c, "onBufferFull");
     }
     return LS_SEND_OK;
@@ -529,6 +641,7 @@ ls_conn_flush(ls_conn_t *c)
 {
     if (c->flags & (LS_CONN_CLOSED | LS_CONN_CONNECTING))
         return; /* queued output leaves once connected */
+    conn_unstage(c);
     while (c->out && evbuffer_get_length(c->out) > 0) {
         int n = evbuffer_write(c->out, c->fd);
         if (n < 0) {
@@ -650,6 +763,8 @@ conn_shutdown(ls_conn_t *c)
         c->next->prev = c->prev;
     c->next = c->prev = NULL;
     srv->nconns--;
+    if (ls_worker->stage_conn == c)
+        ls_worker->stage_len = 0;  /* dropped, as the output buffer is */
 
     ls_conn_emit(c, "onClose");
     if (c->proto->release)
@@ -674,6 +789,9 @@ conn_shutdown(ls_conn_t *c)
 void
 ls_conn_close(ls_conn_t *c)
 {
+    if (c->flags & CONN_STOPPED)
+        return;
+    conn_unstage(c);
     if (c->flags & CONN_STOPPED)
         return;
     c->flags |= LS_CONN_CLOSING;

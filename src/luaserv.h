@@ -11,6 +11,7 @@
 #define LS_NAME_MAX 64        /* listener and app names, with the NUL */
 #define LS_URL_MAX 512        /* listen addresses, with the NUL */
 #define LS_READ_SIZE 65536    /* bytes asked of one read() */
+#define LS_STAGE_SIZE 65536   /* a batch's replies gathered (conn.c) */
 #define LS_MAX_WORKERS 1024   /* per listener */
 
 /* Exit codes of the command line (CONTRACT section 1). */

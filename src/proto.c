@@ -76,14 +76,25 @@ stream_send(ls_conn_t *c, lua_State *L, int idx, int raw)
     const char *p, *trailer = NULL;
     char hdr[16];
 
+    char *d;
+
     if ((p = lua_tolstring(L, idx, &n)) == NULL)  /* a string or a number */
         luaL_typeerror(L, idx, "string");
-    if ((out = ls_conn_outbuf(c)) == NULL)
-        return LS_SEND_CLOSED;
     if (!raw) {
         hlen = ls_framing_header(f, n, hdr);
         trailer = ls_framing_trailer(f, &tlen);
     }
+    if (n <= LS_STAGE_SIZE && (d = ls_conn_stage(c, hlen + n + tlen))) {
+        /* a reply to the messages being delivered (conn.c) */
+        if (hlen)
+            memcpy(d, hdr, hlen);
+        memcpy(d + hlen, p, n);
+        if (tlen)
+            memcpy(d + hlen + n, trailer, tlen);
+        return ls_conn_staged(c, hlen + n + tlen);
+    }
+    if ((out = ls_conn_outbuf(c)) == NULL)
+        return LS_SEND_CLOSED;
     if (hlen + tlen == 0) {
         if (evbuffer_add(out, p, n) < 0)
             return LS_SEND_FULL;
@@ -103,7 +114,6 @@ stream_send(ls_conn_t *c, lua_State *L, int idx, int raw)
         /* Header, payload and trailer in one piece of the buffer: one
          * evbuffer call per message instead of two or three. */
         struct evbuffer_iovec v;
-        char *d;
 
         if (evbuffer_reserve_space(out, (ev_ssize_t)(hlen + n + tlen), &v,
                                    1) < 1)

@@ -641,6 +641,7 @@ worker_exit(ls_worker_t *w, int code)
             event_free(w->sigs[i]);
     event_base_free(w->base);
     free(w->rbuf);
+    free(w->stage);
     exit(code);
 }
 
@@ -677,7 +678,8 @@ ls_worker_main(const ls_worker_args_t *a)
     /* A fresh loop after the fork; nothing of the master's is reused. */
     w->base = event_base_new();
     w->rbuf = malloc(LS_READ_SIZE);
-    if (w->base == NULL || w->rbuf == NULL) {
+    w->stage = malloc(LS_STAGE_SIZE);
+    if (w->base == NULL || w->rbuf == NULL || w->stage == NULL) {
         ls_log(LS_LOG_CRIT, 0, "cannot create the event loop");
         exit(LS_WEXIT_STARTUP);
     }

@@ -68,6 +68,11 @@ typedef struct ls_worker {
     ls_server_t *outbound;      /* luaserv.connect() contexts */
     struct evdns_base *dns;     /* created on first name lookup */
     char *rbuf;                 /* LS_READ_SIZE bytes, shared by all reads */
+    /* conn.c: the replies of the connection whose messages are being
+     * delivered gather here (LS_STAGE_SIZE bytes) */
+    struct ls_conn *stage_conn;
+    char *stage;
+    size_t stage_len;
     uint64_t next_conn_id;
     int emfile_fd;              /* reserve descriptor for EMFILE */
     struct event accept_pause_ev;
