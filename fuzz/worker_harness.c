@@ -40,7 +40,8 @@ fh_init(const char *app, const char *name)
     w->emfile_fd = -1;
     w->base = event_base_new();
     w->rbuf = malloc(LS_READ_SIZE);
-    if (w->base == NULL || w->rbuf == NULL) {
+    w->stage = malloc(LS_STAGE_SIZE);
+    if (w->base == NULL || w->rbuf == NULL || w->stage == NULL) {
         fprintf(stderr, "fuzz: no event loop\n");
         abort();
     }
