@@ -614,11 +614,12 @@ conn_out_len(const ls_conn_t *c)
 }
 
 /*
- * A message was added to the output buffer. Nothing is written here: the
- * worker writes every connection's queue once the current event has been
- * handled, so that many sends from one batch of messages leave in one
- * writev(). Crossing maxSendBufferSize fires onBufferFull once; sends are
- * then refused until the buffer has drained (onBufferDrain).
+ * A message was added to the output buffer or the stage. Nothing is
+ * written here: the worker writes every connection's queue once the current
+ * event has been handled (a batch's staged replies, when the batch ends), so
+ * that many sends from one batch of messages leave in one write. Crossing
+ * maxSendBufferSize (buffer and stage together) fires onBufferFull once;
+ * sends are then refused until the buffer has drained (onBufferDrain).
  */
 int
 ls_conn_commit(ls_conn_t *c)

@@ -74,9 +74,7 @@ stream_send(ls_conn_t *c, lua_State *L, int idx, int raw)
     struct evbuffer *out;
     size_t n, hlen = 0, tlen = 0;
     const char *p, *trailer = NULL;
-    char hdr[16];
-
-    char *d;
+    char hdr[16], *d;
 
     if ((p = lua_tolstring(L, idx, &n)) == NULL)  /* a string or a number */
         luaL_typeerror(L, idx, "string");
