@@ -636,6 +636,25 @@ ls_conn_commit(ls_conn_t *c)
     return LS_SEND_OK;
 }
 
+/*
+ * A send refused because the output is over maxSendBufferSize: the app got
+ * false, "buffer full" and the message is gone. An app may mean that (a
+ * chat server dropping what a slow reader cannot take), but one that does
+ * not look at the result loses data silently: say so, at most once a second
+ * per worker plus a count of the rest.
+ */
+void
+ls_conn_refused(ls_conn_t *c)
+{
+    static ls_log_limit_t lim = LS_LOG_LIMIT("refused sends", 1);
+
+    ls_log_limited(&lim, LS_LOG_INFO, 0, "conn %llu: send refused, message "
+                   "dropped: %zu bytes wait to be written (maxSendBufferSize "
+                   "%zu); conn:send returned false, \"buffer full\"",
+                   (unsigned long long)c->id, conn_out_len(c),
+                   c->srv->conf.max_send_buffer_size);
+}
+
 /* Write what is queued; arm the write event for the rest. */
 void
 ls_conn_flush(ls_conn_t *c)

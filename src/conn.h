@@ -84,6 +84,7 @@ ls_conn_t *ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
 void ls_conn_start(ls_conn_t *c);
 struct evbuffer *ls_conn_outbuf(ls_conn_t *c);
 int ls_conn_commit(ls_conn_t *c);
+void ls_conn_refused(ls_conn_t *c);
 char *ls_conn_stage(ls_conn_t *c, size_t n);
 int ls_conn_staged(ls_conn_t *c, size_t n);
 int ls_conn_push_callback(ls_conn_t *c, const char *name);

@@ -67,6 +67,7 @@ lconn_send(lua_State *L)
     if (c == NULL)
         return lconn_closed(L);
     if (c->flags & LS_CONN_FULL) {
+        ls_conn_refused(c);
         lua_pushboolean(L, 0);
         lua_pushliteral(L, "buffer full");
         return 2;

@@ -63,6 +63,12 @@ describe("send-side flow control", function()
         assert.are.equal("0", drain)
         assert.are.equal("1", fail)
         assert.are.equal("buffer full", err)
+        -- the dropped message is in the log, for an app that does not look
+        local refused = srv:wait_log("conn " .. id .. ": send refused, " ..
+                                     "message dropped: ", 5)
+        assert.is_truthy(refused, server.tail(srv:log()))
+        assert.is_truthy(refused[1]:find("%(maxSendBufferSize %d+%)"),
+                         refused[1])
         -- the buffer took about maxSendBufferSize (+ one message), no more
         -- than kernel buffers + the limit + one chunk
         ok = tonumber(ok)
