@@ -621,8 +621,9 @@ ws_send(ls_conn_t *c, lua_State *L, int idx, int raw)
         int r;
         ls_conn_incref(c);
         ws_pump(c, s);
-        r = (c->flags & LS_CONN_CLOSED) ? LS_SEND_CLOSED
-            : (c->flags & LS_CONN_FULL) ? LS_SEND_FULL : LS_SEND_OK;
+        /* queued, so not refused even when it filled the buffer (as in
+         * the stream protocols): the next send is (conn:send) */
+        r = (c->flags & LS_CONN_CLOSED) ? LS_SEND_CLOSED : LS_SEND_OK;
         ls_conn_decref(c);
         return r;
     }

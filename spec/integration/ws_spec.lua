@@ -74,6 +74,22 @@ describe("websocket://", function()
         assert.are.equal("str abcdef\n", run(srv, "fragmented"))
     end)
 
+    it("delivers every message send() took and none that it refused",
+       function()
+        local c = open_raw(srv.port)
+        finally(function() c:close() end)
+        assert(c:send(frame(1, "fill later")))     -- and do not read yet
+        local line = srv:wait_log("ws filled ", 30)
+        assert.is_truthy(line, server.tail(srv:log()))
+        local n = tonumber(line[1]:match("ws filled (%d+)"))
+        assert.is_true(n > 0)
+        local got = c:bytes(n * 122, 30)            -- 2-byte header + 120
+        assert.is_truthy(got, "fewer than " .. n .. " messages arrived")
+        assert.are.equal(("\x81\x78" .. ("f"):rep(120)):rep(n), got)
+        -- the refused one is not sent after all
+        assert.are.equal("", c:drain(0.5))
+    end)
+
     it("answers a ping with a pong", function()
         assert.are.equal("pong\nafter ping\n", run(srv, "ping"))
     end)
