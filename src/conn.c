@@ -546,7 +546,7 @@ conn_stage_end(ls_conn_t *c)
 
     if (w->stage_conn != c || w->stage_len == 0)
         return;
-    if ((c->out != NULL && evbuffer_get_length(c->out) > 0) || c->fd < 0 ||
+    if ((c->out != NULL && evbuffer_get_length(c->out) > 0) ||
         (c->flags & (LS_CONN_CLOSED | LS_CONN_CONNECTING))) {
         conn_unstage(c);
         return;
@@ -809,9 +809,7 @@ conn_shutdown(ls_conn_t *c)
 void
 ls_conn_close(ls_conn_t *c)
 {
-    if (c->flags & CONN_STOPPED)
-        return;
-    conn_unstage(c);
+    conn_unstage(c);  /* nothing is staged once closing or closed */
     if (c->flags & CONN_STOPPED)
         return;
     c->flags |= LS_CONN_CLOSING;
