@@ -1,0 +1,302 @@
+---@meta luaserv
+--- LuaLS (lua-language-server) type definitions of the `luaserv` API, as
+-- built today (docs/api.md is the same API in prose). Editors read this file
+-- for completion and checks; it is never loaded by luaserv itself. To use it,
+-- add this repository's (or the installed) `lua/` directory to
+-- `workspace.library` in your `.luarc.json`.
+--
+-- Loading it is harmless: it only builds tables of empty functions and
+-- returns one. spec/unit/meta_spec.lua checks that every name the runtime
+-- registers (src/lua/*.c, lua/luaserv/init.lua) is described here.
+--
+-- LuaLS reads a ---@field's description from its own line only, hence the
+-- long lines; `resp` is built only to carry its annotations.
+-- luacheck: no max line length, ignore 241
+
+---The module an app script requires: `local luaserv = require "luaserv"`.
+---@class luaserv
+---@field _VERSION string The runtime's version, e.g. `"0.1.0"`.
+---@field worker luaserv.worker|nil The current worker; `nil` while the master's validator runs the script (and in `check`).
+---@field errors luaserv.errors Codes passed to `onError(conn, code, text)`.
+local luaserv = {}
+
+---The current worker (`luaserv.worker`, and the argument of the `onWorker*` callbacks).
+---@class luaserv.worker
+---@field id integer Slot number, `0 .. count-1`; kept by a respawn and across reloads.
+---@field pid integer This worker's process id.
+---@field name string The name of the listener this worker serves.
+---@field listener string The same name.
+---@field generation integer 1 at start, one more at each reload.
+
+---Codes passed to `onError(conn, code, text)`.
+---@class luaserv.errors
+---@field PACKAGE_TOO_BIG integer 1: a message over maxPackageSize; HTTP 413 and 431.
+---@field BAD_INPUT integer 2: framing errors, a Lua protocol's `nil, err`, HTTP 400/405/505.
+---@field SEND_FAIL integer 3: defined; not passed by any code path today.
+---@field CONNECT_FAIL integer 4: an outbound connection failed (refused, unknown host, timeout).
+---@field TIMEOUT integer 5: sendTimeout, HTTP headerTimeout/bodyTimeout (408).
+luaserv.errors = {
+    PACKAGE_TOO_BIG = 1,
+    BAD_INPUT = 2,
+    SEND_FAIL = 3,
+    CONNECT_FAIL = 4,
+    TIMEOUT = 5,
+}
+
+---Length-header framing for `protocol = { length = ... }` (done in C).
+---@class luaserv.length_framing
+---@field offset? integer Bytes before the length field, 0-65535 (default 0).
+---@field size integer Width of the length field: 1, 2, 4 or 8.
+---@field endian? "big"|"little" Default `"big"`.
+---@field includesHeader? boolean Whether the value counts the `offset + size` header bytes (default false).
+---@field adjust? integer Added to the value (default 0).
+
+---A `protocol` option: declarative framing (`delimiter` or `length`), or a
+---protocol written in Lua (`input`, with optional `decode` and `encode`).
+---@class luaserv.protocol
+---@field delimiter? string 1 to 16 bytes that end each message; `send` appends them.
+---@field length? luaserv.length_framing A length header; `send` prepends it when `offset` is 0.
+---@field input? fun(buffer: string, conn: luaserv.conn): integer|nil, string? `n > 0`: a packet of n bytes is at the head; `0`: need more; `nil, err`: bad input (onError, close).
+---@field decode? fun(packet: string, conn: luaserv.conn): any The message onMessage gets (default: the packet).
+---@field encode? fun(msg: any, conn: luaserv.conn): string The bytes `conn:send(msg)` writes (default: msg).
+
+---Options of `luaserv.listen(address, options)`. Unknown keys raise.
+---@class luaserv.listen_options
+---@field name? string 1-63 printable characters, unique (default: the address).
+---@field count? integer Worker processes for this listener, 1-1024 (default 1; `-w N` overrides).
+---@field reusePort? boolean One SO_REUSEPORT socket per worker, TCP only (default false).
+---@field backlog? integer listen() backlog, 1-65535 (default 1024).
+---@field deferAccept? boolean TCP_DEFER_ACCEPT (default true for http:// and websocket://, else false).
+---@field maxPackageSize? integer Largest incoming message in bytes (default 10485760).
+---@field maxSendBufferSize? integer Queued output before onBufferFull, bytes (default 1048576).
+---@field maxHeaderSize? integer HTTP request line + headers, else 431 (default 16384).
+---@field maxBodySize? integer HTTP request body, else 413 (default: maxPackageSize).
+---@field idleTimeout? number Seconds without traffic before a close (default 0: none).
+---@field sendTimeout? number Seconds without the peer taking output (default 60; 0: none).
+---@field headerTimeout? number HTTP: seconds until a request head is complete, else 408 (default 10; 0: none).
+---@field bodyTimeout? number HTTP: seconds between two reads of a body, else 408 (default 30; 0: none).
+---@field maxConnections? integer Per worker: stop accepting at the limit (default: none).
+---@field maxRequests? integer Replace the worker after that many messages (default: never).
+---@field maxMemory? integer Replace the worker above that RSS in bytes, at least 1048576 (default: never).
+---@field luaMemoryLimit? integer Overrides the setting for this listener's workers: 0, or at least 1048576.
+---@field callbackTimeout? number Overrides the setting for this listener's workers: 0, or 0.01-86400 s.
+---@field protocol? luaserv.protocol Framing other than the scheme's.
+
+---Options and callbacks of `luaserv.connect(address, options)`: the table is
+---also the connection's callback table, looked up at each event.
+---@class luaserv.connect_options
+---@field connectTimeout? number Seconds to connect before onError(CONNECT_FAIL) (default 10; 0: none).
+---@field sendTimeout? number Seconds without the peer taking output (default 60; 0: none).
+---@field maxPackageSize? integer Largest incoming message in bytes (default 10485760).
+---@field maxSendBufferSize? integer Queued output before onBufferFull, bytes (default 1048576).
+---@field protocol? luaserv.protocol Framing other than the scheme's.
+---@field onConnect? fun(conn: luaserv.conn) The connection is up.
+---@field onMessage? fun(conn: luaserv.conn, msg: any) A whole message.
+---@field onClose? fun(conn: luaserv.conn) The connection is gone (also after a failed connect).
+---@field onError? fun(conn: luaserv.conn, code: integer, text: string) `code` is one of luaserv.errors.
+---@field onBufferFull? fun(conn: luaserv.conn) Queued output reached maxSendBufferSize.
+---@field onBufferDrain? fun(conn: luaserv.conn) Queued output written out after onBufferFull.
+
+---Process-wide settings: `luaserv.settings{...}`. Unknown keys raise.
+---@class luaserv.settings
+---@field name? string 1-63 printable characters; accepted, not used yet.
+---@field pidFile? string The master's pid file (default `<rundir>/<app>-<hash>.pid`; `-p` overrides).
+---@field logFile? string Log file (default stderr; a daemon: `<rundir>/<app>-<hash>.log`; `-l` overrides).
+---@field user? string Workers switch to this user when started as root.
+---@field group? string Workers switch to this group when started as root.
+---@field stopTimeout? number Seconds to drain on a graceful stop or reload, 0-86400 (default 5).
+---@field logLevel? "debug"|"info"|"warn"|"error" Default "info".
+---@field luaMemoryLimit? integer Bytes per worker Lua state: 0, or at least 1048576 (default 1073741824).
+---@field callbackTimeout? number Seconds one callback may run: 0, or 0.01-86400 (default 10).
+---@field watchdogTimeout? number Seconds without an event-loop turn before the worker is killed: 0, or 1-86400 (default 30).
+
+---The table `luaserv.listen()` returns: what luaserv resolved, plus the
+---app's callbacks, which are looked up at each event.
+---@class luaserv.listener
+---@field name string The listener's name.
+---@field address string The address as given to listen().
+---@field count integer Worker processes.
+---@field reusePort boolean
+---@field maxPackageSize integer
+---@field maxSendBufferSize integer
+---@field idleTimeout number 0 when none.
+---@field maxConnections integer 0 when no limit.
+---@field protocol? luaserv.protocol The protocol option, when one was given.
+---@field onWorkerStart? fun(worker: luaserv.worker) The worker starts; create timers and outbound connections here. An error makes the worker exit (respawned with back-off).
+---@field onWorkerReload? fun(worker: luaserv.worker) This worker is being replaced by a new generation; it drains next.
+---@field onWorkerStop? fun(worker: luaserv.worker) The worker stops accepting.
+---@field onConnect? fun(conn: luaserv.conn) A connection was accepted.
+---@field onMessage? fun(conn: luaserv.conn, msg: string|luaserv.http.request|any) A whole message: a string, a decoded value (Lua protocols) or an HTTP request table.
+---@field onClose? fun(conn: luaserv.conn) The connection is gone; exactly once.
+---@field onError? fun(conn: luaserv.conn, code: integer, text: string) `code` is one of luaserv.errors; the connection closes after it.
+---@field onBufferFull? fun(conn: luaserv.conn) Queued output reached maxSendBufferSize; sends are refused until it drains.
+---@field onBufferDrain? fun(conn: luaserv.conn) The queued output has been written out after onBufferFull.
+---@field onWebSocketConnect? fun(conn: luaserv.conn, req: luaserv.http.request): boolean|integer|nil A WebSocket handshake, before the 101: `false` refuses (403), 400-599 refuses with that status, anything else accepts.
+
+---An HTTP request, the `msg` of onMessage on http:// listeners.
+---@class luaserv.http.request
+---@field method string "GET", "POST", ...
+---@field url string The request target as sent: "/find?q=a%20b".
+---@field path string Its path, not decoded: "/find".
+---@field query table<string, string|boolean|string[]> The query decoded; a key without "=" is true, a repeated key an array.
+---@field headers table<string, string|string[]> Lower-case names; repeats joined with ", " (cookie "; "); set-cookie is an array.
+---@field body string The whole body, "" if none.
+---@field version "1.1"|"1.0"
+
+---An HTTP response for `conn:send{...}` on http:// listeners.
+---@class luaserv.http.response
+---@field status? integer 200-999 (default 200).
+---@field headers? table<string, string|number|(string|number)[]> One header line per array element.
+---@field body? string|number Default "".
+---@field stream? boolean Start a streamed response; send parts with conn:send(part).
+---@field done? boolean End a streamed response (with an optional last `body`).
+
+---A WebSocket message for `conn:send{...}`: exactly one of the two fields.
+---@class luaserv.ws.message
+---@field text? string A text frame.
+---@field binary? string A binary frame.
+
+---A connection (accepted, or from luaserv.connect). Methods on a closed
+---connection return `false, "closed"`.
+---@class luaserv.conn
+---@field id integer Unique within the worker; readable after the close.
+---@field data table The app's own table, created on first use; may be assigned a table or nil. Other fields cannot be set.
+---@field remoteIp string The peer's address ("" on a Unix socket); raises from onClose on.
+---@field remotePort integer The peer's port (0 on a Unix socket); raises from onClose on.
+---@field localIp string This end's address; raises from onClose on.
+---@field localPort integer This end's port; raises from onClose on.
+local conn = {}
+
+---Send a message, framed or encoded as the protocol says (text:// appends
+---"\n"; HTTP: a response; WebSocket: a text frame, or `{binary = s}`).
+---Raises for a value the protocol cannot send (nil, a boolean, ...).
+---@param data string|number|luaserv.http.response|luaserv.ws.message|any
+---@param raw? boolean true: write data (a string) as it is, without framing or encoding.
+---@return boolean ok true when queued.
+---@return "closed"|"buffer full"|nil err Why it was refused (the message is dropped).
+function conn:send(data, raw) end
+
+---Optionally send data, write what is queued, then close. WebSocket:
+---`conn:close(code [, reason])` sends that close code (1000-1003, 1007-1014,
+---3000-4999) and a UTF-8 reason of at most 123 bytes.
+---@param data? any A last message, sent as conn:send(data) would.
+---@return boolean ok
+---@return "closed"|nil err
+---@overload fun(self: luaserv.conn, code: integer, reason?: string): boolean, "closed"|nil
+function conn:close(data) end
+
+---Close now; queued output is dropped.
+---@return boolean ok
+---@return "closed"|nil err
+function conn:destroy() end
+
+---Stop reading from the socket (backpressure).
+---@return boolean ok
+---@return "closed"|nil err
+function conn:pauseRecv() end
+
+---Start reading from the socket again.
+---@return boolean ok
+---@return "closed"|nil err
+function conn:resumeRecv() end
+
+---A timer from luaserv.after or luaserv.every.
+---@class luaserv.timer
+local timer = {}
+
+---Stop the timer.
+---@return boolean was_armed true if it was armed (it will not fire again).
+function timer:cancel() end
+
+---Whether the timer is armed (an `after` timer stops being armed when it fires).
+---@return boolean
+function timer:active() end
+
+---Declare a listener. Only at the top level of the script; raises on a bad
+---address, a bad or unknown option, a duplicate name or address.
+---@param address string "text://127.0.0.1:9000", "tcp://", "frame://", "http://", "websocket://" (or "ws://"), "unix:///path", "text+unix:///path", ...
+---@param options? luaserv.listen_options
+---@return luaserv.listener
+function luaserv.listen(address, options) end
+
+---Process-wide settings, at the top level of the script. Raises on an
+---unknown or bad setting.
+---@param settings luaserv.settings
+function luaserv.settings(settings) end
+
+---Write a log line. With arguments after `fmt`, `fmt` is a string.format
+---pattern for them; without, the message is written as it is.
+---Raises on an unknown level or a bad format.
+---@param level "debug"|"info"|"warn"|"error"
+---@param fmt string
+---@param ... any
+function luaserv.log(level, fmt, ...) end
+
+---Iterate this worker's open connections of a listener (a snapshot: the
+---loop body may send, close or destroy freely). Yields nothing for a
+---listener this worker does not serve.
+---@param listener luaserv.listener
+---@return fun(): luaserv.conn|nil iterator for a generic `for`.
+function luaserv.connections(listener) end
+
+---A one-shot timer. Only in a worker (onWorkerStart or a callback); raises
+---at the top level and on a bad number of seconds (0 to 1e9).
+---@param seconds number
+---@param fn fun(timer: luaserv.timer)
+---@return luaserv.timer
+function luaserv.after(seconds, fn) end
+
+---A periodic timer (every `seconds`, at least 0.001). Only in a worker; an
+---error in fn is logged and the timer keeps running.
+---@param seconds number
+---@param fn fun(timer: luaserv.timer)
+---@return luaserv.timer
+function luaserv.every(seconds, fn) end
+
+---An outbound connection; returns at once, sends are queued until it is up.
+---tcp://, text://, frame:// (host names resolved without blocking) and the
+---unix forms; http:// and websocket:// raise. Only in a worker.
+---A failure calls onError(conn, luaserv.errors.CONNECT_FAIL, text), then onClose.
+---@param address string
+---@param options? luaserv.connect_options
+---@return luaserv.conn
+function luaserv.connect(address, options) end
+
+---`require "luaserv.protocols.length"`: length-prefixed binary messages as
+---a Lua protocol; the module itself is the 4-byte big-endian form with the
+---header not counted.
+---@class luaserv.protocols.length: luaserv.protocol
+---@field size 1|2|4|8
+---@field endian "big"|"little"
+---@field includesHeader boolean
+local length = {}
+
+---A protocol for another header layout. Raises on bad options.
+---@param opts? { size?: 1|2|4|8, endian?: "big"|"little", includesHeader?: boolean }
+---@return luaserv.protocols.length
+function length.new(opts) end
+
+---`require "luaserv.protocols.resp"`: Redis' RESP2 as a Lua protocol.
+---@class luaserv.protocols.resp: luaserv.protocol
+---@field null table The null bulk string / null array.
+---@field MAX_DEPTH integer Arrays nest at most this deep (8).
+---@field MAX_ELEMENTS integer Elements per array (1048576).
+---@field MAX_INLINE integer Bytes of an inline command line (65536).
+local resp = {}
+
+---A simple-string reply, "+s".
+---@param s string
+---@return { status: string }
+function resp.status(s) end
+
+---An error reply, "-s".
+---@param s string
+---@return { err: string }
+function resp.error(s) end
+
+---Whether v is an error reply (decoded, or made by resp.error).
+---@param v any
+---@return boolean
+function resp.is_error(v) end
+
+return luaserv
