@@ -9,7 +9,7 @@
  * server context: its options, its protocol, and its callback table (the
  * options table itself), freed with the connection.
  */
-#include "outbound.h"
+#include "lua_connect.h"
 #include "conn.h"
 #include "log.h"
 #include "lua_core.h"

@@ -12,7 +12,7 @@
 #include "log.h"
 #include "lua_conn.h"
 #include "lua_timer.h"
-#include "outbound.h"
+#include "lua_connect.h"
 #include "vm.h"
 #include "worker.h"
 

@@ -9,7 +9,7 @@
 #include "log.h"
 #include "lua_core.h"
 #include "lua_timer.h"
-#include "outbound.h"
+#include "lua_connect.h"
 
 #include <lauxlib.h>
 
