@@ -18,7 +18,7 @@
  *  - ls_framing_missing() agrees with what the next call needs;
  *  - ls_framing_header() writes back the header a packet arrived with.
  */
-#include "framing.h"
+#include "core/framing.h"
 
 #include <stdint.h>
 #include <stdio.h>

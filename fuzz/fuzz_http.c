@@ -1,6 +1,6 @@
 /*
  * fuzz_http.c -- libFuzzer target for http:// request handling: the real
- * conn.c, http.c, http_request.c, http_send.c and llhttp, with the app in
+ * conn.c, http/, lua/lua_request.c and llhttp, with the app in
  * fuzz/apps/http.lua building a response from every part of the request
  * (method, url, path, query, headers, body), streaming some of them.
  *

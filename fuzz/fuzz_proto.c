@@ -1,7 +1,7 @@
 /*
  * fuzz_proto.c -- libFuzzer target for the stream protocol layer through
  * conn.c: built twice, as fuzz_proto_lua (a custom protocol in Lua,
- * proto_lua.c) and fuzz_proto_decl (declarative length framing, proto.c on
+ * lua/lua_proto.c) and fuzz_proto_decl (declarative length framing, proto.c on
  * framing.c), both served from fuzz/apps/proto.lua.
  *
  * Input: [flags][split seed][bytes the client sends ...]; flags bit 0:

@@ -3,11 +3,16 @@
  */
 #include "worker_harness.h"
 
-#include "conn.h"
-#include "log.h"
-#include "worker.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "http/ws.h"
+#include "lua/lua_core.h"
+#include "lua/lua_events.h"
+#include "lua/lua_proto.h"
+#include "lua/vm.h"
+#include "net/conn.h"
 
-#include <lauxlib.h>
+#include <lua.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,16 +57,21 @@ fh_init(const char *app, const char *name)
         abort();
     }
     w->vm->worker = w;
+    ls_lua_core_install(w->vm);
+    /* wired as worker/worker.c wires a worker */
+    ls_conn_set_events(&ls_lua_conn_events);
+    ls_http_set_events(&ls_lua_http_events);
+    ls_ws_init();
     snprintf(w->vm->serve_name, sizeof(w->vm->serve_name), "%s", name);
     if (ls_vm_load_app(w->vm, err, sizeof(err)) < 0 ||
-        w->vm->serve_ref == LUA_NOREF) {
+        !ls_vm_serves(w->vm)) {
         fprintf(stderr, "fuzz: cannot load %s: %s\n", path, err);
         abort();
     }
     w->srv.conf = w->vm->serve;
     w->srv.lua_ref = w->vm->serve_ref;
     w->srv.fd = -1;
-    ls_proto_attach(&w->srv);
+    ls_lua_proto_attach(&w->srv);
 }
 
 /* Read and drop what the server wrote; count it. */
@@ -86,7 +96,7 @@ fh_turn(int peer, size_t *out)
     /* Twice: a resumed connection offers buffered input from the loop. */
     for (int i = 0; i < 2; i++) {
         event_base_loop(fh_worker.base, EVLOOP_NONBLOCK);
-        ls_worker_flush();
+        ls_conn_flush_all();
         if (peer >= 0)
             *out += fh_drain(peer);
     }
@@ -117,7 +127,7 @@ fh_run(const uint8_t *data, size_t size, uint8_t seed, int eof)
         abort();
     }
     ls_conn_start(c);
-    ls_worker_flush();
+    ls_conn_flush_all();
 
     while (off < size) {
         size_t step = size - off;
@@ -146,7 +156,7 @@ fh_run(const uint8_t *data, size_t size, uint8_t seed, int eof)
     /* Whatever still lingers or waits goes now, as at a fast stop. */
     while (w->srv.conns != NULL)
         ls_conn_destroy(w->srv.conns);
-    ls_worker_flush();
+    ls_conn_flush_all();
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     if (++fh_runs % 256 == 0)
         lua_gc(w->vm->L, LUA_GCCOLLECT);

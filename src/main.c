@@ -3,13 +3,13 @@
  * Exit codes: 0 success, 1 broken app or config, 2 usage error, 3 no running
  * instance (stop/reload/status).
  */
-#include "config.h"
-#include "ctl.h"
-#include "daemon.h"
-#include "log.h"
-#include "luaserv.h"
-#include "master.h"
-#include "validate.h"
+#include "core/config.h"
+#include "master/ctl.h"
+#include "master/daemon.h"
+#include "core/log.h"
+#include "core/luaserv.h"
+#include "master/master.h"
+#include "master/validate.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,6 +1,6 @@
 -- fuzz_proto's app: a custom protocol in Lua whose input() answers what the
 -- first byte of the buffer says (a length, 0, too much, a wrong type, an
--- error), so that every branch of proto_lua.c is taken; and a declarative
+-- error), so that every branch of lua_proto.c is taken; and a declarative
 -- length framing with an offset and an adjust, for proto.c's loop.
 local luaserv = require "luaserv"
 

@@ -6,7 +6,7 @@
  *   setting <key> <value>
  *   listener <name> <count> <reusePort> <backlog> <url>
  */
-#include "config.h"
+#include "core/config.h"
 
 #include <errno.h>
 #include <stdio.h>

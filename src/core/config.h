@@ -5,9 +5,9 @@
 #ifndef LS_CONFIG_H
 #define LS_CONFIG_H
 
-#include "framing.h"
-#include "listener.h"
-#include "luaserv.h"
+#include "core/framing.h"
+#include "core/listener.h"
+#include "core/luaserv.h"
 
 #include <stdint.h>
 

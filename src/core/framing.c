@@ -6,7 +6,7 @@
  * once it has arrived, so a message arriving in many small pieces costs time
  * linear in its size.
  */
-#include "framing.h"
+#include "core/framing.h"
 
 #include <string.h>
 

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 /* LS_FRAMING_CUSTOM: a Lua protocol table (input/decode/encode), driven
- * by proto_lua.c rather than by these functions. */
+ * by lua/lua_proto.c rather than by these functions. */
 enum { LS_FRAMING_RAW, LS_FRAMING_DELIM, LS_FRAMING_LENGTH, LS_FRAMING_CUSTOM };
 
 typedef struct ls_framing {

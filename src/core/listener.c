@@ -2,7 +2,7 @@
  * listener.c -- parse listen addresses and open listening sockets, anet-style:
  * every failure fills err with the syscall and the address.
  */
-#include "listener.h"
+#include "core/listener.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,7 +5,7 @@
 #ifndef LS_LISTENER_H
 #define LS_LISTENER_H
 
-#include "luaserv.h"
+#include "core/luaserv.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>

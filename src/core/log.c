@@ -1,8 +1,8 @@
 /*
  * log.c -- timestamped log lines on stderr or in a log file.
  */
-#include "log.h"
-#include "luaserv.h"
+#include "core/log.h"
+#include "core/luaserv.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -27,6 +27,9 @@
 #define LS_WEXIT_OK 0
 #define LS_WEXIT_STARTUP 70
 
+/* How a worker stops (the master asks, the worker does it). */
+enum { LS_STOP_GRACEFUL = 1, LS_STOP_FAST = 2 };
+
 double ls_now(void); /* monotonic seconds, in log.c */
 
 #endif

@@ -15,7 +15,7 @@
  *
  * ls_cache_t, at the end, keeps a few freed C structs of one size for reuse.
  */
-#include "mempool.h"
+#include "core/mempool.h"
 
 #include <stdlib.h>
 #include <string.h>

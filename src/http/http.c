@@ -94,13 +94,11 @@
  * edited in place: chunked body data is moved down over the chunk framing,
  * header names lower-cased and the query decoded there.
  */
-#include "http.h"
-#include "mempool.h"
-#include "conn.h"
-#include "log.h"
-#include "ws.h"
-
-#include <lauxlib.h>
+#include "http/http.h"
+#include "http/http_reply.h"
+#include "core/log.h"
+#include "core/mempool.h"
+#include "net/conn.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -116,10 +114,15 @@
 /* Flags that outlive one request; the others are cleared when one begins. */
 #define HTTP_CONN_FLAGS (LS_HTTP_DRAINING | LS_HTTP_LINGER | LS_HTTP_HELD)
 
-static inline lua_State *
-http_L(void)
+/* The app's side (ls_http_set_events), and the protocol an upgrade
+ * switches to (ws.c sets it). */
+const ls_http_events_t *ls_http_events;
+ls_http_upgrade_fn ls_http_upgrade;
+
+void
+ls_http_set_events(const ls_http_events_t *ev)
 {
-    return ls_worker->vm->L;
+    ls_http_events = ev;
 }
 
 static inline ls_http_t *
@@ -408,7 +411,7 @@ http_tmo_set(ls_http_t *h, int which)
     const struct timeval *tv;
 
     if (which == HTTP_TMO_HEAD)
-        h->tmo_from = ls_worker_time();
+        h->tmo_from = ls_loop_time();
     if (h->tmo == which)
         return;
     if (h->tmo != HTTP_TMO_NONE)
@@ -416,7 +419,7 @@ http_tmo_set(ls_http_t *h, int which)
     h->tmo = HTTP_TMO_NONE;
     if (which == HTTP_TMO_NONE)
         return;
-    tv = ls_worker_timeout(which == HTTP_TMO_HEAD ? l->header_timeout
+    tv = ls_loop_timeout(which == HTTP_TMO_HEAD ? l->header_timeout
                                                   : l->body_timeout);
     if (tv != NULL && evtimer_add(&h->tmo_ev, tv) == 0)
         h->tmo = (uint8_t)which;
@@ -469,11 +472,8 @@ http_timed_out(ls_conn_t *c, ls_http_t *h, int which)
     ls_log_limited(&lim, LS_LOG_INFO, 0, "conn %llu: %s; closing",
                    (unsigned long long)c->id, text);
     ls_http_reply_error(c, 408);
-    if (!(c->flags & HTTP_STOPPED) && ls_conn_push_callback(c, "onError")) {
-        lua_pushinteger(http_L(), LS_ERR_TIMEOUT);
-        lua_pushstring(http_L(), text);
-        ls_conn_call(c, "onError", 2);
-    }
+    if (!(c->flags & HTTP_STOPPED))
+        ls_conn_report_error(c, LS_ERR_TIMEOUT, text);
     if (c->flags & HTTP_STOPPED)
         return;
     http_linger(c, h);
@@ -503,7 +503,7 @@ http_on_timeout(evutil_socket_t fd, short what, void *arg)
     {   /* the phase began later than the timer was armed: not yet */
         double limit = which == HTTP_TMO_BODY ? c->srv->conf.body_timeout
                                               : c->srv->conf.header_timeout;
-        double quiet = ls_worker_time() -
+        double quiet = ls_loop_time() -
                        (which == HTTP_TMO_BODY ? c->active : h->tmo_from);
         if (quiet < 0)  /* the wall clock went back */
             quiet = 0;
@@ -515,7 +515,7 @@ http_on_timeout(evutil_socket_t fd, short what, void *arg)
     ls_conn_incref(c);
     http_timed_out(c, h, which);
     ls_conn_decref(c);
-    ls_worker_flush();
+    ls_conn_flush_all();
 }
 
 /* A response is complete and the connection stays: its next request head
@@ -539,7 +539,6 @@ ls_http_await(ls_conn_t *c)
 static void
 http_dispatch(ls_conn_t *c, ls_http_t *h, char *base)
 {
-    lua_State *L = http_L();
     llhttp_t *p = &h->parser;
     int status;
 
@@ -555,15 +554,12 @@ http_dispatch(ls_conn_t *c, ls_http_t *h, char *base)
         h->flags |= LS_HTTP_V10;
     if (p->method == HTTP_HEAD)
         h->flags |= LS_HTTP_HEAD_REQ;
-    if (!ls_conn_push_callback(c, "onMessage")) {        /* f conn */
+    ls_conn_incref(c);
+    status = ls_http_events->request(c, h, base);
+    if (status == LS_EV_NONE) {
         ls_http_reply_error(c, 404);
         ls_http_retire(c);
-        return;
-    }
-    ls_http_push_request(L, h, base);                    /* f conn req */
-    ls_conn_incref(c);
-    status = ls_vm_call(ls_worker->vm, 2, 0, "onMessage", c->id);
-    if (status != LUA_OK && !(c->flags & HTTP_STOPPED)) {
+    } else if (status == LS_EV_ERROR && !(c->flags & HTTP_STOPPED)) {
         if ((h->flags & LS_HTTP_INFLIGHT) && !(h->flags & LS_HTTP_STREAMING)) {
             ls_http_reply_error(c, 500);
             ls_http_retire(c);
@@ -581,7 +577,7 @@ http_on_linger_timeout(evutil_socket_t fd, short what, void *arg)
 {
     ls_conn_t *c = arg;
     ls_http_t *h = c->pstate;
-    double now = ls_worker_time(), quiet = now - c->active;
+    double now = ls_loop_time(), quiet = now - c->active;
     (void)fd;
     (void)what;
 
@@ -603,7 +599,7 @@ http_on_linger_timeout(evutil_socket_t fd, short what, void *arg)
     else
         ls_conn_destroy(c);
     ls_conn_decref(c);
-    ls_worker_flush();
+    ls_conn_flush_all();
 }
 
 /* The error reply has left: end our side and let the client read it. */
@@ -641,7 +637,7 @@ http_linger(ls_conn_t *c, ls_http_t *h)
     h->flags |= LS_HTTP_LINGER;
     h->flags &= ~(LS_HTTP_INFLIGHT | LS_HTTP_IN_MSG);
     http_tmo_set(h, HTTP_TMO_NONE);
-    h->linger_since = ls_worker_time();
+    h->linger_since = ls_loop_time();
     evtimer_assign(&h->linger_ev, ls_worker->base, http_on_linger_timeout, c);
     evtimer_add(&h->linger_ev, &tv);
     if (c->flags & LS_CONN_PAUSED) {
@@ -699,20 +695,64 @@ http_fail(ls_conn_t *c, ls_http_t *h, llhttp_errno_t err)
         ls_log_limited(&lim_bad, LS_LOG_INFO, 0, "conn %llu: %s; closing",
                        (unsigned long long)c->id, text);
     ls_http_reply_error(c, status);
-    if (ls_conn_push_callback(c, "onError")) {
-        lua_pushinteger(http_L(), big ? LS_ERR_PACKAGE_TOO_BIG
-                                      : LS_ERR_BAD_INPUT);
-        lua_pushstring(http_L(), text);
-        ls_conn_call(c, "onError", 2);
-    }
+    ls_conn_report_error(c, big ? LS_ERR_PACKAGE_TOO_BIG : LS_ERR_BAD_INPUT,
+                         text);
     if (c->flags & HTTP_STOPPED)
         return;
     http_linger(c, h);
 }
 
+/* ---- header look-ups (for ws.c's handshake) ---------------------------- */
+
+/* Does the comma-separated list v[0..n) hold token tok (any case)? */
+int
+ls_http_token(const char *v, size_t n, const char *tok)
+{
+    const char *end = v + n;
+    size_t tl = strlen(tok);
+
+    while (v < end) {
+        const char *e;
+        size_t m;
+        while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+            v++;
+        e = v;
+        while (e < end && *e != ',')
+            e++;
+        m = (size_t)(e - v);
+        while (m > 0 && (v[m - 1] == ' ' || v[m - 1] == '\t'))
+            m--;
+        if (m == tl && strncasecmp(v, tok, tl) == 0)
+            return 1;
+        v = e;
+    }
+    return 0;
+}
+
+/* The request header name (lower case) of the request at h->rbase: its
+ * first value, and how many times it came. */
+const char *
+ls_http_header(const ls_http_t *h, const char *name, size_t *len, int *count)
+{
+    size_t nl = strlen(name);
+    const char *v = NULL;
+
+    *count = 0;
+    *len = 0;
+    for (uint32_t i = 0; i < h->nhdrs; i++) {
+        const ls_http_hdr_t *hd = &h->hdrs[i];
+        if (hd->nlen == nl &&
+            strncasecmp(h->rbase + hd->name, name, nl) == 0 &&
+            (*count)++ == 0) {
+            v = h->rbase + hd->value;
+            *len = hd->vlen;
+        }
+    }
+    return v;
+}
+
 /* ---- WebSocket upgrade ------------------------------------------------- */
 
-static void http_release(ls_conn_t *c);
 
 /* A websocket:// listener, or a request asking for a WebSocket on a
  * listener that takes them (it has onWebSocketConnect)? */
@@ -730,12 +770,9 @@ http_ws_wanted(ls_conn_t *c, ls_http_t *h)
         const ls_http_hdr_t *hd = &h->hdrs[i];
         asked = hd->nlen == 7 &&
                 strncasecmp(h->rbase + hd->name, "upgrade", 7) == 0 &&
-                ls_ws_token(h->rbase + hd->value, hd->vlen, "websocket");
+                ls_http_token(h->rbase + hd->value, hd->vlen, "websocket");
     }
-    if (!asked || !ls_conn_push_callback(c, "onWebSocketConnect"))
-        return 0;
-    lua_pop(http_L(), 2);
-    return 1;
+    return asked && ls_conn_events->handles(c, "onWebSocketConnect");
 }
 
 /*
@@ -748,18 +785,14 @@ http_ws_wanted(ls_conn_t *c, ls_http_t *h)
 static size_t
 http_upgrade(ls_conn_t *c, ls_http_t *h, size_t len)
 {
-    lua_State *L = http_L();
     const char *base = h->rbase;
     size_t used = h->parsed;
-    int top = lua_gettop(L);
     void *ws;
 
     c->srv->msgs_in++;
-    ls_http_push_request(L, h, (char *)base);
     ls_conn_incref(c);
-    ls_ws_upgrade(c, lua_gettop(L));
-    lua_settop(L, top);
-    if (c->proto == &ls_proto_http) {
+    ls_http_upgrade(c, h);
+    if (c->proto->kind == LS_PROTO_HTTP) {
         /* refused and answered: still ours, ends as a bad request does */
         if (!(c->flags & HTTP_STOPPED)) {
             h->flags &= ~(LS_HTTP_IN_MSG | LS_HTTP_INFLIGHT);
@@ -771,7 +804,7 @@ http_upgrade(ls_conn_t *c, ls_http_t *h, size_t len)
     /* Switched (perhaps closed meanwhile): HTTP's state goes. */
     ws = c->pstate;
     c->pstate = h;
-    http_release(c);
+    ls_http_release(c);
     c->pstate = ws;
     if (!(c->flags & HTTP_STOPPED) && used < len)
         used += c->proto->input(c, base + used, len - used);
@@ -805,8 +838,8 @@ http_new(ls_conn_t *c)
 }
 
 /* Accepted: the first request head must be in within headerTimeout. */
-static void
-http_start(ls_conn_t *c)
+void
+ls_http_start(ls_conn_t *c)
 {
     ls_http_t *h = c->pstate != NULL ? c->pstate : http_new(c);
 
@@ -818,8 +851,8 @@ http_start(ls_conn_t *c)
  * Parse what is new, answer each whole request in turn. Returns where the
  * request not yet answered starts: its bytes must stay.
  */
-static size_t
-http_input(ls_conn_t *c, const char *buf, size_t len)
+size_t
+ls_http_input(ls_conn_t *c, const char *buf, size_t len)
 {
     ls_http_t *h = c->pstate;
     size_t start = 0;
@@ -913,8 +946,8 @@ http_input(ls_conn_t *c, const char *buf, size_t len)
 }
 
 /* A large Content-Length body is read in pieces as large as what is left. */
-static size_t
-http_missing(ls_conn_t *c, const char *buf, size_t len)
+size_t
+ls_http_missing(ls_conn_t *c, const char *buf, size_t len)
 {
     ls_http_t *h = c->pstate;
     (void)buf;
@@ -957,7 +990,7 @@ http_on_drain_grace(evutil_socket_t fd, short what, void *arg)
         return;
     }
     ls_http_retire(c);
-    ls_worker_flush();
+    ls_conn_flush_all();
 }
 
 /*
@@ -968,8 +1001,8 @@ http_on_drain_grace(evutil_socket_t fd, short what, void *arg)
  * request (the classic keep-alive failure), so it gets HTTP_DRAIN_GRACE
  * seconds to ask, and is answered with Connection: close.
  */
-static void
-http_drain(ls_conn_t *c)
+void
+ls_http_drain(ls_conn_t *c)
 {
     ls_http_t *h = c->pstate;
     struct timeval tv = {(time_t)HTTP_DRAIN_GRACE, 0};
@@ -978,7 +1011,7 @@ http_drain(ls_conn_t *c)
                              c->in.len == 0);
 
     if (idle && (h == NULL ||
-                 (c->active < ls_worker_time() - HTTP_DRAIN_GRACE &&
+                 (c->active < ls_loop_time() - HTTP_DRAIN_GRACE &&
                   !http_unread(c)))) {
         ls_http_retire(c);
         return;
@@ -1001,8 +1034,8 @@ http_drain(ls_conn_t *c)
  * FIN (as nginx's keepalive_timeout does); a lingering close already
  * under way is left to finish.
  */
-static void
-http_idle(ls_conn_t *c)
+void
+ls_http_idle(ls_conn_t *c)
 {
     ls_http_t *h = c->pstate;
 
@@ -1020,8 +1053,8 @@ http_idle(ls_conn_t *c)
     ls_conn_close(c);
 }
 
-static void
-http_release(ls_conn_t *c)
+void
+ls_http_release(ls_conn_t *c)
 {
     ls_http_t *h = c->pstate;
 
@@ -1039,14 +1072,3 @@ http_release(ls_conn_t *c)
     ls_cache_put(&http_cache, h);
     c->pstate = NULL;
 }
-
-const ls_proto_t ls_proto_http = {
-    .name = "http",
-    .input = http_input,
-    .missing = http_missing,
-    .send = ls_http_send,
-    .drain = http_drain,
-    .start = http_start,
-    .release = http_release,
-    .idle = http_idle,
-};

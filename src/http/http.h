@@ -1,14 +1,17 @@
 /*
  * http.h -- the http:// protocol: HTTP/1.x requests in, responses out.
  *
- * ls_proto_http is all the rest of luaserv needs. The state below is shared
- * by http.c (parsing, dispatch, errors, lingering close) and http_send.c
- * (encoding what the app sends); nothing else looks inside it.
+ * ls_proto_http is what a listener needs. The state below is shared by
+ * http.c (parsing, dispatch, errors, lingering close) and http_send.c
+ * (encoding what the app sends); ws.c reads a handshake's request from it,
+ * and the Lua layer builds the app's req table from it. HTTP reaches the app
+ * only through ls_http_events (and ls_conn_events); it does not know
+ * WebSocket either: ws.c installs itself as the upgrade (ls_http_upgrade).
  */
 #ifndef LS_HTTP_H
 #define LS_HTTP_H
 
-#include "proto.h"
+#include "net/proto.h"
 
 #include <event2/buffer.h>
 #include <event2/event_struct.h>
@@ -84,8 +87,74 @@ ls_http_tchar(unsigned char ch)
     return 0;
 }
 
-/* http_request.c */
-void ls_http_push_request(lua_State *L, ls_http_t *h, char *base);
+/* Does the comma-separated header value v[0..n) hold the token tok
+ * (case-insensitive)? "Connection: keep-alive, Upgrade" holds "upgrade". */
+int ls_http_token(const char *v, size_t n, const char *tok);
+
+/* The value of the request header name (lower case), or NULL; *count is
+ * how many times the request has it. */
+const char *ls_http_header(const ls_http_t *h, const char *name, size_t *len,
+                           int *count);
+
+/*
+ * What HTTP tells the app, besides ls_conn_events (the Lua layer implements
+ * it; the worker installs it). The caller holds a reference on c; results
+ * are LS_EV_* (net/conn.h).
+ *  - request: onMessage(conn, req) for the whole request at base (h's
+ *    offsets are relative to it).
+ *  - ws_connect: onWebSocketConnect(conn, req) for a handshake that ws.c
+ *    has checked; *refuse is set to the HTTP status of a refusal (false:
+ *    403, or a status from 400 to 599 the callback returned), else 0.
+ */
+typedef struct ls_http_events {
+    int (*request)(struct ls_conn *c, ls_http_t *h, char *base);
+    int (*ws_connect)(struct ls_conn *c, ls_http_t *h, const char *base,
+                      int *refuse);
+} ls_http_events_t;
+
+extern const ls_http_events_t *ls_http_events;
+void ls_http_set_events(const ls_http_events_t *ev);
+
+/*
+ * The protocol a request may switch to (WebSocket): called with a whole
+ * request that asks for it; answers it, and switches c->proto, or queues
+ * a refusal and leaves c as it was. ws.c sets it (ls_ws_init).
+ */
+typedef int (*ls_http_upgrade_fn)(struct ls_conn *c, ls_http_t *h);
+extern ls_http_upgrade_fn ls_http_upgrade;
+
+/* A response as the app gave it (lua/lua_response.c checks and builds it;
+ * the pointers stay valid for the call). */
+typedef struct ls_http_field {
+    const char *name, *value;
+    size_t nlen, vlen;
+    int close;                  /* "Connection" whose value says close */
+} ls_http_field_t;
+
+typedef struct ls_http_response {
+    int status;                 /* 200..999 */
+    int stream;                 /* the head and this body; parts follow */
+    const ls_http_field_t *fields;
+    size_t nfields;
+    const char *body;
+    size_t blen;
+} ls_http_response_t;
+
+/* What conn:send may do now (ls_http_send_state). */
+enum {
+    LS_HTTP_SEND_HEAD,          /* a request waits: send a response */
+    LS_HTTP_SEND_PART,          /* a streamed response goes on */
+    LS_HTTP_SEND_GONE,          /* the connection is ending: "closed" */
+    LS_HTTP_SEND_NONE,          /* no request waits for an answer */
+};
+
+/* http.c: the protocol's functions (http_proto.c puts them in the table) */
+void ls_http_start(struct ls_conn *c);
+size_t ls_http_input(struct ls_conn *c, const char *buf, size_t len);
+size_t ls_http_missing(struct ls_conn *c, const char *buf, size_t len);
+void ls_http_drain(struct ls_conn *c);
+void ls_http_idle(struct ls_conn *c);
+void ls_http_release(struct ls_conn *c);
 
 /* http.c: a response is complete and the connection stays (headerTimeout
  * runs until the next head is in); or it is the last one (lingering close) */
@@ -93,8 +162,9 @@ void ls_http_await(struct ls_conn *c);
 void ls_http_retire(struct ls_conn *c);
 
 /* http_send.c */
-int ls_http_send(struct ls_conn *c, lua_State *L, int idx, int raw);
-void ls_http_reply_error(struct ls_conn *c, int status);
-const char *ls_http_reason(int status);
+int ls_http_send_state(const struct ls_conn *c);
+int ls_http_respond(struct ls_conn *c, const ls_http_response_t *r);
+int ls_http_send_part(struct ls_conn *c, const char *p, size_t n, int done);
+int ls_http_send(struct ls_conn *c, const char *p, size_t n, int raw);
 
 #endif

@@ -3,7 +3,8 @@
  *
  * A connection starts as HTTP on websocket:// listeners too: llhttp parses
  * the request head strictly (maxHeaderSize, 431, 400 with a lingering
- * close), and http.c hands a handshake request to ls_ws_upgrade(), which
+ * close), and http.c hands a handshake request to ws_upgrade() (through
+ * ls_http_upgrade: HTTP does not know WebSocket), which
  * checks the WebSocket headers, lets onWebSocketConnect(conn, req) refuse,
  * answers 101 and switches the connection to ls_proto_ws. From then on
  * libwslay does the frames: input() feeds it bytes through its recv
@@ -17,12 +18,11 @@
  * peer's, at most WS_CLOSE_TIMEOUT seconds; a fast stop sends close 1001
  * too, if the socket takes it at once, and does not wait.
  */
-#include "ws.h"
-#include "conn.h"
-#include "http.h"
-#include "log.h"
-
-#include <lauxlib.h>
+#include "http/ws.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "http/http_reply.h"
+#include "net/conn.h"
 #include <wslay/wslay.h>
 
 #include <ctype.h>
@@ -187,16 +187,12 @@ static void
 ws_deliver(ls_conn_t *c, ws_state_t *s,
            const struct wslay_event_on_msg_recv_arg *arg)
 {
-    lua_State *L = ls_worker->vm->L;
-
     if (s->closing || (c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
         return;
     c->srv->msgs_in++;
-    if (!ls_conn_push_callback(c, "onMessage"))          /* f conn */
-        return;
-    lua_pushlstring(L, (const char *)arg->msg, arg->msg_length);
     ls_conn_incref(c);
-    if (ls_vm_call(ls_worker->vm, 2, 0, "onMessage", c->id) != LUA_OK &&
+    if (ls_conn_events->message(c, (const char *)arg->msg,
+                                arg->msg_length) == LS_EV_ERROR &&
         !s->dead && !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
         ws_start_close(c, s, WSLAY_CODE_INTERNAL_SERVER_ERROR,
                        "internal error", 14);
@@ -285,50 +281,32 @@ ws_pump(ls_conn_t *c, ws_state_t *s)
 
 /* ---- the handshake ---- */
 
-/* Does the comma-separated list v[0..n) hold token tok (any case)? */
-int
-ls_ws_token(const char *v, size_t n, const char *tok)
+/* The first value of the request header name, or NULL when it is missing
+ * or repeated (repeats would be joined with ", ": never a valid value of
+ * the ones looked up here). */
+static const char *
+ws_header(const ls_http_t *h, const char *name, size_t *len)
 {
-    const char *end = v + n;
-    size_t tl = strlen(tok);
+    int count;
+    const char *v = ls_http_header(h, name, len, &count);
 
-    while (v < end) {
-        const char *e;
-        size_t m;
-        while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
-            v++;
-        e = v;
-        while (e < end && *e != ',')
-            e++;
-        m = (size_t)(e - v);
-        while (m > 0 && (v[m - 1] == ' ' || v[m - 1] == '\t'))
-            m--;
-        if (m == tl && strncasecmp(v, tok, tl) == 0)
-            return 1;
-        v = e;
-    }
-    return 0;
+    return count == 1 ? v : NULL;
 }
 
-/* req.<field> or req.headers[<name>] as a string, or NULL. The string
- * stays alive: the req table holds it. */
-static const char *
-req_str(lua_State *L, int req, const char *field, const char *name,
-        size_t *len)
+/* Does a header of that name (any of its lines) hold the token? */
+static int
+ws_header_token(const ls_http_t *h, const char *name, const char *tok)
 {
-    const char *v;
+    size_t nl = strlen(name);
 
-    lua_getfield(L, req, field);
-    if (name != NULL) {
-        if (lua_type(L, -1) == LUA_TTABLE)
-            lua_getfield(L, -1, name);
-        else
-            lua_pushnil(L);
-        lua_remove(L, -2);
+    for (uint32_t i = 0; i < h->nhdrs; i++) {
+        const ls_http_hdr_t *hd = &h->hdrs[i];
+        if (hd->nlen == nl &&
+            strncasecmp(h->rbase + hd->name, name, nl) == 0 &&
+            ls_http_token(h->rbase + hd->value, hd->vlen, tok))
+            return 1;
     }
-    v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, len) : NULL;
-    lua_pop(L, 1);
-    return v;
+    return 0;
 }
 
 static int
@@ -366,53 +344,47 @@ ws_refuse(ls_conn_t *c, int status, const char *why, const char *extra)
 }
 
 /*
- * The request at Lua stack index req (a whole HTTP request, from http.c)
- * asks for a WebSocket. Check it, ask onWebSocketConnect, answer 101 and
- * switch the connection to ls_proto_ws. Returns 0 when switched (or when
- * the app closed the connection meanwhile: the caller checks), else the
- * HTTP status of the refusal already queued (the connection is left to the
- * caller, as it was).
+ * The whole HTTP request in h (from http.c, at h->rbase) asks for a
+ * WebSocket. Check it, ask onWebSocketConnect, answer 101 and switch the
+ * connection to ls_proto_ws. Returns 0 when switched (or when the app
+ * closed the connection meanwhile: the caller checks), else the HTTP status
+ * of the refusal already queued (the connection is left to the caller, as
+ * it was).
  */
-int
-ls_ws_upgrade(ls_conn_t *c, int req)
+static int
+ws_upgrade(ls_conn_t *c, ls_http_t *h)
 {
-    lua_State *L = ls_worker->vm->L;
     const ls_proto_t *prev = c->proto;
     void *prev_state = c->pstate;
-    int top = lua_gettop(L), status = 0;
+    int status = 0;
     const char *v, *key;
     size_t n, klen = 0;
     char cat[128], accept[32];
     unsigned char dig[20];
     ws_state_t *s;
 
-    req = lua_absindex(L, req);
-    if ((v = req_str(L, req, "method", NULL, &n)) == NULL ||
-        strcmp(v, "GET") != 0)
+    if (h->parser.method != HTTP_GET)
         return ws_refuse(c, 400, "not a GET request", "");
-    if ((v = req_str(L, req, "version", NULL, &n)) == NULL ||
-        strcmp(v, "1.1") != 0)
+    if (h->parser.http_major != 1 || h->parser.http_minor != 1)
         return ws_refuse(c, 400, "not an HTTP/1.1 request", "");
-    if ((v = req_str(L, req, "headers", "upgrade", &n)) == NULL ||
-        !ls_ws_token(v, n, "websocket"))
+    if (!ws_header_token(h, "upgrade", "websocket"))
         return ws_refuse(c, 400, "no \"Upgrade: websocket\"", "");
-    if ((v = req_str(L, req, "headers", "connection", &n)) == NULL ||
-        !ls_ws_token(v, n, "upgrade"))
+    if (!ws_header_token(h, "connection", "upgrade"))
         return ws_refuse(c, 400, "no \"Connection: Upgrade\"", "");
     /* 16 random bytes in base64: 22 characters and "==" */
-    key = req_str(L, req, "headers", "sec-websocket-key", &klen);
+    key = ws_header(h, "sec-websocket-key", &klen);
     if (key == NULL || klen != 24 || key[22] != '=' || key[23] != '=')
         return ws_refuse(c, 400, "bad Sec-WebSocket-Key", "");
     for (size_t i = 0; i < 22; i++)
         if (!is_b64((unsigned char)key[i]))
             return ws_refuse(c, 400, "bad Sec-WebSocket-Key", "");
-    if ((v = req_str(L, req, "body", NULL, &n)) != NULL && n > 0)
+    if (h->blen > 0)
         return ws_refuse(c, 400, "a handshake with a body", "");
-    if ((v = req_str(L, req, "headers", "sec-websocket-version", &n)) ==
-            NULL || strcmp(v, "13") != 0)
+    if ((v = ws_header(h, "sec-websocket-version", &n)) == NULL || n != 2 ||
+        memcmp(v, "13", 2) != 0)
         return ws_refuse(c, 400, "Sec-WebSocket-Version is not 13",
                          "Sec-WebSocket-Version: 13\r\n");
-    snprintf(cat, sizeof(cat), "%s%s", key, WS_GUID);
+    snprintf(cat, sizeof(cat), "%.*s%s", (int)klen, key, WS_GUID);
     sha1((const unsigned char *)cat, strlen(cat), dig);
     base64(dig, sizeof(dig), accept);
 
@@ -433,22 +405,18 @@ ls_ws_upgrade(ls_conn_t *c, int req)
                                                c->srv->conf.max_package_size);
     c->proto = &ls_proto_ws;
     c->pstate = s;
-    if (ls_conn_push_callback(c, "onWebSocketConnect")) { /* f conn */
-        int ok;
-        lua_pushvalue(L, req);
-        ls_conn_incref(c);
-        s->busy = 1;
-        ok = ls_vm_call(ls_worker->vm, 2, 1, "onWebSocketConnect", c->id) ==
-             LUA_OK;
+    ls_conn_incref(c);
+    s->busy = 1;
+    switch (ls_http_events->ws_connect(c, h, h->rbase, &status)) {
+    case LS_EV_NONE:
         s->busy = 0;
-        if (!ok)
-            status = 403;
-        else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
-            status = 403;
-        else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 400 &&
-                 lua_tointeger(L, -1) <= 599)
-            status = (int)lua_tointeger(L, -1);
-        lua_settop(L, top);
+        ls_conn_decref(c);
+        break;
+    case LS_EV_ERROR:
+        status = 403;
+        /* fall through */
+    default:
+        s->busy = 0;
         if (s->dead) {                   /* conn:destroy() */
             ws_free(s);
             ls_conn_decref(c);
@@ -567,40 +535,20 @@ ws_input(ls_conn_t *c, const char *buf, size_t len)
     return (c->flags & LS_CONN_CLOSED) ? len : off;
 }
 
-/* conn:send(string) -> text frame; conn:send{binary = s} / {text = s}. */
-static int
-ws_send(ls_conn_t *c, lua_State *L, int idx, int raw)
+/* One message: a text frame, or a binary one. LS_WS_EARLY before the
+ * handshake (in onWebSocketConnect the connection is already WebSocket's,
+ * but no frame can go before the 101). */
+int
+ls_ws_send(ls_conn_t *c, const char *p, size_t n, int binary)
 {
     ws_state_t *s = c->pstate;
     struct wslay_event_msg msg;
-    const char *p;
-    size_t n;
-    int t = lua_type(L, idx);
 
-    (void)raw;
-    msg.opcode = WSLAY_TEXT_FRAME;
-    if (t == LUA_TTABLE) {
-        idx = lua_absindex(L, idx);
-        if (lua_getfield(L, idx, "binary") != LUA_TNIL) {
-            msg.opcode = WSLAY_BINARY_FRAME;
-        } else {
-            lua_pop(L, 1);
-            lua_getfield(L, idx, "text");
-        }
-        t = lua_type(L, -1);
-        if (t != LUA_TSTRING && t != LUA_TNUMBER)
-            return luaL_error(L, "websocket send: want {binary = string} "
-                              "or {text = string}");
-        p = lua_tolstring(L, -1, &n);
-    } else {
-        if (t != LUA_TSTRING && t != LUA_TNUMBER)
-            luaL_typeerror(L, idx, "string or table");
-        p = lua_tolstring(L, idx, &n);
-    }
+    msg.opcode = binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME;
     if (c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED))
         return LS_SEND_CLOSED;
     if (s == NULL)
-        return luaL_error(L, "websocket send: the handshake is not done");
+        return LS_WS_EARLY;
     if (s->closing)
         return LS_SEND_CLOSED; /* after conn:close() */
     msg.msg = (const uint8_t *)p;
@@ -615,7 +563,7 @@ ws_send(ls_conn_t *c, lua_State *L, int idx, int raw)
         if (held >= c->srv->conf.max_send_buffer_size &&
             !(c->flags & LS_CONN_FULL)) {
             c->flags |= LS_CONN_FULL;
-            ls_conn_emit(c, "onBufferFull");
+            ls_conn_report_full(c);
         }
     } else {
         int r;
@@ -646,7 +594,7 @@ ws_on_close_timeout(evutil_socket_t fd, short what, void *arg)
     ls_conn_incref(c);
     ls_conn_destroy(c);
     ls_conn_decref(c);
-    ls_worker_flush();
+    ls_conn_flush_all();
 }
 
 /* Send our close frame after what is queued; ws_pump then waits for the
@@ -671,8 +619,8 @@ ws_start_close(ls_conn_t *c, ws_state_t *s, uint16_t code,
 
 /* Is p[0..n) UTF-8 (no overlongs, surrogates or code points over
  * U+10FFFF)? A close reason must be. */
-static int
-utf8_ok(const unsigned char *p, size_t n)
+int
+ls_ws_utf8_ok(const unsigned char *p, size_t n)
 {
     size_t i = 0;
 
@@ -707,42 +655,36 @@ utf8_ok(const unsigned char *p, size_t n)
 
 /* 1000-1003, 1007-1014 and the application ranges may be sent;
  * 1004-1006 and 1015 are reserved. */
-static int
-ws_close_code_ok(lua_Integer code)
+int
+ls_ws_close_code_ok(long long code)
 {
     return (code >= 1000 && code <= 1003) ||
            (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
-/* conn:close([data]) / conn:close(code [, reason]). */
-static void
-ws_close(ls_conn_t *c, lua_State *L, int idx)
+/* conn:close(code, reason): the caller has checked both (close code,
+ * reason of at most 123 bytes of UTF-8); reason may be NULL. */
+void
+ls_ws_close(ls_conn_t *c, int code, const char *reason, size_t rlen)
 {
     ws_state_t *s = c->pstate;
-    lua_Integer code = WSLAY_CODE_NORMAL_CLOSURE;
-    const char *reason = NULL;
-    size_t rlen = 0;
 
-    if (lua_type(L, idx) == LUA_TNUMBER) {
-        code = luaL_checkinteger(L, idx);
-        luaL_argcheck(L, ws_close_code_ok(code), idx,
-                      "not a close code a server may send (1000-1003, "
-                      "1007-1014, 3000-4999)");
-        reason = luaL_optlstring(L, idx + 1, NULL, &rlen);
-        luaL_argcheck(L, rlen <= 123, idx + 1,
-                      "a close reason is at most 123 bytes");
-        luaL_argcheck(L, reason == NULL ||
-                             utf8_ok((const unsigned char *)reason, rlen),
-                      idx + 1, "a close reason must be UTF-8");
-    } else if (!lua_isnoneornil(L, idx)) {
-        ws_send(c, L, idx, 0);
-    }
     if (s == NULL || !s->open) {
         /* inside onWebSocketConnect: no 101 goes out */
         ls_conn_close(c);
         return;
     }
     ws_start_close(c, s, (uint16_t)code, reason, rlen);
+}
+
+/* The protocol's send: a text frame (raw changes nothing). */
+static int
+ws_send_text(ls_conn_t *c, const char *p, size_t n, int raw)
+{
+    int r = ls_ws_send(c, p, n, 0);
+
+    (void)raw;
+    return r == LS_WS_EARLY ? LS_SEND_CLOSED : r;
 }
 
 static void
@@ -759,7 +701,7 @@ ws_drain(ls_conn_t *c)
         return;
     }
     ws_start_close(c, s, WSLAY_CODE_GOING_AWAY, "server stopping", 15);
-    ls_worker_flush(); /* called from a signal, not a read */
+    ls_conn_flush_all(); /* called from a signal, not a read */
 }
 
 /* A fast stop (SIGTERM, SIGINT, stopTimeout): close 1001 goes into the
@@ -845,14 +787,20 @@ ws_release(ls_conn_t *c)
         ws_free(s);
 }
 
+void
+ls_ws_init(void)
+{
+    ls_http_upgrade = ws_upgrade;
+}
+
 const ls_proto_t ls_proto_ws = {
     .name = "websocket",
+    .kind = LS_PROTO_WS,
     .input = ws_input,
     .missing = NULL,
-    .send = ws_send,
+    .send = ws_send_text,
     .drain = ws_drain,
     .release = ws_release,
-    .close = ws_close,
     .idle = ws_idle,
     .stop = ws_stop,
 };

@@ -6,8 +6,12 @@
  * reference dropped, so a conn kept by the app afterwards gets
  * false, "closed" from its methods instead of touching freed memory.
  */
-#include "lua_conn.h"
-#include "log.h"
+#include "lua/lua_conn.h"
+#include "core/log.h"
+#include "lua/binding.h"
+#include "lua/lua_proto.h"
+#include "lua/lua_response.h"
+#include "lua/lua_ws.h"
 
 #include <lauxlib.h>
 
@@ -53,6 +57,31 @@ lconn_closed(lua_State *L)
     return 2;
 }
 
+/*
+ * The value at index 2 as a message of c's protocol: each kind of protocol
+ * has its adapter from Lua values to its C calls (net/proto.h knows no
+ * Lua). Raises on a value the protocol cannot send; returns LS_SEND_*.
+ */
+static inline int
+lconn_send_value(ls_conn_t *c, lua_State *L, int raw)
+{
+    const char *p;
+    size_t n;
+
+    switch (c->proto->kind) {
+    case LS_PROTO_STREAM:
+        if ((p = lua_tolstring(L, 2, &n)) == NULL) /* a string or a number */
+            luaL_typeerror(L, 2, "string");
+        return ls_proto_stream_send(c, p, n, raw);
+    case LS_PROTO_HTTP:
+        return ls_lua_response_send(c, L, 2, raw);
+    case LS_PROTO_WS:
+        return ls_lua_ws_send(c, L, 2);
+    default:
+        return ls_lua_proto_send(c, L, 2, raw);
+    }
+}
+
 /* conn:send(data [, raw]) -> true | false, "closed" | "buffer full"
  * [-1..2, +1..2, e] */
 static int
@@ -72,7 +101,7 @@ lconn_send(lua_State *L)
         lua_pushliteral(L, "buffer full");
         return 2;
     }
-    switch (c->proto->send(c, L, 2, raw)) {
+    switch (lconn_send_value(c, L, raw)) {
     case LS_SEND_OK:
         lua_pushboolean(L, 1);
         return 1;
@@ -94,11 +123,11 @@ lconn_close(lua_State *L)
 
     if (c == NULL)
         return lconn_closed(L);
-    if (c->proto->close) {
-        c->proto->close(c, L, 2);
+    if (c->proto->kind == LS_PROTO_WS) {
+        ls_lua_ws_close(c, L, 2);
     } else {
         if (!lua_isnoneornil(L, 2))
-            c->proto->send(c, L, 2, 0);
+            lconn_send_value(c, L, 0);
         ls_conn_close(c);
     }
     lua_pushboolean(L, 1);
@@ -311,6 +340,7 @@ lconn_push_new(lua_State *L)
 int
 ls_lua_conn_attach(lua_State *L, ls_conn_t *c)
 {
+    c->lua_ref = LUA_NOREF;
     lconn_push_new(L);
     lua_pushlightuserdata(L, c);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
@@ -326,7 +356,7 @@ void
 ls_lua_conn_detach(lua_State *L, ls_conn_t *c)
 {
     if (c->box)
-        c->box->c = NULL;
+        ((ls_conn_box_t *)c->box)->c = NULL;
     c->box = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, c->lua_ref);
     c->lua_ref = LUA_NOREF;

@@ -1,5 +1,5 @@
 /*
- * outbound.c -- luaserv.connect(address [, options]).
+ * lua_connect.c -- luaserv.connect(address [, options]).
  *
  * The call returns a connection at once, in the "connecting" state: sends
  * are queued, and onConnect fires when the connection is up. Names are
@@ -9,11 +9,11 @@
  * server context: its options, its protocol, and its callback table (the
  * options table itself), freed with the connection.
  */
-#include "lua_connect.h"
-#include "conn.h"
-#include "log.h"
-#include "lua_core.h"
-#include "vm.h"
+#include "lua/lua_connect.h"
+#include "core/log.h"
+#include "lua/binding.h"
+#include "lua/lua_core.h"
+#include "lua/lua_proto.h"
 
 #include <lauxlib.h>
 
@@ -50,7 +50,7 @@ outbound_on_timeout(evutil_socket_t fd, short what, void *arg)
     snprintf(msg, sizeof(msg), "connect to %s timed out after %g s",
              c->srv->conf.addr.url, c->srv->conf.connect_timeout);
     ls_conn_connect_fail(c, msg);
-    ls_worker_flush();
+    ls_conn_flush_all();
 }
 
 static void
@@ -72,7 +72,7 @@ outbound_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
         evutil_freeaddrinfo(res);
     ls_conn_decref(c); /* the lookup's reference */
     if (ls_worker)
-        ls_worker_flush();
+        ls_conn_flush_all();
 }
 
 /* Deferred start for addresses that need no lookup: failures must reach
@@ -137,7 +137,7 @@ outbound_on_begin(evutil_socket_t fd, short what, void *arg)
             }
         }
     }
-    ls_worker_flush();
+    ls_conn_flush_all();
 }
 
 /* luaserv.connect(address [, options]) -> conn   [-1..2, +1, e] */
@@ -175,7 +175,7 @@ ls_lua_connect(lua_State *L)
     srv->conf = conf;
     snprintf(srv->conf.name, sizeof(srv->conf.name), "connect");
     srv->fd = -1;
-    ls_proto_attach(srv);
+    ls_lua_proto_attach(srv);
     if (lua_istable(L, 2))
         lua_pushvalue(L, 2);
     else
@@ -205,7 +205,7 @@ ls_lua_connect(lua_State *L)
 
 /* The worker is exiting: close what it opened. */
 void
-ls_outbound_close_all(ls_worker_t *w)
+ls_lua_connect_close_all(ls_worker_t *w)
 {
     while (w->outbound != NULL) {
         ls_server_t *srv = w->outbound;

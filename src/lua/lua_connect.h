@@ -1,15 +1,15 @@
 /*
- * outbound.h -- luaserv.connect(): outbound connections with the same
+ * lua_connect.h -- luaserv.connect(): outbound connections with the same
  * callbacks, methods and protocols as accepted ones.
  */
-#ifndef LS_OUTBOUND_H
-#define LS_OUTBOUND_H
+#ifndef LS_LUA_CONNECT_H
+#define LS_LUA_CONNECT_H
 
-#include "worker.h"
+#include "net/loop.h"
 
-#include <lua.h>
+struct lua_State;
 
-int ls_lua_connect(lua_State *L);
-void ls_outbound_close_all(ls_worker_t *w);
+int ls_lua_connect(struct lua_State *L);
+void ls_lua_connect_close_all(ls_worker_t *w);
 
 #endif

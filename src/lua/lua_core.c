@@ -7,14 +7,13 @@
  * runs in the validator (which only records what was declared) and in a
  * worker (which also keeps the table of the listener it serves).
  */
-#include "lua_core.h"
-#include "conn.h"
-#include "log.h"
-#include "lua_conn.h"
-#include "lua_timer.h"
-#include "lua_connect.h"
-#include "vm.h"
-#include "worker.h"
+#include "lua/lua_core.h"
+#include "core/log.h"
+#include "lua/binding.h"
+#include "lua/lua_conn.h"
+#include "lua/lua_connect.h"
+#include "lua/lua_timer.h"
+#include "net/conn.h"
 
 #include <lauxlib.h>
 
@@ -506,6 +505,20 @@ static const luaL_Reg lcore_funcs[] = {
     {"settings", lcore_settings},
     {NULL, NULL},
 };
+
+/* require "luaserv.core" in the state, as luaserv's own lua/luaserv/init.lua
+ * does. Called by the state's creator (the worker, the validator) before
+ * the app loads. */
+void
+ls_lua_core_install(ls_vm_t *vm)
+{
+    lua_State *L = vm->L;
+
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
+    lua_pushcfunction(L, luaopen_luaserv_core);          /* preload open */
+    lua_setfield(L, -2, "luaserv.core");                 /* preload */
+    lua_pop(L, 1);
+}
 
 int
 luaopen_luaserv_core(lua_State *L)

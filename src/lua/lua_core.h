@@ -4,14 +4,16 @@
 #ifndef LS_LUA_CORE_H
 #define LS_LUA_CORE_H
 
-#include <lua.h>
-
-int luaopen_luaserv_core(lua_State *L);
-void ls_lua_core_push_worker(lua_State *L);
-
+struct lua_State;
 struct ls_listen_conf;
+struct ls_vm;
+
+int luaopen_luaserv_core(struct lua_State *L);
+void ls_lua_core_push_worker(struct lua_State *L);
+void ls_lua_core_install(struct ls_vm *vm);
+
 void ls_lua_core_defaults(struct ls_listen_conf *l);
-void ls_lua_core_options(lua_State *L, int idx, struct ls_listen_conf *l,
-                         int outbound);
+void ls_lua_core_options(struct lua_State *L, int idx,
+                         struct ls_listen_conf *l, int outbound);
 
 #endif

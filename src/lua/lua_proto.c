@@ -1,5 +1,6 @@
 /*
- * proto_lua.c -- custom protocols written in Lua (Workerman's contract):
+ * lua_proto.c -- which protocol serves a listener, and custom protocols
+ * written in Lua (Workerman's contract):
  *
  *   P.input(buffer, conn)  -> n > 0: a whole packet of n bytes is at the head
  *                             0: need more; nil, err: bad input (onError,
@@ -13,9 +14,11 @@
  * pieces costs linear time. maxPackageSize applies to n, and to a buffer
  * that input() keeps answering 0 for.
  */
-#include "proto.h"
-#include "conn.h"
-#include "log.h"
+#include "lua/lua_proto.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "lua/binding.h"
+#include "net/conn.h"
 
 #include <lauxlib.h>
 
@@ -100,7 +103,7 @@ plua_input(ls_conn_t *c, const char *buf, size_t len)
         n = (lua_Integer)c->scan;
         c->scan = 0;
         c->srv->msgs_in++;
-        if (ls_conn_push_callback(c, "onMessage")) {  /* onMessage conn */
+        if (ls_lua_callback_push(c, "onMessage")) {  /* onMessage conn */
             if (plua_push(c, "decode") == LUA_TFUNCTION) {
                 lua_pushlstring(L, buf + off, (size_t)n);
                 lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);
@@ -115,7 +118,8 @@ plua_input(ls_conn_t *c, const char *buf, size_t len)
                 lua_pushlstring(L, buf + off, (size_t)n);
             }
             off += (size_t)n;
-            ls_conn_call(c, "onMessage", 1);
+            if (ls_lua_callback_call(c, "onMessage", 1, 0) == LS_EV_ERROR)
+                ls_conn_close(c);
         } else {
             off += (size_t)n;
         }
@@ -132,10 +136,9 @@ plua_missing(ls_conn_t *c, const char *buf, size_t len)
 }
 
 /* conn:send(msg [, raw]): bytes from P.encode(msg, conn), or msg itself. */
-static int
-plua_send(ls_conn_t *c, lua_State *L, int idx, int raw)
+int
+ls_lua_proto_send(ls_conn_t *c, lua_State *L, int idx, int raw)
 {
-    struct evbuffer *out;
     const char *p;
     size_t n;
     int t;
@@ -157,18 +160,50 @@ plua_send(ls_conn_t *c, lua_State *L, int idx, int raw)
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
         luaL_typeerror(L, idx, "string");
     p = lua_tolstring(L, idx, &n);
-    if ((out = ls_conn_outbuf(c)) == NULL)
-        return LS_SEND_CLOSED;
-    if (evbuffer_add(out, p, n) < 0)
-        return LS_SEND_FULL;
-    return ls_conn_commit(c);
+    return ls_conn_write(c, p, n);
+}
+
+/* From C (no Lua value to encode): the bytes as they are. */
+static int
+plua_send_bytes(ls_conn_t *c, const char *p, size_t n, int raw)
+{
+    (void)raw;
+    return ls_conn_write(c, p, n);
 }
 
 const ls_proto_t ls_proto_lua = {
     .name = "lua",
+    .kind = LS_PROTO_CUSTOM,
     .input = plua_input,
     .missing = plua_missing,
-    .send = plua_send,
-    .drain = NULL,
-    .release = NULL,
+    .send = plua_send_bytes,
 };
+
+/* ---- which protocol serves a listener ------------------------------------ */
+
+/* By its options: a protocol table, else the scheme (a WebSocket starts as
+ * an HTTP request: ws.c takes it over), else the stream protocols. */
+static const ls_proto_t *
+proto_for(const ls_listen_conf_t *l)
+{
+    const char *name = l->addr.proto;
+
+    if (l->framing.kind == LS_FRAMING_CUSTOM)
+        return &ls_proto_lua;
+    if (strcmp(name, "http") == 0 || strcmp(name, "websocket") == 0 ||
+        strcmp(name, "ws") == 0)
+        return &ls_proto_http;
+    return &ls_proto_stream;
+}
+
+/* Pick srv's protocol from its options, and how much one read() asks for:
+ * a raw chunk is a message, so it never reads more than maxPackageSize. */
+void
+ls_lua_proto_attach(ls_server_t *srv)
+{
+    srv->proto = proto_for(&srv->conf);
+    srv->read_size = LS_READ_SIZE;
+    if (srv->conf.framing.kind == LS_FRAMING_RAW &&
+        srv->conf.max_package_size < LS_READ_SIZE)
+        srv->read_size = srv->conf.max_package_size;
+}

@@ -1,5 +1,5 @@
 /*
- * http_request.c -- the req table handed to onMessage: method, url, path,
+ * lua_request.c -- the req table handed to onMessage: method, url, path,
  * query (decoded), headers (lower-case names, repeats joined), body, version.
  *
  * method, url, path, body and version are plain fields. headers and query
@@ -10,7 +10,7 @@
  * req may be kept and read long after the connection's buffer moved on;
  * pairs(req) builds both before it walks the table.
  */
-#include "http.h"
+#include "lua/lua_request.h"
 
 #include <lauxlib.h>
 
@@ -379,7 +379,7 @@ http_set_source(lua_State *L, int req, ls_http_t *h, const char *base,
 
 /* Push req for the request whose bytes start at base. */
 void
-ls_http_push_request(lua_State *L, ls_http_t *h, char *base)
+ls_lua_request_push(lua_State *L, ls_http_t *h, char *base)
 {
     char *url = base + h->url, *path = url, *q, *end = url + h->ulen;
     size_t plen;

@@ -7,8 +7,9 @@
  * Errors in a timer callback are logged like any other callback; a periodic
  * timer keeps running.
  */
-#include "lua_timer.h"
-#include "log.h"
+#include "lua/lua_timer.h"
+#include "core/log.h"
+#include "lua/binding.h"
 
 #include <lauxlib.h>
 
@@ -60,7 +61,7 @@ timer_on_fire(evutil_socket_t fd, short what, void *arg)
         timer_unlink(w, t, L); /* the handle on the stack keeps t alive */
     ls_vm_call(w->vm, 1, 0, t->periodic ? "timer (every)" : "timer (after)",
                0);
-    ls_worker_flush();
+    ls_conn_flush_all();
 }
 
 static int

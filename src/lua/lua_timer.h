@@ -4,11 +4,11 @@
 #ifndef LS_LUA_TIMER_H
 #define LS_LUA_TIMER_H
 
-#include "worker.h"
+#include "net/loop.h"
 
-#include <lua.h>
+struct lua_State;
 
-void ls_lua_timer_register(lua_State *L); /* adds after/every to the table */
+void ls_lua_timer_register(struct lua_State *L); /* adds after/every to the table */
 void ls_lua_timer_cancel_all(ls_worker_t *w);
 
 #endif

@@ -13,10 +13,10 @@
  * os.exit, which in a worker retires the worker instead of ending the process
  * under its connections.
  */
-#include "vm.h"
-#include "log.h"
-#include "mempool.h"
-#include "worker.h"
+#include "lua/vm.h"
+#include "core/log.h"
+#include "core/mempool.h"
+#include "net/loop.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -34,7 +34,14 @@
 #include <time.h>
 #include <unistd.h>
 
-int luaopen_luaserv_core(lua_State *L);
+
+/* A state's ls_vm_t sits in its extra space (set by ls_vm_new; the
+ * bindings read it through lua/binding.h's ls_vm_of). */
+static inline ls_vm_t *
+vm_of(lua_State *L)
+{
+    return *(ls_vm_t **)lua_getextraspace(L);
+}
 
 /* What the message handler may use past luaMemoryLimit, so that the
  * traceback of a memory error can still be built. */
@@ -200,7 +207,7 @@ static volatile sig_atomic_t vm_tick_target; /* the call to stop (seq) */
 static void
 vm_timeout_hook(lua_State *L, lua_Debug *ar)
 {
-    ls_vm_t *vm = ls_vm_of(L);
+    ls_vm_t *vm = vm_of(L);
     (void)ar;
 
     if (!vm->expired || vm->in_handler)
@@ -348,7 +355,7 @@ vm_leave(ls_vm_t *vm)
 static int
 vm_os_exit(lua_State *L)
 {
-    ls_vm_t *vm = ls_vm_of(L);
+    ls_vm_t *vm = vm_of(L);
     int code;
 
     if (lua_isboolean(L, 1))
@@ -359,7 +366,7 @@ vm_os_exit(lua_State *L)
         return luaL_error(L, "os.exit(%d) called while loading the script "
                           "(its top level must return: luaserv runs it to "
                           "learn the listeners, and in every worker)", code);
-    ls_worker_os_exit(vm->worker, code);
+    vm->worker->os_exit(vm->worker, code);
     lua_pushlightuserdata(L, (void *)&vm_exit_key);
     return lua_error(L);
 }
@@ -407,10 +414,6 @@ ls_vm_new(int mode, const char *app, char *err, size_t errlen)
     lua_pushcfunction(L, vm_os_exit);
     lua_setfield(L, -2, "exit");
     lua_pop(L, 1);
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* preload */
-    lua_pushcfunction(L, luaopen_luaserv_core);          /* preload open */
-    lua_setfield(L, -2, "luaserv.core");                 /* preload */
-    lua_pop(L, 1);
     return vm;
 }
 
@@ -436,6 +439,13 @@ ls_vm_free(ls_vm_t *vm)
  * vm_names (the linker merges equal string constants), so a pointer
  * comparison finds it, strcmp otherwise. Other names are pushed as such.
  */
+/* Did the script declare the listener this worker serves (serve_name)? */
+int
+ls_vm_serves(const ls_vm_t *vm)
+{
+    return vm->serve_ref != LUA_NOREF;
+}
+
 void
 ls_vm_push_name(ls_vm_t *vm, const char *name)
 {
@@ -457,7 +467,7 @@ found:
 static int
 vm_msghandler(lua_State *L)
 {
-    ls_vm_t *vm = ls_vm_of(L);
+    ls_vm_t *vm = vm_of(L);
     const char *msg = lua_tostring(L, 1);
 
     if (lua_touserdata(L, 1) == &vm_exit_key)

@@ -6,18 +6,20 @@
 #ifndef LS_VM_H
 #define LS_VM_H
 
-#include "config.h"
+#include "core/config.h"
 
-#include <lua.h>
 #include <signal.h>
 #include <stdint.h>
 
 enum { LS_VM_VALIDATE, LS_VM_WORKER };
 
 struct ls_worker;
+struct lua_State;
 
+/* What the worker process and the validator see of the Lua layer: no
+ * lua.h (the bindings reach a state's ls_vm_t through lua/binding.h). */
 typedef struct ls_vm {
-    lua_State *L;
+    struct lua_State *L;
     size_t mem;               /* bytes held by this Lua state */
     struct ls_pool *pool;     /* small blocks (mempool.c); NULL: malloc */
     size_t mem_limit;         /* luaMemoryLimit; 0: none */
@@ -51,6 +53,7 @@ int ls_vm_load_app(ls_vm_t *vm, char *err, size_t errlen);
 int ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
                uint64_t conn_id);
 void ls_vm_push_name(ls_vm_t *vm, const char *name);
+int ls_vm_serves(const ls_vm_t *vm);
 const char *ls_vm_lua_dir(void);
 
 /* Several callbacks run under one ls_vm_call (a batch of messages): the
@@ -60,12 +63,6 @@ ls_vm_next_callback(ls_vm_t *vm)
 {
     if (vm->depth == 1)
         vm->seq++;
-}
-
-static inline ls_vm_t *
-ls_vm_of(lua_State *L)
-{
-    return *(ls_vm_t **)lua_getextraspace(L);
 }
 
 #endif

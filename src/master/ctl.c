@@ -3,8 +3,8 @@
  * listening socket here; reading commands and answering them is part of the
  * master's loop (master.c).
  */
-#include "ctl.h"
-#include "luaserv.h"
+#include "master/ctl.h"
+#include "core/luaserv.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -2,9 +2,9 @@
  * daemon.c -- detaching from the terminal, the locked pid file, run-time
  * paths, process titles and sd_notify.
  */
-#include "daemon.h"
-#include "log.h"
-#include "luaserv.h"
+#include "master/daemon.h"
+#include "core/log.h"
+#include "core/luaserv.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -16,13 +16,13 @@
  * before ready aborts the rollout and the old generation keeps serving. The
  * sockets never close in between, so nothing queued in a backlog is lost.
  */
-#include "master.h"
-#include "ctl.h"
-#include "daemon.h"
-#include "log.h"
-#include "signals.h"
-#include "validate.h"
-#include "worker.h"
+#include "master/master.h"
+#include "master/ctl.h"
+#include "master/daemon.h"
+#include "core/log.h"
+#include "master/signals.h"
+#include "master/validate.h"
+#include "worker/worker.h"
 
 #include <errno.h>
 #include <fcntl.h>

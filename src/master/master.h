@@ -5,7 +5,7 @@
 #ifndef LS_MASTER_H
 #define LS_MASTER_H
 
-#include "config.h"
+#include "core/config.h"
 
 typedef struct ls_master_opts {
     const char *app;       /* absolute path */

@@ -5,8 +5,8 @@
  * restoring errno, as dropbear does); the master's poll() loop reads the pipe
  * and does the work: reap, respawn, stop, reload, reopen logs.
  */
-#include "signals.h"
-#include "log.h"
+#include "master/signals.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

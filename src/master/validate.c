@@ -4,10 +4,11 @@
  * binds nothing, and writes what it learned to a pipe. The master never runs
  * user Lua itself, so nothing loaded here survives into a worker.
  */
-#include "validate.h"
-#include "log.h"
-#include "signals.h"
-#include "vm.h"
+#include "master/validate.h"
+#include "core/log.h"
+#include "master/signals.h"
+#include "lua/lua_core.h"
+#include "lua/vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +40,8 @@ validate_child(const char *app, int fd)
 
     ls_log_set_role("validator");
     vm = ls_vm_new(LS_VM_VALIDATE, app, err, sizeof(err));
+    if (vm != NULL)
+        ls_lua_core_install(vm);
     if (vm != NULL && ls_vm_load_app(vm, err, sizeof(err)) == 0) {
         if (vm->conf.nlisteners == 0)
             snprintf(err, sizeof(err), "%s declares no listener (call "

@@ -4,7 +4,7 @@
 #ifndef LS_VALIDATE_H
 #define LS_VALIDATE_H
 
-#include "config.h"
+#include "core/config.h"
 
 #define LS_VALIDATE_TIMEOUT 30.0
 

@@ -1,19 +1,16 @@
 /*
- * conn.c -- connections: read, frame, dispatch to Lua, write, close.
+ * conn.c -- connections: read, frame, hand messages to the app, write, close.
  *
  * Lifetime rules (Redis connhelpers, libevent incref/decref): a connection
- * starts with one reference for being open; every call into Lua and every
+ * starts with one reference for being open; every call into the app and every
  * stay on the flush list holds another. Closing drops the "open" reference;
  * the memory goes only when the last one does, so a callback that closes its
  * own connection never pulls the struct from under the code that called it.
  * After every callback the caller re-checks LS_CONN_CLOSING / LS_CONN_CLOSED.
  */
-#include "conn.h"
-#include "log.h"
-#include "lua_conn.h"
-#include "mempool.h"
-
-#include <lauxlib.h>
+#include "net/conn.h"
+#include "core/log.h"
+#include "core/mempool.h"
 
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -35,11 +32,27 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_shutdown(ls_conn_t *c);
 static void conn_read_event(ls_conn_t *c);
 
-static inline lua_State *
-conn_L(void)
+/* The app's side of every connection (ls_conn_set_events). */
+const ls_conn_events_t *ls_conn_events;
+
+void
+ls_conn_set_events(const ls_conn_events_t *ev)
 {
-    return ls_worker->vm->L;
+    ls_conn_events = ev;
 }
+
+/*
+ * Tell the app; a callback that raised closes this connection (after
+ * flushing what was already sent) and nothing else: CONTRACT section 6.
+ * The reference keeps c while the close runs, whatever the callback did.
+ */
+#define CONN_TELL(c, call)                                                  \
+    do {                                                                    \
+        ls_conn_incref(c);                                                  \
+        if ((call) == LS_EV_ERROR)                                          \
+            ls_conn_close(c);                                               \
+        ls_conn_decref(c);                                                  \
+    } while (0)
 
 /* Freed connection structs, for the next accept (mempool.c). */
 static ls_cache_t conn_cache = LS_CACHE(ls_conn_t, 256);
@@ -56,14 +69,13 @@ ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
     c->fd = fd;
     c->id = ++ls_worker->next_conn_id;
     c->refs = 1;
-    c->lua_ref = LUA_NOREF;
     if (sa != NULL && salen <= sizeof(c->peer))
         memcpy(&c->peer, sa, salen);
     event_assign(&c->rev, ls_worker->base, fd, EV_READ | EV_PERSIST,
                  conn_on_read, c);
     event_assign(&c->wev, ls_worker->base, fd, EV_WRITE | EV_PERSIST,
                  conn_on_write, c);
-    if (ls_lua_conn_attach(conn_L(), c) < 0) {
+    if (ls_conn_events->open(c) < 0) {
         ls_cache_put(&conn_cache, c);
         return NULL;
     }
@@ -72,7 +84,7 @@ ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
-    c->active = ls_worker_time();
+    c->active = ls_loop_time();
     srv->total_conns++;
     return c;
 }
@@ -96,51 +108,20 @@ ls_conn_decref(ls_conn_t *c)
     ls_cache_put(&conn_cache, c);
 }
 
-/*
- * Push srv[name] and the connection; 0 (nothing pushed) when the app has no
- * such callback. The name comes interned (ls_vm_push_name) but the lookup
- * stays a normal table access, so an app that reassigns srv.onMessage at
- * run time is seen at once.
- */
-int
-ls_conn_push_callback(ls_conn_t *c, const char *name)
-{
-    lua_State *L = conn_L();
-
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->lua_ref);  /* srv */
-    ls_vm_push_name(ls_worker->vm, name);                /* srv name */
-    if (lua_gettable(L, -2) != LUA_TFUNCTION) {          /* srv f */
-        lua_pop(L, 2);
-        return 0;
-    }
-    lua_replace(L, -2);                                  /* f */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* f conn */
-    return 1;
-}
-
-/*
- * Call a pushed callback with the connection plus nextra arguments. A Lua
- * error closes this connection (after flushing what was already sent) and
- * nothing else: CONTRACT section 6.
- */
-int
-ls_conn_call(ls_conn_t *c, const char *name, int nextra)
-{
-    int status;
-
-    ls_conn_incref(c);
-    status = ls_vm_call(ls_worker->vm, 1 + nextra, 0, name, c->id);
-    if (status != LUA_OK && strcmp(name, "onClose") != 0)
-        ls_conn_close(c);
-    ls_conn_decref(c);
-    return status;
-}
-
+/* onError(conn, code, text) for a failure the protocol handles itself
+ * (an HTTP error reply, a timeout): the connection is the caller's to end. */
 void
-ls_conn_emit(ls_conn_t *c, const char *name)
+ls_conn_report_error(ls_conn_t *c, int code, const char *text)
 {
-    if (ls_conn_push_callback(c, name))
-        ls_conn_call(c, name, 0);
+    CONN_TELL(c, ls_conn_events->error(c, code, text));
+}
+
+/* onBufferFull, for output a protocol holds back itself (WebSocket frames
+ * queued in wslay during a callback). */
+void
+ls_conn_report_full(ls_conn_t *c)
+{
+    CONN_TELL(c, ls_conn_events->buffer(c, 1));
 }
 
 /*
@@ -160,7 +141,7 @@ ls_conn_start(ls_conn_t *c)
     c->flags |= LS_CONN_READING;  /* event_add below, or after the read */
     if (c->proto->start)
         c->proto->start(c);
-    ls_conn_emit(c, "onConnect");
+    CONN_TELL(c, ls_conn_events->connect(c));
     if (c->srv->conf.defer_accept && !(c->flags & LS_CONN_OUTBOUND) &&
         (c->flags & (CONN_STOPPED | LS_CONN_READING)) == LS_CONN_READING)
         conn_read_event(c);
@@ -178,48 +159,10 @@ ls_conn_fail(ls_conn_t *c, int code, const char *text)
     ls_log_limited(&lim, LS_LOG_WARN, 0, "conn %llu: %s (maxPackageSize %zu); "
                    "closing", (unsigned long long)c->id, text,
                    c->srv->conf.max_package_size);
-    if (ls_conn_push_callback(c, "onError")) {
-        lua_pushinteger(conn_L(), code);
-        lua_pushstring(conn_L(), text);
-        ls_conn_call(c, "onError", 2);
-    }
+    ls_conn_incref(c);
+    ls_conn_events->error(c, code, text);
     ls_conn_close(c);
-}
-
-typedef struct conn_batch {
-    ls_conn_t *c;
-    ls_conn_next_fn next;
-    void *ctx;
-} conn_batch_t;
-
-/* Under ls_vm_call: onMessage(conn, msg) for each message next() yields.
- * srv.onMessage is looked up for each, so that a reassignment is seen at
- * once. */
-static int
-conn_deliver(lua_State *L)
-{
-    conn_batch_t *b = lua_touserdata(L, 1);
-    ls_conn_t *c = b->c;
-    ls_vm_t *vm = ls_worker->vm;
-    const char *p;
-    size_t n;
-
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->lua_ref);  /* b srv */
-    ls_vm_push_name(vm, "onMessage");                    /* b srv name */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* b srv name conn */
-    while (b->next(c, b->ctx, &p, &n)) {
-        c->srv->msgs_in++;
-        lua_pushvalue(L, 3);
-        if (lua_gettable(L, 2) != LUA_TFUNCTION) {       /* ... f */
-            lua_pop(L, 1);
-            continue;
-        }
-        lua_pushvalue(L, 4);
-        lua_pushlstring(L, p, n);                        /* ... f conn msg */
-        ls_vm_next_callback(vm);
-        lua_call(L, 2, 0);
-    }
-    return 0;
+    ls_conn_decref(c);
 }
 
 /*
@@ -233,16 +176,12 @@ conn_deliver(lua_State *L)
 void
 ls_conn_emit_messages(ls_conn_t *c, ls_conn_next_fn next, void *ctx)
 {
-    lua_State *L = conn_L();
-    conn_batch_t b = {c, next, ctx};
     ls_conn_t *outer = ls_worker->stage_conn;
 
     if (outer != NULL) /* a batch inside a batch: the outer one's first */
         conn_unstage(outer);
     ls_worker->stage_conn = c;
-    lua_pushcfunction(L, conn_deliver);
-    lua_pushlightuserdata(L, &b);
-    ls_conn_call(c, "onMessage", 0);
+    CONN_TELL(c, ls_conn_events->messages(c, next, ctx));
     conn_stage_end(c);
     ls_worker->stage_conn = outer;
 }
@@ -294,7 +233,7 @@ conn_touch(ls_conn_t *c)
 {
     ls_server_t *srv = c->srv;
 
-    c->active = ls_worker_time();
+    c->active = ls_loop_time();
     if (srv->conns == c)
         return;
     c->prev->next = c->next;
@@ -485,7 +424,7 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
     ls_conn_incref(c);
     conn_read_event(c);
     ls_conn_decref(c);
-    ls_worker_flush();
+    ls_conn_flush_all();
 }
 
 static void
@@ -536,7 +475,7 @@ conn_unstage(ls_conn_t *c)
  * The batch is over. With nothing older waiting in the output buffer, the
  * replies are written straight from the stage (what the socket does not
  * take goes to the buffer); else they join the buffer, which
- * ls_worker_flush() writes. Errors are left to ls_conn_flush().
+ * ls_conn_flush_all() writes. Errors are left to ls_conn_flush().
  */
 static void
 conn_stage_end(ls_conn_t *c)
@@ -631,9 +570,22 @@ ls_conn_commit(ls_conn_t *c)
         c->flags |= LS_CONN_FULL;
         ls_log(LS_LOG_DEBUG, 0, "conn %llu: send buffer full (%zu bytes)",
                (unsigned long long)c->id, conn_out_len(c));
-        ls_conn_emit(c, "onBufferFull");
+        CONN_TELL(c, ls_conn_events->buffer(c, 1));
     }
     return LS_SEND_OK;
+}
+
+/* n bytes as they are (conn:send(data, true) on most protocols). */
+int
+ls_conn_write(ls_conn_t *c, const char *p, size_t n)
+{
+    struct evbuffer *out = ls_conn_outbuf(c);
+
+    if (out == NULL)
+        return LS_SEND_CLOSED;
+    if (evbuffer_add(out, p, n) < 0)
+        return LS_SEND_FULL;
+    return ls_conn_commit(c);
 }
 
 /*
@@ -655,6 +607,23 @@ ls_conn_refused(ls_conn_t *c)
                    c->srv->conf.max_send_buffer_size);
 }
 
+/* Write every queued output. Called after each event that may have run Lua,
+ * so that sends made while handling a batch of messages leave together. */
+void
+ls_conn_flush_all(void)
+{
+    ls_worker_t *w = ls_worker;
+    ls_conn_t *c;
+
+    while ((c = w->flush_head) != NULL) {
+        w->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->flags &= ~LS_CONN_FLUSHQ;
+        ls_conn_flush(c);
+        ls_conn_decref(c);
+    }
+}
+
 /* Write what is queued; arm the write event for the rest. */
 void
 ls_conn_flush(ls_conn_t *c)
@@ -672,7 +641,7 @@ ls_conn_flush(ls_conn_t *c)
                     /* sendTimeout: the persistent write event's timeout
                      * restarts each time the socket takes more */
                     event_add(&c->wev,
-                              ls_worker_timeout(c->srv->conf.send_timeout));
+                              ls_loop_timeout(c->srv->conf.send_timeout));
                     c->flags |= LS_CONN_WARMED;
                 }
                 return;
@@ -700,7 +669,7 @@ ls_conn_flush(ls_conn_t *c)
     }
     if (c->flags & LS_CONN_FULL) {
         c->flags &= ~LS_CONN_FULL;
-        ls_conn_emit(c, "onBufferDrain");
+        CONN_TELL(c, ls_conn_events->buffer(c, 0));
     }
 }
 
@@ -726,11 +695,9 @@ conn_send_timeout(ls_conn_t *c)
              evbuffer_get_length(c->out));
     ls_log_limited(&lim, LS_LOG_INFO, 0, "conn %llu: %s; closing",
                    (unsigned long long)c->id, text);
-    if (!(c->flags & CONN_STOPPED) && ls_conn_push_callback(c, "onError")) {
-        lua_pushinteger(conn_L(), LS_ERR_TIMEOUT);
-        lua_pushstring(conn_L(), text);
-        ls_conn_call(c, "onError", 2);
-    }
+    if (!(c->flags & CONN_STOPPED) &&
+        ls_conn_events->error(c, LS_ERR_TIMEOUT, text) == LS_EV_ERROR)
+        ls_conn_close(c);
     ls_conn_destroy(c);
 }
 
@@ -748,7 +715,7 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
     else
         ls_conn_flush(c);
     ls_conn_decref(c);
-    ls_worker_flush();
+    ls_conn_flush_all();
 }
 
 /*
@@ -786,10 +753,9 @@ conn_shutdown(ls_conn_t *c)
     if (ls_worker->stage_conn == c)
         ls_worker->stage_len = 0;  /* dropped, as the output buffer is */
 
-    ls_conn_emit(c, "onClose");
+    ls_conn_events->close(c);  /* onClose; the app's handle says "closed" */
     if (c->proto->release)
         c->proto->release(c);
-    ls_lua_conn_detach(conn_L(), c);
     if (c->flags & LS_CONN_OUTBOUND) {
         /* The outbound context goes with its only connection. */
         if (srv->oprev)
@@ -798,10 +764,10 @@ conn_shutdown(ls_conn_t *c)
             ls_worker->outbound = srv->onext;
         if (srv->onext)
             srv->onext->oprev = srv->oprev;
-        luaL_unref(conn_L(), LUA_REGISTRYINDEX, srv->lua_ref);
-        srv->lua_ref = LUA_NOREF;
+        ls_conn_events->server_gone(srv);
     }
-    ls_worker_conn_closed(ls_worker);
+    if (ls_worker->conn_closed)
+        ls_worker->conn_closed(ls_worker);
     ls_conn_decref(c); /* the "open" reference */
 }
 
@@ -866,11 +832,7 @@ ls_conn_connect_fail(ls_conn_t *c, const char *msg)
         return;
     ls_log(LS_LOG_INFO, 0, "conn %llu: %s", (unsigned long long)c->id, msg);
     ls_conn_incref(c);
-    if (ls_conn_push_callback(c, "onError")) {
-        lua_pushinteger(conn_L(), LS_ERR_CONNECT_FAIL);
-        lua_pushstring(conn_L(), msg);
-        ls_conn_call(c, "onError", 2);
-    }
+    ls_conn_events->error(c, LS_ERR_CONNECT_FAIL, msg);
     conn_shutdown(c);
     ls_conn_decref(c);
 }

@@ -1,12 +1,13 @@
 /*
  * conn.h -- a client connection owned by C: socket, events, buffers, framing,
- * reference count. Lua sees a box that points here while the socket is open.
+ * reference count. The layer above (Lua) keeps a handle of its own for each
+ * connection and hears of what happens through ls_conn_events_t.
  */
 #ifndef LS_CONN_H
 #define LS_CONN_H
 
-#include "proto.h"
-#include "worker.h"
+#include "net/loop.h"
+#include "net/proto.h"
 
 #include <event2/buffer.h>
 #include <event2/event_struct.h>
@@ -50,8 +51,8 @@ typedef struct ls_conn {
     int fd;
     unsigned flags;
     int refs;
-    int lua_ref;                   /* pins the Lua box while open */
-    struct ls_conn_box *box;
+    int lua_ref;                   /* the Lua layer's: pins its box */
+    void *box;                     /* the Lua layer's box while open */
     struct event rev, wev;
     ls_buf_t in;                   /* unframed input, allocated on demand */
     size_t scan;                   /* delimiter search resumes here */
@@ -68,17 +69,6 @@ typedef struct ls_conn {
     } peer;
 } ls_conn_t;
 
-/* The Lua userdata: a pointer that is cleared when the socket closes. tag
- * is the address of a static in lua_conn.c: what lua_conn.c checks to know
- * that a userdata is a conn (Lua code cannot forge a userdata's bytes), in
- * place of comparing metatables on every conn:send(). The 24 bytes take
- * the same 16-byte size class in the Lua allocator as 16 did. */
-typedef struct ls_conn_box {
-    const void *tag;
-    ls_conn_t *c;
-    uint64_t id;
-} ls_conn_box_t;
-
 ls_conn_t *ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
                        socklen_t salen);
 void ls_conn_start(ls_conn_t *c);
@@ -87,20 +77,60 @@ int ls_conn_commit(ls_conn_t *c);
 void ls_conn_refused(ls_conn_t *c);
 char *ls_conn_stage(ls_conn_t *c, size_t n);
 int ls_conn_staged(ls_conn_t *c, size_t n);
-int ls_conn_push_callback(ls_conn_t *c, const char *name);
-int ls_conn_call(ls_conn_t *c, const char *name, int nextra);
-void ls_conn_emit(ls_conn_t *c, const char *name);
 /* The next message for onMessage: 1 with *p, *n set; 0 when there is none
  * (ls_conn_emit_messages). */
 typedef int (*ls_conn_next_fn)(ls_conn_t *c, void *ctx, const char **p,
                                size_t *n);
+
+/*
+ * What the connection and protocol layers tell the app, and the only way
+ * they reach it (as Redis's connection layer calls its handlers through
+ * ConnectionType): the Lua layer implements these (lua/lua_events.c) and
+ * the worker installs them once, before the first connection. Each returns
+ * LS_EV_OK, LS_EV_NONE (the app has no such callback) or LS_EV_ERROR (the
+ * callback raised; the Lua layer has logged it). None of them closes the
+ * connection: what an error means is the caller's to decide (CONTRACT
+ * section 6: for most, this connection closes). The connection may be
+ * closed or paused on return: callers check its flags.
+ */
+enum { LS_EV_OK = 0, LS_EV_NONE = 1, LS_EV_ERROR = -1 };
+
+typedef struct ls_conn_events {
+    /* A new connection: the app's handle of it. -1: out of memory. */
+    int (*open)(ls_conn_t *c);
+    /* onConnect(conn) */
+    int (*connect)(ls_conn_t *c);
+    /* onMessage(conn, msg) for every message next() yields, under one
+     * protected call (a batch of messages read at once). */
+    int (*messages)(ls_conn_t *c, ls_conn_next_fn next, void *ctx);
+    /* onMessage(conn, msg) for one message (WebSocket). */
+    int (*message)(ls_conn_t *c, const char *p, size_t n);
+    /* onError(conn, code, text); code is an LS_ERR_*. */
+    int (*error)(ls_conn_t *c, int code, const char *text);
+    /* onBufferFull(conn) (full) or onBufferDrain(conn). */
+    int (*buffer)(ls_conn_t *c, int full);
+    /* onClose(conn); then the app's handle says "closed". */
+    void (*close)(ls_conn_t *c);
+    /* An outbound connection's own server context goes. */
+    void (*server_gone)(ls_server_t *srv);
+    /* Has the app this callback for c's listener ("onWebSocketConnect")? */
+    int (*handles)(ls_conn_t *c, const char *callback);
+} ls_conn_events_t;
+
+extern const ls_conn_events_t *ls_conn_events;
+void ls_conn_set_events(const ls_conn_events_t *ev);
+
 void ls_conn_emit_messages(ls_conn_t *c, ls_conn_next_fn next, void *ctx);
+void ls_conn_report_error(ls_conn_t *c, int code, const char *text);
+void ls_conn_report_full(ls_conn_t *c);
+int ls_conn_write(ls_conn_t *c, const char *p, size_t n);
 void ls_conn_fail(ls_conn_t *c, int code, const char *text);
 void ls_conn_close(ls_conn_t *c);
 void ls_conn_destroy(ls_conn_t *c);
 void ls_conn_pause(ls_conn_t *c);
 void ls_conn_resume(ls_conn_t *c);
 void ls_conn_flush(ls_conn_t *c);
+void ls_conn_flush_all(void);
 int ls_conn_input_waiting(ls_conn_t *c);
 void ls_conn_incref(ls_conn_t *c);
 void ls_conn_decref(ls_conn_t *c);

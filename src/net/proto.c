@@ -1,13 +1,10 @@
 /*
- * proto.c -- protocol registry, and the stream protocols: raw chunks
- * (tcp://), and framing done in C (text://, frame://, declarative delimiter
- * and length framing). One Lua string per message, no Lua per read.
+ * proto.c -- the stream protocols: raw chunks (tcp://), and framing done in
+ * C (text://, frame://, declarative delimiter and length framing). One
+ * message per packet, no Lua per read.
  */
-#include "proto.h"
-#include "conn.h"
-#include "http.h"
-
-#include <lauxlib.h>
+#include "net/proto.h"
+#include "net/conn.h"
 
 #include <string.h>
 
@@ -67,17 +64,15 @@ stream_missing(ls_conn_t *c, const char *buf, size_t len)
 }
 
 /* conn:send(data [, raw]): data framed as the listener's protocol says. */
-static int
-stream_send(ls_conn_t *c, lua_State *L, int idx, int raw)
+int
+ls_proto_stream_send(ls_conn_t *c, const char *p, size_t n, int raw)
 {
     const ls_framing_t *f = &c->srv->conf.framing;
     struct evbuffer *out;
-    size_t n, hlen = 0, tlen = 0;
-    const char *p, *trailer = NULL;
+    size_t hlen = 0, tlen = 0;
+    const char *trailer = NULL;
     char hdr[16], *d;
 
-    if ((p = lua_tolstring(L, idx, &n)) == NULL)  /* a string or a number */
-        luaL_typeerror(L, idx, "string");
     if (!raw) {
         hlen = ls_framing_header(f, n, hdr);
         trailer = ls_framing_trailer(f, &tlen);
@@ -131,41 +126,8 @@ stream_send(ls_conn_t *c, lua_State *L, int idx, int raw)
 
 const ls_proto_t ls_proto_stream = {
     .name = "stream",
+    .kind = LS_PROTO_STREAM,
     .input = stream_input,
     .missing = stream_missing,
-    .send = stream_send,
-    .drain = NULL,
-    .release = NULL,
-    .close = NULL,
+    .send = ls_proto_stream_send,
 };
-
-const ls_proto_t *
-ls_proto_find(const char *name)
-{
-    if (strcmp(name, "http") == 0)
-        return &ls_proto_http;
-    /* a WebSocket starts as an HTTP request (ws.c takes it over) */
-    if (strcmp(name, "websocket") == 0 || strcmp(name, "ws") == 0)
-        return &ls_proto_http;
-    return &ls_proto_stream;
-}
-
-/* Pick srv's protocol from its options, and how much one read() asks for:
- * a raw chunk is a message, so it never reads more than maxPackageSize. */
-void
-ls_proto_attach(ls_server_t *srv)
-{
-    srv->proto = ls_proto_for(&srv->conf);
-    srv->read_size = LS_READ_SIZE;
-    if (srv->conf.framing.kind == LS_FRAMING_RAW &&
-        srv->conf.max_package_size < LS_READ_SIZE)
-        srv->read_size = srv->conf.max_package_size;
-}
-
-const ls_proto_t *
-ls_proto_for(const ls_listen_conf_t *l)
-{
-    if (l->framing.kind == LS_FRAMING_CUSTOM)
-        return &ls_proto_lua;
-    return ls_proto_find(l->addr.proto);
-}

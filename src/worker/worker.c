@@ -4,14 +4,18 @@
  * flushing output after every event, and stopping (fast, or gracefully within
  * stopTimeout) on the master's signal or when the master disappears.
  */
-#include "worker.h"
-#include "conn.h"
-#include "log.h"
-#include "lua_core.h"
-#include "lua_timer.h"
-#include "lua_connect.h"
-
-#include <lauxlib.h>
+#include "worker/worker.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "http/ws.h"
+#include "lua/lua_connect.h"
+#include "lua/lua_core.h"
+#include "lua/lua_events.h"
+#include "lua/lua_proto.h"
+#include "lua/lua_timer.h"
+#include "lua/vm.h"
+#include "net/conn.h"
+#include "net/server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,77 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
-ls_worker_t *ls_worker;
-
-/* Small batches: with a shared listening socket, a worker that grabs many
- * connections per wake-up starves its siblings (measured 94/6 splits). */
-#define ACCEPT_BATCH 4
-#define ACCEPT_PAUSE_MS 100
-
 static void worker_stop(ls_worker_t *w, int how);
 static void worker_notify(ls_worker_t *w, const char *msg);
 static void worker_exit(ls_worker_t *w, int code) __attribute__((noreturn));
 
-/* Write every queued output. Called after each event that may have run Lua,
- * so that sends made while handling a batch of messages leave together. */
-void
-ls_worker_flush(void)
-{
-    ls_worker_t *w = ls_worker;
-    ls_conn_t *c;
-
-    while ((c = w->flush_head) != NULL) {
-        w->flush_head = c->flush_next;
-        c->flush_next = NULL;
-        c->flags &= ~LS_CONN_FLUSHQ;
-        ls_conn_flush(c);
-        ls_conn_decref(c);
-    }
-}
-
-/* The loop's cached time: cheap, and exact enough for timeouts. */
-double
-ls_worker_time(void)
-{
-    struct timeval tv;
-    event_base_gettimeofday_cached(ls_worker->base, &tv);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
-/*
- * The timeval for a timeout that many connections share (headerTimeout,
- * sendTimeout, ...): libevent keeps the events of a "common timeout" in a
- * queue in the order they were added instead of in its heap, so arming and
- * disarming one per request is O(1). NULL for 0 (no timeout).
- */
-const struct timeval *
-ls_worker_timeout(double secs)
-{
-    static struct timeval fallback;
-    ls_worker_t *w = ls_worker;
-    const size_t n = sizeof(w->tmo) / sizeof(*w->tmo);
-    const struct timeval *common;
-    struct timeval tv;
-    size_t i;
-
-    if (!(secs > 0))
-        return NULL;
-    for (i = 0; i < n && w->tmo[i].tv != NULL; i++)
-        if (w->tmo[i].secs == secs)
-            return w->tmo[i].tv;
-    tv.tv_sec = (time_t)secs;
-    tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
-    common = event_base_init_common_timeout(w->base, &tv);
-    if (common == NULL) {
-        fallback = tv; /* a plain heap timeout does the same, slower */
-        return &fallback;
-    }
-    if (i < n) {
-        w->tmo[i].secs = secs;
-        w->tmo[i].tv = common;
-    }
-    return common;
-}
 
 /* Summaries of rate-limited log lines are due a second after the first
  * suppressed one, even if no further line of that cause comes. */
@@ -126,258 +63,6 @@ worker_log_suppressing(void)
         evtimer_add(&ls_worker->log_ev, &tv);
 }
 
-void
-ls_worker_conn_closed(ls_worker_t *w)
-{
-    static ls_log_limit_t lim = LS_LOG_LIMIT("maxConnections", 0);
-    ls_server_t *srv = &w->srv;
-
-    if (w->stopping && srv->nconns == 0)
-        event_base_loopbreak(w->base);
-    if (srv->full && !w->stopping &&
-        srv->nconns < (size_t)srv->conf.max_connections) {
-        srv->full = 0;
-        ls_log_limited(&lim, LS_LOG_INFO, 0, "below maxConnections (%d) "
-                       "again; accepting", srv->conf.max_connections);
-        event_add(&srv->accept_ev, NULL);
-    }
-}
-
-/* Close connections idle for idleTimeout: the least recently active are at
- * the tail of the list. */
-static void
-worker_on_idle_sweep(evutil_socket_t fd, short what, void *arg)
-{
-    static ls_log_limit_t lim = LS_LOG_LIMIT("idle closes", 0);
-    ls_worker_t *w = arg;
-    ls_server_t *srv = &w->srv;
-    double limit = ls_worker_time() - srv->conf.idle_timeout;
-    ls_conn_t *c = srv->conns;
-    (void)fd;
-    (void)what;
-
-    if (c == NULL)
-        return;
-    while (c->next != NULL)
-        c = c->next;
-    while (c != NULL && c->active <= limit) {
-        ls_conn_t *prev = c->prev;
-        if (ls_conn_input_waiting(c)) { /* now at the head: not idle */
-            c = prev;
-            continue;
-        }
-        /* onClose may close others, prev among them: hold it. */
-        if (prev)
-            ls_conn_incref(prev);
-        /* A WebSocket's close handshake or HTTP's lingering close take
-         * more sweeps: count and log the first. */
-        if (!(c->flags & LS_CONN_IDLED)) {
-            c->flags |= LS_CONN_IDLED;
-            w->timeouts[LS_TMO_IDLE]++;
-            ls_log_limited(&lim, LS_LOG_DEBUG, 0, "conn %llu: idle for %g s; "
-                           "closing", (unsigned long long)c->id,
-                           srv->conf.idle_timeout);
-        }
-        /* Output that made no progress for that long will not: drop it. */
-        if ((c->flags & LS_CONN_CLOSING) ||
-            (c->out && evbuffer_get_length(c->out) > 0))
-            ls_conn_destroy(c);
-        else if (c->proto->idle) /* a WebSocket close frame, ... */
-            c->proto->idle(c);
-        else
-            ls_conn_close(c);
-        c = prev;
-        if (prev && (prev->flags & LS_CONN_CLOSED)) {
-            c = srv->conns; /* start over from the tail */
-            while (c != NULL && c->next != NULL)
-                c = c->next;
-        }
-        if (prev)
-            ls_conn_decref(prev);
-    }
-    ls_worker_flush();
-}
-
-static void
-worker_accept_resume(evutil_socket_t fd, short what, void *arg)
-{
-    ls_worker_t *w = arg;
-    (void)fd;
-    (void)what;
-    if (!w->stopping && w->srv.accepting && !w->srv.full)
-        event_add(&w->srv.accept_ev, NULL);
-}
-
-/*
- * Out of descriptors: libevent's own listener would spin here. Give up the
- * reserve descriptor to accept and close one pending connection (so that the
- * client is told rather than left hanging), take the reserve back, and stop
- * accepting for a moment. One log line per second at most, with a count.
- */
-static void
-worker_accept_pause(ls_worker_t *w)
-{
-    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
-
-    event_del(&w->srv.accept_ev);
-    evtimer_add(&w->accept_pause_ev, &tv);
-}
-
-static void
-worker_accept_emfile(ls_worker_t *w, int err)
-{
-    static double last_log;
-    int fd;
-
-    if (w->emfile_burst == 0)
-        w->emfile_burst = w->emfile_count + 1;
-    w->emfile_count++;
-    if (w->emfile_fd >= 0) {
-        close(w->emfile_fd);
-        fd = accept4(w->srv.fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
-            close(fd);
-        w->emfile_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    }
-    if (ls_now() - last_log >= 1.0) {
-        last_log = ls_now();
-        ls_log(LS_LOG_WARN, err, "accept4() failed, refusing connections for "
-               "%d ms (%llu times so far)", ACCEPT_PAUSE_MS,
-               (unsigned long long)w->emfile_count);
-    }
-    worker_accept_pause(w);
-}
-
-/*
- * TCP_NODELAY on the listening socket: Linux copies it into every accepted
- * socket, which saves a setsockopt() per connection. Should that fail, each
- * accepted socket gets it instead.
- */
-static void
-worker_listen_nodelay(ls_server_t *srv)
-{
-    int on = 1;
-
-    if (srv->conf.addr.family == AF_UNIX)
-        return;
-    if (setsockopt(srv->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0) {
-        ls_log(LS_LOG_INFO, errno, "TCP_NODELAY on the listening socket; "
-               "setting it per connection");
-        srv->nodelay_each = 1;
-    }
-}
-
-/*
- * deferAccept (default for http:// and websocket://): TCP_DEFER_ACCEPT, so
- * that accept() returns a connection once its first bytes are in, and the
- * worker reads them at once instead of registering the socket with epoll
- * and waiting (ls_conn_start). A client that connects and sends nothing is
- * accepted after about a second anyway, then headerTimeout applies. Set
- * (or cleared) by every worker on the shared socket, so a reload that
- * changes the option applies it.
- */
-static void
-worker_listen_defer(ls_server_t *srv)
-{
-    int v = srv->conf.defer_accept ? 1 : 0;
-
-    if (srv->conf.addr.family == AF_UNIX)
-        return;
-    if (setsockopt(srv->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, sizeof(v)) < 0)
-        ls_log(LS_LOG_INFO, errno, "TCP_DEFER_ACCEPT on the listening "
-               "socket");
-}
-
-static void
-worker_on_accept(evutil_socket_t lfd, short what, void *arg)
-{
-    static ls_log_limit_t lim_err = LS_LOG_LIMIT("accept4() failures", 0);
-    static ls_log_limit_t lim_full = LS_LOG_LIMIT("maxConnections", 0);
-    ls_worker_t *w = arg;
-    ls_server_t *srv = &w->srv;
-    (void)what;
-
-    for (int i = 0; i < ACCEPT_BATCH && !w->stopping; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        ls_conn_t *c;
-        int fd, on = 1;
-
-        fd = accept4(lfd, (struct sockaddr *)&ss, &len,
-                     SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE)
-                worker_accept_emfile(w, errno);
-            else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                /* ENOBUFS, ENOMEM...: the listening socket stays readable,
-                 * so pause rather than spin on it */
-                ls_log_limited(&lim_err, LS_LOG_ERROR, errno,
-                               "accept4() failed; pausing accepting for %d ms",
-                               ACCEPT_PAUSE_MS);
-                worker_accept_pause(w);
-            }
-            break;
-        }
-        if (w->emfile_burst) {
-            ls_log(LS_LOG_INFO, 0, "accepting again after running out of "
-                   "descriptors (%llu times in this burst)",
-                   (unsigned long long)(w->emfile_count - w->emfile_burst +
-                                        1));
-            w->emfile_burst = 0;
-            if (w->emfile_fd < 0)
-                w->emfile_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        }
-        if (!srv->nodelay_checked && !srv->nodelay_each &&
-            srv->conf.addr.family != AF_UNIX) {
-            socklen_t olen = sizeof(on);
-            srv->nodelay_checked = 1;
-            on = 0;
-            if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &olen) < 0 ||
-                !on)
-                srv->nodelay_each = 1; /* not inherited here */
-            on = 1;
-        }
-        if (srv->nodelay_each)
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-        c = ls_conn_new(srv, fd, (struct sockaddr *)&ss, len);
-        if (c == NULL) {
-            ls_log(LS_LOG_ERROR, ENOMEM, "cannot allocate a connection");
-            close(fd);
-            continue;
-        }
-        ls_conn_start(c);
-        if (srv->conf.max_connections > 0 &&
-            srv->nconns >= (size_t)srv->conf.max_connections &&
-            !w->stopping && !srv->full) {
-            srv->full = 1;
-            event_del(&srv->accept_ev);
-            ls_log_limited(&lim_full, LS_LOG_WARN, 0, "maxConnections (%d) "
-                           "reached; not accepting until one closes",
-                           srv->conf.max_connections);
-            break;
-        }
-    }
-    ls_worker_flush();
-}
-
-/* Call listener.<name>(worker); returns the ls_vm_call status. */
-static int
-worker_emit(ls_worker_t *w, const char *name)
-{
-    lua_State *L = w->vm->L;
-
-    lua_rawgeti(L, LUA_REGISTRYINDEX, w->srv.lua_ref);   /* srv */
-    if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {   /* srv f */
-        lua_pop(L, 2);
-        return LUA_OK;
-    }
-    lua_remove(L, -2);                                   /* f */
-    ls_lua_core_push_worker(L);                          /* f worker */
-    return ls_vm_call(w->vm, 1, 0, name, 0);
-}
-
 static void
 worker_on_stop_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -401,34 +86,17 @@ worker_stop(ls_worker_t *w, int how)
     if (w->stopping >= how)
         return;
     if (!w->stopping) {
-        if (srv->accepting) {
-            event_del(&srv->accept_ev);
-            event_del(&w->accept_pause_ev);
-            srv->accepting = 0;
-        }
-        if (srv->fd >= 0) {
-            close(srv->fd);
-            srv->fd = -1;
-        }
+        ls_server_unlisten(w);
         w->stopping = how;
-        worker_emit(w, "onWorkerStop");
-        ls_worker_flush();
+        ls_lua_events_worker(w->vm, "onWorkerStop");
+        ls_conn_flush_all();
     }
     w->stopping = how;
     if (how == LS_STOP_FAST) {
-        ls_conn_t *c;
-        while ((c = srv->conns) != NULL) {
-            if (c->proto->stop) /* a WebSocket's close 1001 */
-                c->proto->stop(c);
-            ls_conn_destroy(c);
-        }
+        ls_server_destroy_all(srv);
     } else if (srv->nconns > 0) {
         struct timeval tv;
-        for (ls_conn_t *c = srv->conns, *next; c != NULL; c = next) {
-            next = c->next;
-            if (c->proto->drain)
-                c->proto->drain(c);
-        }
+        ls_server_drain_all(srv);
         tv.tv_sec = (time_t)w->stop_timeout;
         tv.tv_usec = (suseconds_t)((w->stop_timeout - (double)tv.tv_sec) * 1e6);
         evtimer_assign(&w->stop_ev, w->base, worker_on_stop_timeout, w);
@@ -552,7 +220,7 @@ worker_on_chan(evutil_socket_t fd, short what, void *arg)
             worker_send_status(w);
         } else if (strcmp(buf, "reload") == 0 && !w->stopping) {
             /* A new generation serves now: this one drains. */
-            worker_emit(w, "onWorkerReload");
+            ls_lua_events_worker(w->vm, "onWorkerReload");
             worker_stop(w, LS_STOP_GRACEFUL);
         }
         return;
@@ -571,8 +239,8 @@ worker_on_chan(evutil_socket_t fd, short what, void *arg)
  * In onWorkerStart it is a failed start instead: a replacement that exits the
  * same way must go through the master's back-off.
  */
-void
-ls_worker_os_exit(ls_worker_t *w, int code)
+static void
+worker_os_exit(ls_worker_t *w, int code)
 {
     if (w->stopping) {
         ls_log(LS_LOG_WARN, 0, "os.exit(%d) called in worker while it is "
@@ -632,7 +300,7 @@ static void
 worker_exit(ls_worker_t *w, int code)
 {
     ls_log_flush_suppressed(1);
-    ls_outbound_close_all(w);
+    ls_lua_connect_close_all(w);
     ls_lua_timer_cancel_all(w);
     ls_vm_free(w->vm);
     w->vm = NULL;
@@ -691,7 +359,6 @@ ls_worker_main(const ls_worker_args_t *a)
     event_assign(&w->chan_ev, w->base, w->chan, EV_READ | EV_PERSIST,
                  worker_on_chan, w);
     event_add(&w->chan_ev, NULL);
-    evtimer_assign(&w->accept_pause_ev, w->base, worker_accept_resume, w);
     evtimer_assign(&w->log_ev, w->base, worker_on_log_flush, w);
     ls_log_set_suppress_hook(worker_log_suppressing);
 
@@ -702,6 +369,13 @@ ls_worker_main(const ls_worker_args_t *a)
         exit(LS_WEXIT_STARTUP);
     }
     w->vm->worker = w;
+    ls_lua_core_install(w->vm);
+    /* The connection and protocol layers reach the app only through
+     * these tables. */
+    ls_conn_set_events(&ls_lua_conn_events);
+    ls_http_set_events(&ls_lua_http_events);
+    ls_ws_init();
+    w->os_exit = worker_os_exit;
     ls_vm_set_limits(w->vm, a->conf->lua_memory_limit,
                      a->conf->callback_timeout);
     snprintf(w->vm->serve_name, sizeof(w->vm->serve_name), "%s",
@@ -710,7 +384,7 @@ ls_worker_main(const ls_worker_args_t *a)
         ls_log(LS_LOG_ERROR, 0, "cannot load the app: %s", err);
         exit(LS_WEXIT_STARTUP);
     }
-    if (w->vm->serve_ref == LUA_NOREF) {
+    if (!ls_vm_serves(w->vm)) {
         ls_log(LS_LOG_ERROR, 0, "%s no longer declares listener \"%s\"",
                a->app, a->listener->name);
         exit(LS_WEXIT_STARTUP);
@@ -725,30 +399,15 @@ ls_worker_main(const ls_worker_args_t *a)
                              : a->conf->callback_timeout);
     w->srv.lua_ref = w->vm->serve_ref;
     w->srv.fd = a->listen_fd;
-    ls_proto_attach(&w->srv);
+    ls_lua_proto_attach(&w->srv);
 
-    if (worker_emit(w, "onWorkerStart") != LUA_OK) {
+    if (ls_lua_events_worker(w->vm, "onWorkerStart") < 0) {
         ls_log(LS_LOG_ERROR, 0, "onWorkerStart failed; this worker exits");
         exit(LS_WEXIT_STARTUP);
     }
-    ls_worker_flush();
+    ls_conn_flush_all();
     if (!w->stopping) {
-        worker_listen_nodelay(&w->srv);
-        worker_listen_defer(&w->srv);
-        event_assign(&w->srv.accept_ev, w->base, w->srv.fd,
-                     EV_READ | EV_PERSIST, worker_on_accept, w);
-        event_add(&w->srv.accept_ev, NULL);
-        w->srv.accepting = 1;
-        if (w->srv.conf.idle_timeout > 0) {
-            double iv = w->srv.conf.idle_timeout / 4;
-            struct timeval tv;
-            iv = iv < 0.05 ? 0.05 : iv > 1.0 ? 1.0 : iv;
-            tv.tv_sec = (time_t)iv;
-            tv.tv_usec = (suseconds_t)((iv - (double)tv.tv_sec) * 1e6);
-            event_assign(&w->srv.idle_ev, w->base, -1, EV_PERSIST,
-                         worker_on_idle_sweep, w);
-            event_add(&w->srv.idle_ev, &tv);
-        }
+        ls_server_listen(w);
         if (w->srv.conf.max_requests || w->srv.conf.max_memory) {
             struct timeval tv = {1, 0};
             srand((unsigned)getpid());

@@ -1,0 +1,29 @@
+/*
+ * binding.h -- what the luaserv.* bindings share: the ls_vm_t of a Lua
+ * state, and calling the app's callbacks for a connection (lua_events.c).
+ * Only files of the Lua layer include it: they are the ones that know
+ * lua.h.
+ */
+#ifndef LS_BINDING_H
+#define LS_BINDING_H
+
+#include "lua/vm.h"
+#include "net/conn.h"
+
+#include <lua.h>
+
+static inline ls_vm_t *
+ls_vm_of(lua_State *L)
+{
+    return *(ls_vm_t **)lua_getextraspace(L);
+}
+
+/* Push srv[name] and the connection; 0 (nothing pushed) when the app has
+ * no such callback. */
+int ls_lua_callback_push(ls_conn_t *c, const char *name);
+/* Call what ls_lua_callback_push pushed, with nextra more arguments and
+ * nres results: LS_EV_OK or LS_EV_ERROR (logged, with the traceback). */
+int ls_lua_callback_call(ls_conn_t *c, const char *name, int nextra,
+                         int nres);
+
+#endif
