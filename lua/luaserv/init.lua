@@ -21,6 +21,12 @@ local _M = {
     after = core.after,
     every = core.every,
     connect = core.connect,
+    --- Wait this many seconds; the worker serves others meanwhile.
+    sleep = core.sleep,
+    --- A TCP (or unix socket) cosocket: connect, send, receive, keep-alive.
+    tcp = core.tcp,
+    --- A null value (Redis's nil bulk reply, JSON null): a light userdata.
+    null = core.null,
 }
 
 --- Log a line at level "debug", "info", "warn" or "error".

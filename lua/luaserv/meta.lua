@@ -18,6 +18,7 @@
 ---@field _VERSION string The runtime's version, e.g. `"0.1.0"`.
 ---@field worker luaserv.worker|nil The current worker; `nil` while the master's validator runs the script (and in `check`).
 ---@field errors luaserv.errors Codes passed to `onError(conn, code, text)`.
+---@field null lightuserdata A null value (Redis's nil reply): compare with `==`.
 local luaserv = {}
 
 ---The current worker (`luaserv.worker`, and the argument of the `onWorker*` callbacks).
@@ -261,6 +262,76 @@ function luaserv.every(seconds, fn) end
 ---@param options? luaserv.connect_options
 ---@return luaserv.conn
 function luaserv.connect(address, options) end
+
+---Wait `seconds` (0 to 1e9); the worker serves others meanwhile. Only in a
+---callback, a timer or onWorkerStart (each runs in a coroutine); raises
+---elsewhere (the top level, onWebSocketConnect, a protocol function).
+---@param seconds number
+function luaserv.sleep(seconds) end
+
+---A TCP or unix-socket cosocket (OpenResty's ngx.socket.tcp). Only in a
+---worker; its methods that wait may be called where luaserv.sleep may.
+---@return luaserv.tcp
+function luaserv.tcp() end
+
+---A cosocket from `luaserv.tcp()`. Failures return nil and a short text
+---("timeout", "closed", "connection refused", "socket busy", ...).
+---@class luaserv.tcp
+local tcp = {}
+
+---Connect to host:port (names resolved without blocking) or to
+---"unix:/path"; a connection from the keep-alive pool is taken first.
+---@param host string
+---@param port? integer
+---@return 1|nil ok
+---@return string|nil err
+function tcp:connect(host, port) end
+
+---Send all of data (a string, a number or an array of strings).
+---@param data string|number|string[]
+---@return integer|nil bytes
+---@return string|nil err
+function tcp:send(data) end
+
+---Receive a line ("*l", the default: without its newline, a CR before it
+---dropped), everything until the peer closes ("*a") or exactly n bytes.
+---@param pattern? "*l"|"*a"|integer
+---@return string|nil data
+---@return string|nil err
+---@return string|nil partial what arrived before the failure
+function tcp:receive(pattern) end
+
+---An iterator that returns the data before the next `pattern` (consuming
+---the pattern), or nil, err, partial.
+---@param pattern string
+---@return fun(): string|nil, string|nil, string|nil
+function tcp:receiveuntil(pattern) end
+
+---Close the connection.
+---@return 1|nil ok
+---@return string|nil err
+function tcp:close() end
+
+---Put the connection in the worker's keep-alive pool for its host:port.
+---@param idle_ms? integer how long it may stay idle (default 60000; 0: no limit)
+---@param pool_size? integer idle connections kept for that host:port (default 30)
+---@return 1|nil ok
+---@return string|nil err
+function tcp:setkeepalive(idle_ms, pool_size) end
+
+---How many times this connection was taken from the pool (0: fresh).
+---@return integer|nil n
+---@return string|nil err
+function tcp:getreusedtimes() end
+
+---The connect, send and read timeouts at once, in milliseconds (0: none).
+---@param ms number
+function tcp:settimeout(ms) end
+
+---@param connect_ms number
+---@param send_ms number
+---@param read_ms number
+function tcp:settimeouts(connect_ms, send_ms, read_ms) end
 
 ---`require "luaserv.protocols.length"`: length-prefixed binary messages as
 ---a Lua protocol; the module itself is the 4-byte big-endian form with the

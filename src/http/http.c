@@ -570,6 +570,27 @@ http_dispatch(ls_conn_t *c, ls_http_t *h, char *base)
     ls_conn_decref(c);
 }
 
+/*
+ * The handler of the request in flight failed after it had waited (the
+ * Lua layer logged it): as for a failure before (http_dispatch), a 500
+ * unless the response has begun, which the close then cuts short.
+ */
+void
+ls_http_abort(ls_conn_t *c)
+{
+    ls_http_t *h = c->pstate;
+
+    if (c->flags & HTTP_STOPPED)
+        return;
+    if (c->proto->kind == LS_PROTO_HTTP && h != NULL &&
+        (h->flags & LS_HTTP_INFLIGHT) && !(h->flags & LS_HTTP_STREAMING)) {
+        ls_http_reply_error(c, 500);
+        ls_http_retire(c);
+    } else {
+        ls_conn_close(c);
+    }
+}
+
 /* ---- errors and the lingering close ------------------------------------- */
 
 static void

@@ -159,6 +159,7 @@ void ls_http_release(struct ls_conn *c);
 /* http.c: a response is complete and the connection stays (headerTimeout
  * runs until the next head is in); or it is the last one (lingering close) */
 void ls_http_await(struct ls_conn *c);
+void ls_http_abort(struct ls_conn *c);
 void ls_http_retire(struct ls_conn *c);
 
 /* http_send.c */

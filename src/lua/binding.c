@@ -1,7 +1,8 @@
 /*
- * binding.c -- calling the app's callbacks for a connection: the listener's
- * srv.<name>(conn, ...) under ls_vm_call, which logs an error with its
- * traceback and enforces callbackTimeout and the memory limit.
+ * binding.c -- finding the app's callbacks for a connection (the listener's
+ * srv.<name>), and calling one that may not wait under ls_vm_call, which
+ * logs an error with its traceback and enforces callbackTimeout and the
+ * memory limit (the others run in coroutines: co.c).
  *
  * Callbacks are looked up on each call, not cached, so that an app that
  * reassigns srv.onMessage at run time is seen at once; the names come
@@ -12,12 +13,10 @@
 #include <lauxlib.h>
 
 int
-ls_lua_callback_push(ls_conn_t *c, const char *name)
+ls_lua_callback_push(lua_State *L, ls_conn_t *c, const char *name)
 {
-    lua_State *L = ls_worker->vm->L;
-
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->lua_ref);  /* srv */
-    ls_vm_push_name(ls_worker->vm, name);                /* srv name */
+    ls_vm_push_name(ls_worker->vm, L, name);             /* srv name */
     if (lua_gettable(L, -2) != LUA_TFUNCTION) {          /* srv f */
         lua_pop(L, 2);
         return 0;
@@ -34,4 +33,3 @@ ls_lua_callback_call(ls_conn_t *c, const char *name, int nextra, int nres)
                ? LS_EV_OK
                : LS_EV_ERROR;
 }
-

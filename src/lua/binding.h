@@ -18,11 +18,12 @@ ls_vm_of(lua_State *L)
     return *(ls_vm_t **)lua_getextraspace(L);
 }
 
-/* Push srv[name] and the connection; 0 (nothing pushed) when the app has
- * no such callback. */
-int ls_lua_callback_push(ls_conn_t *c, const char *name);
-/* Call what ls_lua_callback_push pushed, with nextra more arguments and
- * nres results: LS_EV_OK or LS_EV_ERROR (logged, with the traceback). */
+/* Push srv[name] and the connection on L; 0 (nothing pushed) when the app
+ * has no such callback. */
+int ls_lua_callback_push(lua_State *L, ls_conn_t *c, const char *name);
+/* Call what ls_lua_callback_push pushed on ls_vm_L (a callback that may
+ * not wait), with nextra more arguments and nres results: LS_EV_OK or
+ * LS_EV_ERROR (logged, with the traceback). */
 int ls_lua_callback_call(ls_conn_t *c, const char *name, int nextra,
                          int nres);
 

@@ -116,11 +116,8 @@ outbound_on_begin(evutil_socket_t fd, short what, void *arg)
         } else {
             struct evutil_addrinfo hints;
             char port[16];
-            ls_worker_t *w = ls_worker;
+            struct evdns_base *dns = ls_loop_dns();
 
-            if (w->dns == NULL)
-                w->dns = evdns_base_new(w->base,
-                                        EVDNS_BASE_INITIALIZE_NAMESERVERS);
             memset(&hints, 0, sizeof(hints));
             hints.ai_family = AF_UNSPEC;
             hints.ai_socktype = SOCK_STREAM;
@@ -128,11 +125,11 @@ outbound_on_begin(evutil_socket_t fd, short what, void *arg)
             hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
             snprintf(port, sizeof(port), "%d", a->port);
             ls_conn_incref(c);
-            if (w->dns == NULL) {
+            if (dns == NULL) {
                 outbound_on_resolved(EVUTIL_EAI_FAIL, NULL, c);
             } else {
                 /* The callback may run before this returns. */
-                evdns_getaddrinfo(w->dns, a->host, port, &hints,
+                evdns_getaddrinfo(dns, a->host, port, &hints,
                                   outbound_on_resolved, c);
             }
         }

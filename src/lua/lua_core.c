@@ -10,8 +10,10 @@
 #include "lua/lua_core.h"
 #include "core/log.h"
 #include "lua/binding.h"
+#include "lua/co.h"
 #include "lua/lua_conn.h"
 #include "lua/lua_connect.h"
+#include "lua/lua_socket.h"
 #include "lua/lua_timer.h"
 #include "net/conn.h"
 
@@ -530,6 +532,10 @@ luaopen_luaserv_core(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &listeners_key);
     luaL_newlib(L, lcore_funcs);                         /* core */
     ls_lua_timer_register(L);
+    ls_co_register(L);
+    ls_lua_socket_register(L);
+    lua_pushlightuserdata(L, NULL);                      /* luaserv.null */
+    lua_setfield(L, -2, "null");
     lua_pushliteral(L, LUASERV_VERSION);
     lua_setfield(L, -2, "version");
 

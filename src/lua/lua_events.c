@@ -9,6 +9,7 @@
  */
 #include "lua/lua_events.h"
 #include "lua/binding.h"
+#include "lua/co.h"
 #include "lua/lua_conn.h"
 #include "lua/lua_core.h"
 #include "lua/lua_request.h"
@@ -18,28 +19,47 @@
 static inline lua_State *
 ev_L(void)
 {
-    return ls_worker->vm->L;
+    return ls_vm_L(ls_worker->vm);
+}
+
+/* srv.<name>(conn, ...) in a coroutine: push the callback and conn on
+ * co->L; 0 when there is no such callback (co goes back). */
+static ls_co_t *
+ev_prepare(ls_conn_t *c, const char *name)
+{
+    ls_co_t *co = ls_co_get();
+
+    if (co == NULL)
+        return NULL;
+    if (!ls_lua_callback_push(co->L, c, name)) {
+        ls_co_put(co);
+        return NULL;
+    }
+    return co;
 }
 
 /* srv.<name>(conn) */
 static int
-ev_emit(ls_conn_t *c, const char *name)
+ev_emit(ls_conn_t *c, const char *name, int flags)
 {
-    if (!ls_lua_callback_push(c, name))
+    ls_co_t *co = ev_prepare(c, name);
+
+    if (co == NULL)
         return LS_EV_NONE;
-    return ls_lua_callback_call(c, name, 0, 0);
+    return ls_co_start(co, 1, name, c, flags);
 }
 
 static int
 ev_open(ls_conn_t *c)
 {
-    return ls_lua_conn_attach(ev_L(), c);
+    return ls_lua_conn_attach(ls_worker->vm->L, c);
 }
 
+/* onConnect may wait; the connection's messages wait for it. */
 static int
 ev_connect(ls_conn_t *c)
 {
-    return ev_emit(c, "onConnect");
+    return ev_emit(c, "onConnect", LS_CO_HOLD);
 }
 
 typedef struct ev_batch {
@@ -48,7 +68,19 @@ typedef struct ev_batch {
     void *ctx;
 } ev_batch_t;
 
-/* Under ls_vm_call: onMessage(conn, msg) for each message next() yields.
+/* After an onMessage of the batch waited: the batch is over (the messages
+ * behind it wait in the input buffer, the connection held, and come in a
+ * batch of their own once this one is done). */
+static int
+ev_deliver_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)L;
+    (void)status;
+    (void)ctx;
+    return 0;
+}
+
+/* In a coroutine: onMessage(conn, msg) for each message next() yields.
  * srv.onMessage is looked up for each, so that a reassignment is seen at
  * once. */
 static int
@@ -61,7 +93,7 @@ ev_deliver(lua_State *L)
     size_t n;
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->lua_ref);  /* b srv */
-    ls_vm_push_name(vm, "onMessage");                    /* b srv name */
+    ls_vm_push_name(vm, L, "onMessage");                 /* b srv name */
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* b srv name conn */
     while (b->next(c, b->ctx, &p, &n)) {
         c->srv->msgs_in++;
@@ -73,77 +105,85 @@ ev_deliver(lua_State *L)
         lua_pushvalue(L, 4);
         lua_pushlstring(L, p, n);                        /* ... f conn msg */
         ls_vm_next_callback(vm);
-        lua_call(L, 2, 0);
+        lua_callk(L, 2, 0, 0, ev_deliver_k);
     }
     return 0;
 }
 
 /*
- * A batch of messages (all the whole packets of one read) under one
- * protected call: the per-call cost (lua_pcall's setjmp, the handler, the
- * callback's lookup from the registry) is paid once per read, not once per
- * message. An error in one onMessage ends the batch; the caller closes the
- * connection, so the messages behind it would not have been delivered
- * anyway. next() stops once the connection is paused or closing.
+ * A batch of messages (all the whole packets of one read) in one coroutine:
+ * the per-call cost (lua_resume, the callback's lookup from the registry)
+ * is paid once per read, not once per message. An error in one onMessage
+ * ends the batch; the caller closes the connection, so the messages behind
+ * it would not have been delivered anyway. next() stops once the
+ * connection is paused, held or closing.
  */
 static int
 ev_messages(ls_conn_t *c, ls_conn_next_fn next, void *ctx)
 {
-    lua_State *L = ev_L();
+    ls_co_t *co = ls_co_get();
     ev_batch_t b = {c, next, ctx};
 
-    lua_pushcfunction(L, ev_deliver);
-    lua_pushlightuserdata(L, &b);
-    return ls_vm_call(ls_worker->vm, 1, 0, "onMessage", c->id) == LUA_OK
-               ? LS_EV_OK
-               : LS_EV_ERROR;
+    if (co == NULL)
+        return LS_EV_ERROR;
+    lua_pushcfunction(co->L, ev_deliver);
+    lua_pushlightuserdata(co->L, &b);
+    return ls_co_start(co, 1, "onMessage", c, LS_CO_HOLD);
 }
 
+/* One message (WebSocket): its own coroutine; messages of one connection
+ * whose callbacks wait are handled side by side. */
 static int
 ev_message(ls_conn_t *c, const char *p, size_t n)
 {
-    if (!ls_lua_callback_push(c, "onMessage"))           /* f conn */
+    ls_co_t *co = ev_prepare(c, "onMessage");            /* f conn */
+
+    if (co == NULL)
         return LS_EV_NONE;
-    lua_pushlstring(ev_L(), p, n);
-    return ls_lua_callback_call(c, "onMessage", 1, 0);
+    lua_pushlstring(co->L, p, n);
+    return ls_co_start(co, 2, "onMessage", c, 0);
 }
 
 static int
 ev_error(ls_conn_t *c, int code, const char *text)
 {
-    if (!ls_lua_callback_push(c, "onError"))
+    ls_co_t *co = ev_prepare(c, "onError");
+
+    if (co == NULL)
         return LS_EV_NONE;
-    lua_pushinteger(ev_L(), code);
-    lua_pushstring(ev_L(), text);
-    return ls_lua_callback_call(c, "onError", 2, 0);
+    lua_pushinteger(co->L, code);
+    lua_pushstring(co->L, text);
+    return ls_co_start(co, 3, "onError", c, 0);
 }
 
 static int
 ev_buffer(ls_conn_t *c, int full)
 {
-    return ev_emit(c, full ? "onBufferFull" : "onBufferDrain");
+    return ev_emit(c, full ? "onBufferFull" : "onBufferDrain", 0);
 }
 
 static void
 ev_close(ls_conn_t *c)
 {
-    ev_emit(c, "onClose");
-    ls_lua_conn_detach(ev_L(), c);
+    ev_emit(c, "onClose", 0);
+    ls_lua_conn_detach(ls_worker->vm->L, c);
 }
 
 static void
 ev_server_gone(ls_server_t *srv)
 {
-    luaL_unref(ev_L(), LUA_REGISTRYINDEX, srv->lua_ref);
+    luaL_unref(ls_worker->vm->L, LUA_REGISTRYINDEX, srv->lua_ref);
     srv->lua_ref = LUA_NOREF;
 }
 
 static int
 ev_handles(ls_conn_t *c, const char *callback)
 {
-    if (!ls_lua_callback_push(c, callback))
+    lua_State *L = ev_L();
+
+    if (!ls_lua_callback_push(L, c, callback))
         return 0;
-    lua_pop(ev_L(), 2);
+    lua_pop(L, 2);
     return 1;
 }
 
@@ -161,18 +201,21 @@ const ls_conn_events_t ls_lua_conn_events = {
 
 /* ---- HTTP ------------------------------------------------------------- */
 
-/* onMessage(conn, req) */
+/* onMessage(conn, req): it may wait; the response comes when it sends. */
 static int
 ev_request(ls_conn_t *c, ls_http_t *h, char *base)
 {
-    if (!ls_lua_callback_push(c, "onMessage"))           /* f conn */
+    ls_co_t *co = ev_prepare(c, "onMessage");            /* f conn */
+
+    if (co == NULL)
         return LS_EV_NONE;
-    ls_lua_request_push(ev_L(), h, base);                /* f conn req */
-    return ls_lua_callback_call(c, "onMessage", 1, 0);
+    ls_lua_request_push(co->L, h, base);                 /* f conn req */
+    return ls_co_start(co, 2, "onMessage", c, LS_CO_HTTP);
 }
 
 /* onWebSocketConnect(conn, req): false refuses with 403, a status from
- * 400 to 599 with that status; anything else accepts. */
+ * 400 to 599 with that status; anything else accepts. Its answer is
+ * needed now: it may not wait. */
 static int
 ev_ws_connect(ls_conn_t *c, ls_http_t *h, const char *base, int *refuse)
 {
@@ -180,7 +223,7 @@ ev_ws_connect(ls_conn_t *c, ls_http_t *h, const char *base, int *refuse)
     int top = lua_gettop(L), status;
 
     *refuse = 0;
-    if (!ls_lua_callback_push(c, "onWebSocketConnect"))  /* f conn */
+    if (!ls_lua_callback_push(L, c, "onWebSocketConnect"))  /* f conn */
         return LS_EV_NONE;
     ls_lua_request_push(L, h, (char *)base);             /* f conn req */
     status = ls_lua_callback_call(c, "onWebSocketConnect", 1, 1);
@@ -207,14 +250,18 @@ const ls_http_events_t ls_lua_http_events = {
 int
 ls_lua_events_worker(ls_vm_t *vm, const char *name)
 {
-    lua_State *L = vm->L;
+    ls_co_t *co = ls_co_get();
+    lua_State *L;
 
+    if (co == NULL)
+        return -1;
+    L = co->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->serve_ref);    /* srv */
     if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {   /* srv f */
-        lua_pop(L, 2);
+        ls_co_put(co);
         return 0;
     }
     lua_remove(L, -2);                                   /* f */
     ls_lua_core_push_worker(L);                          /* f worker */
-    return ls_vm_call(vm, 1, 0, name, 0) == LUA_OK ? 0 : -1;
+    return ls_co_start(co, 1, name, NULL, 0) == LS_EV_ERROR ? -1 : 0;
 }

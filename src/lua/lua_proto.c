@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "lua/binding.h"
+#include "lua/co.h"
 #include "net/conn.h"
 
 #include <lauxlib.h>
@@ -29,7 +30,7 @@
 static int
 plua_push(ls_conn_t *c, const char *field)
 {
-    lua_State *L = ls_worker->vm->L;
+    lua_State *L = ls_vm_L(ls_worker->vm);
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->lua_ref);  /* srv */
     if (lua_getfield(L, -1, "protocol") != LUA_TTABLE) { /* srv P */
@@ -43,10 +44,27 @@ plua_push(ls_conn_t *c, const char *field)
     return lua_type(L, -1);
 }
 
+/* onMessage(conn, msg), pushed on L, in a coroutine: it may wait, and the
+ * connection's next packets wait for it (the loop below sees it held). */
+static void
+plua_deliver(ls_conn_t *c, lua_State *L)
+{
+    ls_co_t *co = ls_co_get();
+
+    if (co == NULL) {
+        lua_pop(L, 3);
+        ls_conn_close(c);
+        return;
+    }
+    lua_xmove(L, co->L, 3);
+    if (ls_co_start(co, 2, "onMessage", c, LS_CO_HOLD) == LS_EV_ERROR)
+        ls_conn_close(c);
+}
+
 static size_t
 plua_input(ls_conn_t *c, const char *buf, size_t len)
 {
-    lua_State *L = ls_worker->vm->L;
+    lua_State *L = ls_vm_L(ls_worker->vm);
     size_t off = 0, max = c->srv->conf.max_package_size;
 
     ls_conn_incref(c);
@@ -103,7 +121,7 @@ plua_input(ls_conn_t *c, const char *buf, size_t len)
         n = (lua_Integer)c->scan;
         c->scan = 0;
         c->srv->msgs_in++;
-        if (ls_lua_callback_push(c, "onMessage")) {  /* onMessage conn */
+        if (ls_lua_callback_push(L, c, "onMessage")) { /* onMessage conn */
             if (plua_push(c, "decode") == LUA_TFUNCTION) {
                 lua_pushlstring(L, buf + off, (size_t)n);
                 lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);
@@ -118,8 +136,7 @@ plua_input(ls_conn_t *c, const char *buf, size_t len)
                 lua_pushlstring(L, buf + off, (size_t)n);
             }
             off += (size_t)n;
-            if (ls_lua_callback_call(c, "onMessage", 1, 0) == LS_EV_ERROR)
-                ls_conn_close(c);
+            plua_deliver(c, L);
         } else {
             off += (size_t)n;
         }

@@ -10,6 +10,7 @@
 #include "lua/lua_timer.h"
 #include "core/log.h"
 #include "lua/binding.h"
+#include "lua/co.h"
 
 #include <lauxlib.h>
 
@@ -51,16 +52,22 @@ timer_on_fire(evutil_socket_t fd, short what, void *arg)
 {
     ls_timer_t *t = arg;
     ls_worker_t *w = ls_worker;
-    lua_State *L = w->vm->L;
+    ls_co_t *co = ls_co_get();
+    lua_State *L;
     (void)fd;
     (void)what;
 
+    if (co == NULL)
+        return;
+    L = co->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);        /* fn */
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref);      /* fn handle */
     if (!t->periodic)
         timer_unlink(w, t, L); /* the handle on the stack keeps t alive */
-    ls_vm_call(w->vm, 1, 0, t->periodic ? "timer (every)" : "timer (after)",
-               0);
+    /* in a coroutine of its own: it may wait; an every() timer's next
+     * shot does not wait for it */
+    ls_co_start(co, 1, t->periodic ? "timer (every)" : "timer (after)", NULL,
+                0);
     ls_conn_flush_all();
 }
 

@@ -232,7 +232,15 @@ vm_on_alarm(int signo)
         vm->seq != vm_tick_target)
         return;
     vm->expired = 1;
-    lua_sethook(vm->L, vm_timeout_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
+    /* whichever thread runs the loop: the main one and every coroutine
+     * resumed (a coroutine may have resumed another that yielded back) */
+    vm->hooked[0] = vm->L;
+    for (int i = 0; i < vm->nrun; i++)
+        vm->hooked[i + 1] = vm->run[i];
+    vm->nhooked = vm->nrun + 1;
+    for (int i = 0; i < vm->nhooked; i++)
+        lua_sethook(vm->hooked[i], vm_timeout_hook, LUA_MASKCOUNT,
+                    VM_HOOK_COUNT);
 }
 
 static void *
@@ -339,7 +347,9 @@ vm_leave(ls_vm_t *vm)
         return;
     vm->in_handler = 0;  /* ls_vm_load_app: a handler that failed */
     if (vm->expired) {
-        lua_sethook(vm->L, NULL, 0, 0);
+        for (int i = 0; i < vm->nhooked; i++)
+            lua_sethook(vm->hooked[i], NULL, 0, 0);
+        vm->nhooked = 0;
         vm->expired = 0;
     }
 }
@@ -447,7 +457,7 @@ ls_vm_serves(const ls_vm_t *vm)
 }
 
 void
-ls_vm_push_name(ls_vm_t *vm, const char *name)
+ls_vm_push_name(ls_vm_t *vm, lua_State *L, const char *name)
 {
     int i;
 
@@ -457,10 +467,10 @@ ls_vm_push_name(ls_vm_t *vm, const char *name)
     for (i = 0; vm_names[i] != NULL; i++)
         if (strcmp(vm_names[i], name) == 0)
             goto found;
-    lua_pushstring(vm->L, name);
+    lua_pushstring(L, name);
     return;
 found:
-    lua_rawgeti(vm->L, LUA_REGISTRYINDEX, vm->name_refs[i]);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->name_refs[i]);
 }
 
 /* Lua's own msghandler (lua.c): stringify, then append a traceback. */
@@ -518,7 +528,7 @@ vm_status_name(int status)
  * memory error, its lauxlib form, or a failure of the handler itself.
  */
 static int
-vm_mem_failure(ls_vm_t *vm, unsigned refused, int status)
+vm_mem_failure(ls_vm_t *vm, lua_State *L, unsigned refused, int status)
 {
     const char *msg;
 
@@ -526,7 +536,7 @@ vm_mem_failure(ls_vm_t *vm, unsigned refused, int status)
         return 0;
     if (status == LUA_ERRMEM || status == LUA_ERRERR)
         return 1;
-    msg = lua_tostring(vm->L, -1);
+    msg = lua_tostring(L, -1);
     return msg != NULL && strstr(msg, "not enough memory") != NULL;
 }
 
@@ -535,11 +545,15 @@ vm_mem_failure(ls_vm_t *vm, unsigned refused, int status)
  * failure log "conn 17: onMessage: app.lua:12: boom" plus the traceback and
  * leave nothing on the stack; on success leave nres results.
  */
+static int vm_co_message(lua_State *L);
+static void vm_report(ls_vm_t *vm, lua_State *L, int status,
+                      unsigned refused, const char *what, uint64_t conn_id);
+
 int
 ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
            uint64_t conn_id)
 {
-    lua_State *L = vm->L;
+    lua_State *L = ls_vm_L(vm);
     int base = lua_gettop(L) - nargs;
     unsigned refused = vm->mem_refused;
     int status, in_handler = vm->in_handler, handler = 1;
@@ -558,9 +572,92 @@ ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
     vm_leave(vm);
     if (handler != 1)
         lua_remove(L, base);
+    if (status != LUA_OK)
+        vm_report(vm, L, status, refused, what, conn_id);
+    return status;
+}
+
+/*
+ * Resume the coroutine co with nargs values on its stack (on the first
+ * resume, its function below them). LUA_OK: it finished, *nres results on
+ * its stack; LUA_YIELD: it waits (*nres values yielded); else it failed:
+ * logged as ls_vm_call logs, with the coroutine's own traceback, and co
+ * reset so that it can run something else.
+ */
+int
+ls_vm_resume(ls_vm_t *vm, lua_State *co, int nargs, const char *what,
+             uint64_t conn_id, int *nres)
+{
+    lua_State *from = ls_vm_L(vm);
+    unsigned refused = vm->mem_refused;
+    int status, n = vm->nrun;
+
+    if (n >= LS_VM_RUN_MAX) {
+        lua_settop(co, 0);
+        ls_log(LS_LOG_ERROR, 0, "%s: callbacks nested more than %d deep; "
+               "not run", what, LS_VM_RUN_MAX);
+        return LUA_ERRRUN;
+    }
+    vm->run[n] = co;
+    vm->nrun = n + 1;
+    vm_enter(vm);
+    status = lua_resume(co, from, nargs, nres);
+    vm->nrun = n;
+    if (status == LUA_OK || status == LUA_YIELD) {
+        vm_leave(vm);
+        return status;
+    }
+    /* The coroutine's stack is still there: its traceback, made as the
+     * message handler of ls_vm_call makes one (protected, with the same
+     * headroom: an error object's __tostring may fail too), onto the main
+     * thread; then the coroutine's stack is let go, so that a memory
+     * failure's collection can free what the failed callback held. */
+    if (lua_touserdata(co, -1) != &vm_exit_key) {
+        lua_State *M = vm->L;
+        lua_pushcfunction(M, vm_co_message);             /* f */
+        lua_pushthread(co);
+        lua_xmove(co, M, 1);                             /* f co */
+        lua_xmove(co, M, 1);                             /* f co err */
+        vm->in_handler++;
+        if (lua_pcall(M, 2, 1, 0) != LUA_OK)             /* msg */
+            status = LUA_ERRERR;
+        vm->in_handler--;
+    } else {
+        lua_xmove(co, vm->L, 1);
+    }
+    vm_leave(vm);
+    lua_resetthread(co);
+    vm_report(vm, vm->L, status, refused, what, conn_id);
+    return status;
+}
+
+/* (co, err) -> err as a string, with co's traceback. */
+static int
+vm_co_message(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+    const char *msg = lua_tostring(L, 2);
+
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 2, "__tostring") &&
+            lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)",
+                              luaL_typename(L, 2));
+    }
+    luaL_traceback(L, co, msg, 0);
+    return 1;
+}
+
+/* A call failed: its error object is at the top of L. Log it (once, as
+ * the app's own callbacks see it) and pop it. */
+static void
+vm_report(ls_vm_t *vm, lua_State *L, int status, unsigned refused,
+          const char *what, uint64_t conn_id)
+{
     if (status != LUA_OK && lua_touserdata(L, -1) == &vm_exit_key) {
         lua_pop(L, 1); /* os.exit: logged as a warning already */
-    } else if (status != LUA_OK && vm_mem_failure(vm, refused, status)) {
+    } else if (status != LUA_OK && vm_mem_failure(vm, L, refused, status)) {
         /* The limit caused it. Collect what the aborted call left so that
          * the state is usable again, and say how much the app still
          * holds. */
@@ -598,7 +695,6 @@ ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
                    status == LUA_ERRRUN ? "" : ": ", msg);
         lua_pop(L, 1);
     }
-    return status;
 }
 
 /*

@@ -13,6 +13,8 @@
 
 enum { LS_VM_VALIDATE, LS_VM_WORKER };
 
+#define LS_VM_RUN_MAX 16      /* coroutines resumed inside one another */
+
 struct ls_worker;
 struct lua_State;
 
@@ -34,6 +36,13 @@ typedef struct ls_vm {
     volatile sig_atomic_t depth;   /* ls_vm_call nesting */
     volatile sig_atomic_t seq;     /* outermost calls started */
     volatile sig_atomic_t expired; /* over time: the hook is set */
+    /* The coroutines running now, outermost first (ls_vm_resume): a call
+     * made from C while one runs goes on its stack (ls_vm_L), and an
+     * expired callbackTimeout hooks every one of them. */
+    struct lua_State *run[LS_VM_RUN_MAX];
+    volatile sig_atomic_t nrun;
+    struct lua_State *hooked[LS_VM_RUN_MAX + 1];
+    volatile sig_atomic_t nhooked;
     int mode;
     int loading;              /* running the script's top level */
     char app[4096];           /* absolute path of APP.lua */
@@ -52,9 +61,19 @@ void ls_vm_set_limits(ls_vm_t *vm, size_t mem_limit, double callback_timeout);
 int ls_vm_load_app(ls_vm_t *vm, char *err, size_t errlen);
 int ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
                uint64_t conn_id);
-void ls_vm_push_name(ls_vm_t *vm, const char *name);
+int ls_vm_resume(ls_vm_t *vm, struct lua_State *co, int nargs,
+                 const char *what, uint64_t conn_id, int *nres);
+void ls_vm_push_name(ls_vm_t *vm, struct lua_State *L, const char *name);
 int ls_vm_serves(const ls_vm_t *vm);
 const char *ls_vm_lua_dir(void);
+
+/* The thread C code calls the app on: the innermost running coroutine, or
+ * the main thread between callbacks. */
+static inline struct lua_State *
+ls_vm_L(const ls_vm_t *vm)
+{
+    return vm->nrun > 0 ? vm->run[vm->nrun - 1] : vm->L;
+}
 
 /* Several callbacks run under one ls_vm_call (a batch of messages): the
  * next one starts, and callbackTimeout times each on its own. */

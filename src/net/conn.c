@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #define CONN_STOPPED (LS_CONN_CLOSING | LS_CONN_CLOSED)
+#define CONN_HELD (LS_CONN_PAUSED | LS_CONN_WAITING) /* no reading */
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_unstage(ls_conn_t *c);
@@ -367,13 +368,13 @@ conn_read(ls_conn_t *c)
             buf_release(b);
             return;
         }
-        if (c->flags & LS_CONN_PAUSED)
+        if (c->flags & CONN_HELD)
             return;
     }
 
     /* Slow path: read into the connection's own buffer, behind what waits
      * (nothing is read while paused; resumeRecv() brings us here). */
-    if (!(c->flags & LS_CONN_PAUSED)) {
+    if (!(c->flags & CONN_HELD)) {
         want = c->proto->missing
                    ? c->proto->missing(c, b->data + b->off, b->len)
                    : 0;
@@ -814,10 +815,47 @@ ls_conn_resume(ls_conn_t *c)
     if ((c->flags & CONN_STOPPED) || !(c->flags & LS_CONN_PAUSED))
         return;
     c->flags &= ~LS_CONN_PAUSED;
+    if (c->flags & LS_CONN_WAITING)
+        return; /* reading starts when the waiting callback is done */
     event_add(&c->rev, NULL);
     c->flags |= LS_CONN_READING;
     /* Packets that arrived before the pause are delivered from the loop, not
      * from inside the resumeRecv() call. */
+    if (c->in.len > 0) {
+        c->flags |= LS_CONN_RESUMED;
+        event_active(&c->rev, EV_READ, 0);
+    }
+}
+
+/*
+ * The app's callback for c waits (a coroutine that yielded): no further
+ * message is delivered, and nothing read, until it is done. What arrived
+ * meanwhile waits in the input buffer (and then in the socket).
+ */
+void
+ls_conn_hold(ls_conn_t *c)
+{
+    if (c->flags & CONN_STOPPED)
+        return;
+    c->flags |= LS_CONN_WAITING;
+    if (c->flags & LS_CONN_READING) {
+        event_del(&c->rev);
+        c->flags &= ~LS_CONN_READING;
+    }
+}
+
+/* The waiting callback is done: messages that wait are delivered from the
+ * loop, as after resumeRecv(). */
+void
+ls_conn_unhold(ls_conn_t *c)
+{
+    if (!(c->flags & LS_CONN_WAITING))
+        return;
+    c->flags &= ~LS_CONN_WAITING;
+    if (c->flags & (CONN_STOPPED | LS_CONN_PAUSED | LS_CONN_CONNECTING))
+        return;
+    event_add(&c->rev, NULL);
+    c->flags |= LS_CONN_READING;
     if (c->in.len > 0) {
         c->flags |= LS_CONN_RESUMED;
         event_active(&c->rev, EV_READ, 0);

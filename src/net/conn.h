@@ -27,6 +27,7 @@ enum {
     LS_CONN_OUTBOUND = 1 << 8,  /* made by luaserv.connect; owns its srv */
     LS_CONN_RESUMED = 1 << 9,   /* offer buffered input before reading */
     LS_CONN_IDLED = 1 << 10,    /* idleTimeout acted on it (counted once) */
+    LS_CONN_WAITING = 1 << 11,  /* the app's callback for it waits: held */
 };
 
 /* onError codes, exported to Lua as luaserv.errors. */
@@ -87,13 +88,14 @@ typedef int (*ls_conn_next_fn)(ls_conn_t *c, void *ctx, const char **p,
  * they reach it (as Redis's connection layer calls its handlers through
  * ConnectionType): the Lua layer implements these (lua/lua_events.c) and
  * the worker installs them once, before the first connection. Each returns
- * LS_EV_OK, LS_EV_NONE (the app has no such callback) or LS_EV_ERROR (the
- * callback raised; the Lua layer has logged it). None of them closes the
+ * LS_EV_OK, LS_EV_NONE (the app has no such callback), LS_EV_ERROR (the
+ * callback raised; the Lua layer has logged it) or LS_EV_WAIT (it waits,
+ * and goes on later by itself: a coroutine). None of them closes the
  * connection: what an error means is the caller's to decide (CONTRACT
  * section 6: for most, this connection closes). The connection may be
  * closed or paused on return: callers check its flags.
  */
-enum { LS_EV_OK = 0, LS_EV_NONE = 1, LS_EV_ERROR = -1 };
+enum { LS_EV_OK = 0, LS_EV_NONE = 1, LS_EV_WAIT = 2, LS_EV_ERROR = -1 };
 
 typedef struct ls_conn_events {
     /* A new connection: the app's handle of it. -1: out of memory. */
@@ -129,6 +131,8 @@ void ls_conn_close(ls_conn_t *c);
 void ls_conn_destroy(ls_conn_t *c);
 void ls_conn_pause(ls_conn_t *c);
 void ls_conn_resume(ls_conn_t *c);
+void ls_conn_hold(ls_conn_t *c);
+void ls_conn_unhold(ls_conn_t *c);
 void ls_conn_flush(ls_conn_t *c);
 void ls_conn_flush_all(void);
 int ls_conn_input_waiting(ls_conn_t *c);
@@ -140,11 +144,12 @@ void ls_conn_connect_fail(ls_conn_t *c, const char *msg);
 int ls_conn_peer(const ls_conn_t *c, char *ip, size_t iplen, int *port);
 int ls_conn_local(const ls_conn_t *c, char *ip, size_t iplen, int *port);
 
-/* Still taking messages: not paused, closing or closed. */
+/* Still taking messages: not paused, held, closing or closed. */
 static inline int
 ls_conn_receiving(const ls_conn_t *c)
 {
-    return !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED | LS_CONN_PAUSED));
+    return !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED | LS_CONN_PAUSED |
+                         LS_CONN_WAITING));
 }
 
 /* Send results */

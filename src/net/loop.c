@@ -1,8 +1,11 @@
 /*
  * loop.c -- the worker's loop state shared by the connection, protocol and
- * Lua layers: the cached clock, and libevent common timeouts.
+ * Lua layers: the cached clock, libevent common timeouts, and the name
+ * resolver.
  */
 #include "net/loop.h"
+
+#include <event2/dns.h>
 
 ls_worker_t *ls_worker;
 
@@ -48,4 +51,16 @@ ls_loop_timeout(double secs)
         w->tmo[i].tv = common;
     }
     return common;
+}
+
+/* The worker's resolver (evdns: /etc/resolv.conf and /etc/hosts), made on
+ * first use; NULL when it cannot be made. */
+struct evdns_base *
+ls_loop_dns(void)
+{
+    ls_worker_t *w = ls_worker;
+
+    if (w->dns == NULL)
+        w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    return w->dns;
 }

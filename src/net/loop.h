@@ -95,5 +95,6 @@ extern ls_worker_t *ls_worker; /* this process's worker; NULL elsewhere */
 
 double ls_loop_time(void);
 const struct timeval *ls_loop_timeout(double secs);
+struct evdns_base *ls_loop_dns(void);
 
 #endif

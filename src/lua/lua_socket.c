@@ -1,0 +1,1003 @@
+/*
+ * lua_socket.c -- cosockets: luaserv.tcp(), outbound TCP and unix-socket
+ * connections that a callback uses in straight-line code (OpenResty's
+ * ngx.socket.tcp). A call that must wait (connect, a send the socket does
+ * not take at once, a receive with too little buffered) yields the
+ * callback's coroutine; the socket's event resumes it with the results.
+ *
+ *   local sock = luaserv.tcp()
+ *   sock:settimeout(ms) / sock:settimeouts(connect_ms, send_ms, read_ms)
+ *   sock:connect(host, port) / sock:connect("unix:/path")   -> 1 | nil, err
+ *   sock:send(data)                        -> bytes | nil, err
+ *   sock:receive("*l" | "*a" | n)           -> data | nil, err, partial
+ *   sock:receiveuntil(pattern)              -> it; it() -> data | nil, err, partial
+ *   sock:setkeepalive(idle_ms, pool_size)   -> 1 | nil, err
+ *   sock:getreusedtimes()                   -> n | nil, err
+ *   sock:close()                            -> 1 | nil, err
+ *
+ * Failures are nil plus a short lower-case text ("timeout", "closed",
+ * "connection refused", "socket busy"); misuse raises: a wrong argument,
+ * or a call that would wait where nothing may (ls_co_check). A socket is
+ * used by one coroutine at a time: another one gets nil, "socket busy". A
+ * read timeout leaves the socket open (what arrived is the partial); any
+ * other failure closes it. Names are resolved by evdns, never blocking.
+ *
+ * The keep-alive pool keeps idle connections per "host:port" (or unix
+ * path) for this worker; one that the peer closes, or that sends anything,
+ * while idle is dropped, and so is one idle for longer than idle_ms.
+ */
+#include "lua/lua_socket.h"
+#include "core/log.h"
+#include "lua/binding.h"
+#include "lua/co.h"
+
+#include <lauxlib.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <event2/dns.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define SOCK_MT "luaserv.tcp"
+#define SOCK_TIMEOUT 60.0          /* s, each phase, as OpenResty's default */
+#define SOCK_LINE_MAX (4 << 20)    /* "*l" and receiveuntil: longest record */
+#define SOCK_READ 16384            /* bytes asked of one read() */
+#define SOCK_POOL_SIZE 30          /* setkeepalive's default pool_size */
+#define SOCK_KEY_MAX 300
+
+enum { S_NEW, S_RESOLVING, S_CONNECTING, S_CONNECTED, S_CLOSED };
+enum { OP_NONE, OP_CONNECT, OP_SEND, OP_RECV };
+enum { RX_LINE, RX_ALL, RX_N, RX_UNTIL };
+enum { T_CONNECT, T_SEND, T_READ };
+
+typedef struct sock {
+    int fd;
+    int state;
+    int op;                     /* what the waiter waits for */
+    ls_co_t *waiter;
+    struct event rev, wev;      /* assigned for fd (or -1: a timer) */
+    double tmo[3];              /* T_*: seconds; 0: none */
+    char *buf;                  /* what was read and not yet taken */
+    size_t off, len, cap;
+    const char *sp;             /* a send in progress */
+    size_t slen, soff;
+    int sref;                   /* pins the string being sent */
+    int rx;                     /* a receive in progress: RX_* */
+    size_t rn;                  /* RX_N: bytes wanted */
+    const char *pat;            /* RX_UNTIL: the pattern */
+    size_t plen;
+    int pref;                   /* pins the pattern */
+    int reused;
+    char key[SOCK_KEY_MAX];     /* pool key */
+    struct evdns_getaddrinfo_request *dns;
+    int in_lookup;              /* inside evdns_getaddrinfo: answered now? */
+    int sync_r;                 /* ... how (as sock_connect_to returns) */
+    char sync_err[128];
+} sock_t;
+
+typedef struct pool_ent {
+    int fd;
+    int reused;
+    char key[SOCK_KEY_MAX];
+    struct event ev;            /* readable (peer gone) or idle timeout */
+    struct pool_ent *next, *prev;
+} pool_ent_t;
+
+static pool_ent_t *sock_pool;   /* newest first */
+
+static int sock_resume_recv(sock_t *s, lua_State *T);
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static sock_t *
+sock_check(lua_State *L)
+{
+    return luaL_checkudata(L, 1, SOCK_MT);
+}
+
+static int
+sock_fail(lua_State *L, const char *err)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+}
+
+/* strerror, lower-cased ("connection refused") */
+static const char *
+sock_errstr(int err, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", strerror(err));
+    if (buf[0])
+        buf[0] = (char)tolower((unsigned char)buf[0]);
+    return buf;
+}
+
+static struct timeval *
+sock_tv(double secs, struct timeval *tv)
+{
+    if (!(secs > 0))
+        return NULL;
+    tv->tv_sec = (time_t)secs;
+    tv->tv_usec = (suseconds_t)((secs - (double)tv->tv_sec) * 1e6);
+    return tv;
+}
+
+static void
+sock_unpin(sock_t *s, lua_State *L)
+{
+    luaL_unref(L, LUA_REGISTRYINDEX, s->sref);
+    luaL_unref(L, LUA_REGISTRYINDEX, s->pref);
+    s->sref = s->pref = LUA_NOREF;
+    s->sp = s->pat = NULL;
+}
+
+/* Events and descriptor gone; the buffer too. Idempotent. */
+static void
+sock_shut(sock_t *s)
+{
+    if (s->dns != NULL) {
+        evdns_getaddrinfo_cancel(s->dns); /* its callback runs, canceled */
+        s->dns = NULL;
+    }
+    event_del(&s->rev);
+    event_del(&s->wev);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    s->state = S_CLOSED;
+    free(s->buf);
+    s->buf = NULL;
+    s->off = s->len = s->cap = 0;
+}
+
+/* Hand the results pushed on the waiter's stack to it. */
+static void
+sock_wake(sock_t *s, int nres)
+{
+    ls_co_t *co = s->waiter;
+
+    s->waiter = NULL;
+    s->op = OP_NONE;
+    sock_unpin(s, ls_worker->vm->L);
+    ls_co_resume(co, nres);
+    ls_conn_flush_all();
+}
+
+static void
+sock_wake_fail(sock_t *s, const char *err)
+{
+    lua_State *T = s->waiter->L;
+
+    lua_pushnil(T);
+    lua_pushstring(T, err);
+    sock_wake(s, 2);
+}
+
+/* ---- connect ----------------------------------------------------------- */
+
+static void sock_on_write(evutil_socket_t fd, short what, void *arg);
+static void sock_on_read(evutil_socket_t fd, short what, void *arg);
+
+static void
+sock_assign(sock_t *s)
+{
+    event_assign(&s->rev, ls_worker->base, s->fd, EV_READ, sock_on_read, s);
+    event_assign(&s->wev, ls_worker->base, s->fd, EV_WRITE, sock_on_write,
+                 s);
+}
+
+/* 1: connected; 0: under way (the write event armed); -1: failed (err). */
+static int
+sock_connect_to(sock_t *s, const struct sockaddr *sa, socklen_t len,
+                char *err, size_t errlen)
+{
+    struct timeval tv;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    0);
+
+    if (fd < 0) {
+        sock_errstr(errno, err, errlen);
+        return -1;
+    }
+    s->fd = fd;
+    sock_assign(s);
+    if (sa->sa_family != AF_UNIX)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    if (connect(fd, sa, len) == 0) {
+        s->state = S_CONNECTED;
+        return 1;
+    }
+    if (errno != EINPROGRESS) {
+        sock_errstr(errno, err, errlen);
+        sock_shut(s);
+        return -1;
+    }
+    s->state = S_CONNECTING;
+    event_add(&s->wev, sock_tv(s->tmo[T_CONNECT], &tv));
+    return 0;
+}
+
+static void
+sock_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    sock_t *s = arg;
+    char *err = s->sync_err;
+    int r;
+
+    if (result == EVUTIL_EAI_CANCEL) { /* closed or timed out meanwhile */
+        if (res)
+            evutil_freeaddrinfo(res);
+        return;
+    }
+    s->dns = NULL;
+    event_del(&s->wev); /* the lookup's share of the connect timeout */
+    if (result != 0 || res == NULL) {
+        /* "example.invalid could not be resolved (host not found)" */
+        char host[SOCK_KEY_MAX], *colon;
+        snprintf(host, sizeof(host), "%s", s->key);
+        if ((colon = strrchr(host, ':')) != NULL)
+            *colon = '\0';
+        snprintf(err, sizeof(s->sync_err), "%s could not be resolved (%s)",
+                 host, result == EVUTIL_EAI_NONAME ? "host not found"
+                                                   : evutil_gai_strerror(result));
+        s->state = S_CLOSED;
+        r = -1;
+    } else {
+        r = sock_connect_to(s, res->ai_addr, (socklen_t)res->ai_addrlen, err,
+                            sizeof(s->sync_err));
+    }
+    if (res)
+        evutil_freeaddrinfo(res);
+    if (s->in_lookup) { /* answered before evdns_getaddrinfo returned */
+        s->sync_r = r;
+        s->in_lookup = 0;
+        return;
+    }
+    if (r < 0) {
+        sock_wake_fail(s, err);
+    } else if (r > 0) {
+        lua_pushinteger(s->waiter->L, 1);
+        sock_wake(s, 1);
+    }
+}
+
+/* The connect timeout while the name is looked up (a timer on no fd). */
+static void
+sock_on_dns_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    sock_t *s = arg;
+    (void)fd;
+    (void)what;
+
+    sock_shut(s);
+    sock_wake_fail(s, "timeout");
+}
+
+/* Take an idle connection for key from the pool: its fd, or -1. */
+static int
+pool_take(const char *key, int *reused)
+{
+    for (pool_ent_t *e = sock_pool; e != NULL; e = e->next) {
+        int fd;
+        if (strcmp(e->key, key) != 0)
+            continue;
+        fd = e->fd;
+        *reused = e->reused;
+        event_del(&e->ev);
+        if (e->prev)
+            e->prev->next = e->next;
+        else
+            sock_pool = e->next;
+        if (e->next)
+            e->next->prev = e->prev;
+        free(e);
+        return fd;
+    }
+    return -1;
+}
+
+/* sock:connect(host, port) / sock:connect("unix:/path") -> 1 | nil, err */
+static int
+sock_connect(lua_State *L)
+{
+    sock_t *s = sock_check(L);
+    const char *host = luaL_checkstring(L, 2);
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    char err[256];
+    int r, port = 0;
+
+    ls_co_check(L, "sock:connect");
+    if (s->waiter != NULL)
+        return sock_fail(L, "socket busy");
+    if (s->state != S_NEW && s->state != S_CLOSED)
+        sock_shut(s); /* connect again: the old connection goes */
+    s->reused = 0;
+    memset(&ss, 0, sizeof(ss));
+    if (strncmp(host, "unix:", 5) == 0) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+        const char *path = host + 5;
+        if (strlen(path) == 0 || strlen(path) >= sizeof(sun->sun_path))
+            return luaL_argerror(L, 2, "bad unix socket path");
+        sun->sun_family = AF_UNIX;
+        memcpy(sun->sun_path, path, strlen(path) + 1);
+        len = sizeof(*sun);
+        snprintf(s->key, sizeof(s->key), "%s", host);
+    } else {
+        lua_Integer p = luaL_checkinteger(L, 3);
+        luaL_argcheck(L, p > 0 && p < 65536, 3, "port from 1 to 65535");
+        luaL_argcheck(L, strlen(host) > 0 && strlen(host) < 256, 2,
+                      "bad host");
+        port = (int)p;
+        snprintf(s->key, sizeof(s->key), "%s:%d", host, port);
+    }
+    if ((s->fd = pool_take(s->key, &s->reused)) >= 0) {
+        s->reused++;
+        s->state = S_CONNECTED;
+        sock_assign(s);
+        lua_pushinteger(L, 1);
+        return 1;
+    }
+    if (len == 0) {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+            in4->sin_family = AF_INET;
+            in4->sin_port = htons((uint16_t)port);
+            len = sizeof(*in4);
+        } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = htons((uint16_t)port);
+            len = sizeof(*in6);
+        }
+    }
+    if (len == 0) { /* a name: look it up, then connect */
+        struct evdns_base *dns = ls_loop_dns();
+        struct evutil_addrinfo hints;
+        struct timeval tv;
+        char ports[16];
+
+        if (dns == NULL)
+            return sock_fail(L, "no resolver");
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_protocol = IPPROTO_TCP;
+        snprintf(ports, sizeof(ports), "%d", port);
+        s->state = S_RESOLVING;
+        event_assign(&s->wev, ls_worker->base, -1, 0, sock_on_dns_timeout, s);
+        event_assign(&s->rev, ls_worker->base, -1, 0, sock_on_dns_timeout, s);
+        event_add(&s->wev, sock_tv(s->tmo[T_CONNECT], &tv));
+        s->in_lookup = 1;
+        s->dns = evdns_getaddrinfo(dns, host, ports, &hints, sock_on_resolved,
+                                   s);
+        if (s->in_lookup) { /* asked: wait for the answer */
+            s->in_lookup = 0;
+            s->waiter = ls_co_running(L);
+            s->op = OP_CONNECT;
+            return lua_yield(L, 0);
+        }
+        /* answered at once (/etc/hosts, a failure) */
+        s->dns = NULL;
+        if (s->sync_r < 0)
+            return sock_fail(L, s->sync_err);
+        if (s->sync_r > 0) {
+            lua_pushinteger(L, 1);
+            return 1;
+        }
+        s->waiter = ls_co_running(L);
+        s->op = OP_CONNECT;
+        return lua_yield(L, 0);
+    }
+    r = sock_connect_to(s, (struct sockaddr *)&ss, len, err, sizeof(err));
+    if (r < 0)
+        return sock_fail(L, err);
+    if (r > 0) {
+        lua_pushinteger(L, 1);
+        return 1;
+    }
+    s->waiter = ls_co_running(L);
+    s->op = OP_CONNECT;
+    return lua_yield(L, 0);
+}
+
+/* ---- send -------------------------------------------------------------- */
+
+/* Write what is left of the send. 1: all sent; 0: the socket is full;
+ * -1: failed (the socket closed, err set). */
+static int
+sock_write(sock_t *s, char *err, size_t errlen)
+{
+    while (s->soff < s->slen) {
+        ssize_t n = send(s->fd, s->sp + s->soff, s->slen - s->soff,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            s->soff += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+            snprintf(err, errlen, "closed");
+        else
+            sock_errstr(errno, err, errlen);
+        sock_shut(s);
+        return -1;
+    }
+    return 1;
+}
+
+static void
+sock_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    sock_t *s = arg;
+    char err[128];
+    (void)fd;
+
+    if (s->op == OP_CONNECT) {
+        int e = 0;
+        socklen_t len = sizeof(e);
+        if (what & EV_TIMEOUT) {
+            sock_shut(s);
+            sock_wake_fail(s, "timeout");
+            return;
+        }
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+            e = errno;
+        if (e != 0) {
+            sock_shut(s);
+            sock_wake_fail(s, sock_errstr(e, err, sizeof(err)));
+            return;
+        }
+        s->state = S_CONNECTED;
+        lua_pushinteger(s->waiter->L, 1);
+        sock_wake(s, 1);
+        return;
+    }
+    if (s->op != OP_SEND)
+        return;
+    if (what & EV_TIMEOUT) {
+        sock_shut(s);
+        sock_wake_fail(s, "timeout");
+        return;
+    }
+    switch (sock_write(s, err, sizeof(err))) {
+    case 1:
+        lua_pushinteger(s->waiter->L, (lua_Integer)s->slen);
+        sock_wake(s, 1);
+        break;
+    case 0: {
+        struct timeval tv;
+        event_add(&s->wev, sock_tv(s->tmo[T_SEND], &tv));
+        break;
+    }
+    default:
+        sock_wake_fail(s, err);
+    }
+}
+
+/* sock:send(data) -> bytes | nil, err; data: a string, a number or an
+ * array of them (sent as one). */
+static int
+sock_send(lua_State *L)
+{
+    sock_t *s = sock_check(L);
+    char err[128];
+    size_t n;
+    int t = lua_type(L, 2);
+
+    if (t == LUA_TTABLE) {
+        luaL_Buffer b;
+        lua_Integer k = (lua_Integer)lua_rawlen(L, 2);
+        luaL_buffinit(L, &b);
+        for (lua_Integer i = 1; i <= k; i++) {
+            int et = lua_rawgeti(L, 2, i);
+            if (et != LUA_TSTRING && et != LUA_TNUMBER)
+                return luaL_error(L, "bad argument #1 to 'send' (element %d "
+                                  "is a %s, a string expected)", (int)i,
+                                  lua_typename(L, et));
+            luaL_addvalue(&b);
+        }
+        luaL_pushresult(&b);
+        lua_replace(L, 2);
+    } else if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+        return luaL_typeerror(L, 2, "string or array of strings");
+    }
+    ls_co_check(L, "sock:send");
+    if (s->waiter != NULL)
+        return sock_fail(L, "socket busy");
+    if (s->state != S_CONNECTED)
+        return sock_fail(L, s->state == S_NEW ? "not connected" : "closed");
+    s->sp = lua_tolstring(L, 2, &n);
+    s->slen = n;
+    s->soff = 0;
+    switch (sock_write(s, err, sizeof(err))) {
+    case 1:
+        s->sp = NULL;
+        lua_pushinteger(L, (lua_Integer)n);
+        return 1;
+    case -1:
+        s->sp = NULL;
+        return sock_fail(L, err);
+    }
+    {
+        struct timeval tv;
+        lua_pushvalue(L, 2);
+        s->sref = luaL_ref(L, LUA_REGISTRYINDEX);
+        s->waiter = ls_co_running(L);
+        s->op = OP_SEND;
+        event_add(&s->wev, sock_tv(s->tmo[T_SEND], &tv));
+        return lua_yield(L, 0);
+    }
+}
+
+/* ---- receive ----------------------------------------------------------- */
+
+/* What the receive in progress asks for, if the buffer has it: pushes the
+ * result on T and returns how many values; 0 when more is needed. eof:
+ * nothing more will come. */
+static int
+sock_take(sock_t *s, lua_State *T, int eof)
+{
+    const char *p = s->buf ? s->buf + s->off : "", *e;
+    size_t n;
+
+    switch (s->rx) {
+    case RX_LINE:
+        e = s->len ? memchr(p, '\n', s->len) : NULL;
+        if (e != NULL) {
+            n = (size_t)(e - p);
+            lua_pushlstring(T, p, n > 0 && p[n - 1] == '\r' ? n - 1 : n);
+            s->off += n + 1;
+            s->len -= n + 1;
+            return 1;
+        }
+        break;
+    case RX_N:
+        if (s->len >= s->rn) {
+            lua_pushlstring(T, p, s->rn);
+            s->off += s->rn;
+            s->len -= s->rn;
+            return 1;
+        }
+        break;
+    case RX_UNTIL:
+        e = s->len >= s->plen ? memmem(p, s->len, s->pat, s->plen) : NULL;
+        if (e != NULL) {
+            n = (size_t)(e - p);
+            lua_pushlstring(T, p, n);
+            s->off += n + s->plen;
+            s->len -= n + s->plen;
+            return 1;
+        }
+        break;
+    case RX_ALL:
+        if (eof) {
+            lua_pushlstring(T, p, s->len);
+            s->off = s->len = 0;
+            return 1;
+        }
+        return 0;
+    }
+    if ((s->rx == RX_LINE || s->rx == RX_UNTIL) && s->len > SOCK_LINE_MAX) {
+        lua_pushnil(T);
+        lua_pushfstring(T, "line too long (more than %d bytes without %s)",
+                        SOCK_LINE_MAX, s->rx == RX_LINE ? "a newline"
+                                                        : "the pattern");
+        lua_pushlstring(T, p, s->len);
+        sock_shut(s); /* no way back into step with the stream */
+        return 3;
+    }
+    if (eof) {
+        lua_pushnil(T);
+        lua_pushliteral(T, "closed");
+        lua_pushlstring(T, p, s->len);
+        sock_shut(s);
+        return 3;
+    }
+    return 0;
+}
+
+/* Read what the socket has. 1: read some; 0: nothing now; -1: the peer
+ * closed (or a read error: err). */
+static int
+sock_fill(sock_t *s, char *err, size_t errlen)
+{
+    ssize_t n;
+
+    if (s->off > 0 && s->len == 0)
+        s->off = 0;
+    if (s->cap - s->off - s->len < SOCK_READ) {
+        if (s->off > 0) {
+            memmove(s->buf, s->buf + s->off, s->len);
+            s->off = 0;
+        }
+        if (s->cap - s->len < SOCK_READ) {
+            size_t cap = s->cap ? s->cap * 2 : SOCK_READ * 2;
+            char *b;
+            while (cap - s->len < SOCK_READ)
+                cap *= 2;
+            if ((b = realloc(s->buf, cap)) == NULL) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            s->buf = b;
+            s->cap = cap;
+        }
+    }
+    do {
+        n = read(s->fd, s->buf + s->off + s->len, s->cap - s->off - s->len);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        s->len += (size_t)n;
+        return 1;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (n < 0 && errno != ECONNRESET)
+        sock_errstr(errno, err, errlen);
+    else
+        snprintf(err, errlen, "closed");
+    return -1;
+}
+
+/* Satisfy the receive from the buffer and the socket; results on T, or 0
+ * when it must wait for more. */
+static int
+sock_resume_recv(sock_t *s, lua_State *T)
+{
+    char err[128];
+    int r;
+
+    for (;;) {
+        if ((r = sock_take(s, T, 0)) > 0)
+            return r;
+        switch (sock_fill(s, err, sizeof(err))) {
+        case 1:
+            continue;
+        case 0:
+            return 0;
+        default:
+            if (strcmp(err, "closed") == 0)
+                return sock_take(s, T, 1);
+            lua_pushnil(T);
+            lua_pushstring(T, err);
+            lua_pushlstring(T, s->buf ? s->buf + s->off : "", s->len);
+            sock_shut(s);
+            return 3;
+        }
+    }
+}
+
+static void
+sock_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    sock_t *s = arg;
+    lua_State *T = s->waiter ? s->waiter->L : NULL;
+    int r;
+    (void)fd;
+
+    if (s->op != OP_RECV || T == NULL)
+        return;
+    if (what & EV_TIMEOUT) {
+        /* the socket stays; what arrived is the partial */
+        lua_pushnil(T);
+        lua_pushliteral(T, "timeout");
+        lua_pushlstring(T, s->buf ? s->buf + s->off : "", s->len);
+        s->off = s->len = 0;
+        sock_wake(s, 3);
+        return;
+    }
+    if ((r = sock_resume_recv(s, T)) > 0) {
+        sock_wake(s, r);
+        return;
+    }
+    {
+        struct timeval tv;
+        event_add(&s->rev, sock_tv(s->tmo[T_READ], &tv));
+    }
+}
+
+/* Start the receive set up in s; returns its results or yields. */
+static int
+sock_recv(lua_State *L, sock_t *s)
+{
+    int r;
+
+    if (s->state != S_CONNECTED) {
+        sock_unpin(s, L);
+        return sock_fail(L, s->state == S_NEW ? "not connected" : "closed");
+    }
+    if ((r = sock_resume_recv(s, L)) > 0) {
+        sock_unpin(s, L);
+        return r;
+    }
+    {
+        struct timeval tv;
+        s->waiter = ls_co_running(L);
+        s->op = OP_RECV;
+        event_add(&s->rev, sock_tv(s->tmo[T_READ], &tv));
+        return lua_yield(L, 0);
+    }
+}
+
+/* sock:receive([pattern]) -> data | nil, err, partial */
+static int
+sock_receive(lua_State *L)
+{
+    sock_t *s = sock_check(L);
+
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        lua_Integer n = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, n >= 0, 2, "a byte count must not be negative");
+        s->rx = RX_N;
+        s->rn = (size_t)n;
+    } else {
+        const char *p = luaL_optstring(L, 2, "*l");
+        if (strcmp(p, "*l") == 0 || strcmp(p, "l") == 0)
+            s->rx = RX_LINE;
+        else if (strcmp(p, "*a") == 0 || strcmp(p, "a") == 0)
+            s->rx = RX_ALL;
+        else
+            return luaL_argerror(L, 2, "\"*l\", \"*a\" or a byte count "
+                                 "expected");
+    }
+    ls_co_check(L, "sock:receive");
+    if (s->waiter != NULL)
+        return sock_fail(L, "socket busy");
+    return sock_recv(L, s);
+}
+
+/* The iterator of sock:receiveuntil(pattern): upvalues sock, pattern. */
+static int
+sock_until_iter(lua_State *L)
+{
+    sock_t *s = luaL_checkudata(L, lua_upvalueindex(1), SOCK_MT);
+
+    ls_co_check(L, "sock:receiveuntil");
+    if (s->waiter != NULL)
+        return sock_fail(L, "socket busy");
+    s->rx = RX_UNTIL;
+    s->pat = lua_tolstring(L, lua_upvalueindex(2), &s->plen);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    s->pref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return sock_recv(L, s);
+}
+
+/* sock:receiveuntil(pattern) -> iterator */
+static int
+sock_receiveuntil(lua_State *L)
+{
+    size_t n;
+
+    sock_check(L);
+    luaL_checklstring(L, 2, &n);
+    luaL_argcheck(L, n > 0, 2, "the pattern must not be empty");
+    lua_settop(L, 2);
+    lua_pushcclosure(L, sock_until_iter, 2);
+    return 1;
+}
+
+/* ---- close, the pool, timeouts ----------------------------------------- */
+
+static int
+sock_close(lua_State *L)
+{
+    sock_t *s = sock_check(L);
+
+    if (s->waiter != NULL)
+        return sock_fail(L, "socket busy");
+    if (s->state == S_CLOSED || s->state == S_NEW)
+        return sock_fail(L, "closed");
+    sock_shut(s);
+    lua_pushinteger(L, 1);
+    return 1;
+}
+
+static void
+pool_drop(pool_ent_t *e)
+{
+    event_del(&e->ev);
+    close(e->fd);
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        sock_pool = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    free(e);
+}
+
+/* An idle pooled connection became readable (the peer closed it, or sent
+ * what nobody asked for) or stayed idle too long: it goes. */
+static void
+pool_on_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pool_drop(arg);
+}
+
+/* sock:setkeepalive([idle_ms [, pool_size]]) -> 1 | nil, err */
+static int
+sock_setkeepalive(lua_State *L)
+{
+    sock_t *s = sock_check(L);
+    lua_Integer idle = luaL_optinteger(L, 2, 60000);
+    lua_Integer size = luaL_optinteger(L, 3, SOCK_POOL_SIZE);
+    pool_ent_t *e, *last = NULL;
+    struct timeval tv;
+    int same = 0;
+
+    luaL_argcheck(L, idle >= 0, 2, "idle_ms must not be negative");
+    luaL_argcheck(L, size > 0, 3, "pool_size must be positive");
+    if (s->waiter != NULL)
+        return sock_fail(L, "socket busy");
+    if (s->state != S_CONNECTED)
+        return sock_fail(L, s->state == S_NEW ? "not connected" : "closed");
+    if (s->len > 0) {
+        sock_shut(s);
+        return sock_fail(L, "unread data in buffer");
+    }
+    for (e = sock_pool; e != NULL; e = e->next)
+        if (strcmp(e->key, s->key) == 0) {
+            same++;
+            last = e;
+        }
+    if (same >= size && last != NULL)
+        pool_drop(last); /* the oldest of that key */
+    if ((e = calloc(1, sizeof(*e))) == NULL) {
+        sock_shut(s);
+        return sock_fail(L, "out of memory");
+    }
+    event_del(&s->rev);
+    event_del(&s->wev);
+    e->fd = s->fd;
+    e->reused = s->reused;
+    memcpy(e->key, s->key, sizeof(e->key));
+    s->fd = -1;
+    sock_shut(s);
+    event_assign(&e->ev, ls_worker->base, e->fd, EV_READ, pool_on_event, e);
+    event_add(&e->ev, idle > 0 ? sock_tv((double)idle / 1000.0, &tv) : NULL);
+    e->next = sock_pool;
+    if (sock_pool)
+        sock_pool->prev = e;
+    sock_pool = e;
+    lua_pushinteger(L, 1);
+    return 1;
+}
+
+static int
+sock_getreusedtimes(lua_State *L)
+{
+    sock_t *s = sock_check(L);
+
+    if (s->state != S_CONNECTED)
+        return sock_fail(L, s->state == S_NEW ? "not connected" : "closed");
+    lua_pushinteger(L, s->reused);
+    return 1;
+}
+
+static double
+sock_ms(lua_State *L, int idx)
+{
+    lua_Number ms = luaL_checknumber(L, idx);
+
+    luaL_argcheck(L, ms == ms && ms >= 0 && ms < 1e12, idx,
+                  "milliseconds from 0 (no timeout) up");
+    return ms / 1000.0;
+}
+
+static int
+sock_settimeout(lua_State *L)
+{
+    sock_t *s = sock_check(L);
+    double t = sock_ms(L, 2);
+
+    s->tmo[T_CONNECT] = s->tmo[T_SEND] = s->tmo[T_READ] = t;
+    return 0;
+}
+
+static int
+sock_settimeouts(lua_State *L)
+{
+    sock_t *s = sock_check(L);
+
+    s->tmo[T_CONNECT] = sock_ms(L, 2);
+    s->tmo[T_SEND] = sock_ms(L, 3);
+    s->tmo[T_READ] = sock_ms(L, 4);
+    return 0;
+}
+
+static int
+sock_gc(lua_State *L)
+{
+    sock_t *s = luaL_checkudata(L, 1, SOCK_MT);
+
+    sock_shut(s);
+    sock_unpin(s, L);
+    return 0;
+}
+
+static int
+sock_tostring(lua_State *L)
+{
+    sock_t *s = sock_check(L);
+    static const char *const names[] = {"new", "resolving", "connecting",
+                                        "connected", "closed"};
+
+    lua_pushfstring(L, "luaserv.tcp (%s%s%s)", names[s->state],
+                    s->key[0] ? " " : "", s->key);
+    return 1;
+}
+
+/* luaserv.tcp() -> sock */
+static int
+sock_new(lua_State *L)
+{
+    sock_t *s;
+
+    if (ls_worker == NULL || ls_vm_of(L)->mode != LS_VM_WORKER)
+        return luaL_error(L, "luaserv.tcp: sockets are for workers (a "
+                          "callback, a timer or onWorkerStart), not the top "
+                          "level of the script");
+    s = lua_newuserdatauv(L, sizeof(*s), 0);
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+    s->sref = s->pref = LUA_NOREF;
+    s->tmo[T_CONNECT] = s->tmo[T_SEND] = s->tmo[T_READ] = SOCK_TIMEOUT;
+    /* harmless events until connect assigns real ones (sock_shut dels) */
+    event_assign(&s->rev, ls_worker->base, -1, 0, sock_on_read, s);
+    event_assign(&s->wev, ls_worker->base, -1, 0, sock_on_write, s);
+    luaL_setmetatable(L, SOCK_MT);
+    return 1;
+}
+
+static const luaL_Reg sock_methods[] = {
+    {"connect", sock_connect},
+    {"send", sock_send},
+    {"receive", sock_receive},
+    {"receiveuntil", sock_receiveuntil},
+    {"close", sock_close},
+    {"setkeepalive", sock_setkeepalive},
+    {"getreusedtimes", sock_getreusedtimes},
+    {"settimeout", sock_settimeout},
+    {"settimeouts", sock_settimeouts},
+    {NULL, NULL},
+};
+
+void
+ls_lua_socket_register(lua_State *L)
+{
+    if (luaL_newmetatable(L, SOCK_MT)) {                 /* t mt */
+        luaL_newlib(L, sock_methods);                    /* t mt methods */
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, sock_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, sock_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);                                       /* t */
+    lua_pushcfunction(L, sock_new);
+    lua_setfield(L, -2, "tcp");
+}
+
+/* The worker ends: idle pooled connections close. */
+void
+ls_lua_socket_close_pool(void)
+{
+    while (sock_pool != NULL)
+        pool_drop(sock_pool);
+}
