@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "lua/binding.h"
+#include "net/server.h"
 
 #include <lauxlib.h>
 
@@ -79,6 +80,8 @@ co_done(ls_co_t *co, int waited)
 
     if (waited) {
         co_nwaiting--;
+        ls_worker->app_waiting = co_nwaiting;
+        ls_server_check_done(ls_worker); /* a stop waited for it */
         if (c != NULL) {
             if (co->flags & LS_CO_HOLD)
                 ls_conn_unhold(c);
@@ -126,6 +129,7 @@ ls_co_start(ls_co_t *co, int nargs, const char *what, ls_conn_t *c,
         return r;
     }
     co_nwaiting++;
+    ls_worker->app_waiting = co_nwaiting;
     if (c != NULL) {
         ls_conn_incref(c);
         if (flags & LS_CO_HOLD)

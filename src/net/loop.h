@@ -86,6 +86,7 @@ typedef struct ls_worker {
     /* A connection of the listener closed (maxConnections, the end of a
      * stop): net/server.c's, set when it starts listening; may be NULL. */
     void (*conn_closed)(struct ls_worker *w);
+    int app_waiting;            /* the app's callbacks that wait (lua/co.c) */
     /* os.exit(code) in a callback: what the worker process does about it
      * (worker.c sets it; the Lua layer calls it) */
     void (*os_exit)(struct ls_worker *w, int code);

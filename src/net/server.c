@@ -27,8 +27,7 @@ server_conn_closed(ls_worker_t *w)
     static ls_log_limit_t lim = LS_LOG_LIMIT("maxConnections", 0);
     ls_server_t *srv = &w->srv;
 
-    if (w->stopping && srv->nconns == 0)
-        event_base_loopbreak(w->base);
+    ls_server_check_done(w);
     if (srv->full && !w->stopping &&
         srv->nconns < (size_t)srv->conf.max_connections) {
         srv->full = 0;
@@ -255,6 +254,17 @@ server_on_accept(evutil_socket_t lfd, short what, void *arg)
         }
     }
     ls_conn_flush_all();
+}
+
+/* Stopping and nothing left to wait for: no connection, and no callback
+ * that waits (a graceful stop lets them finish within stopTimeout; a fast
+ * one does not wait for them). */
+void
+ls_server_check_done(ls_worker_t *w)
+{
+    if (w->stopping && w->srv.nconns == 0 &&
+        (w->stopping == LS_STOP_FAST || w->app_waiting == 0))
+        event_base_loopbreak(w->base);
 }
 
 /*

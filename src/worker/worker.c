@@ -94,7 +94,7 @@ worker_stop(ls_worker_t *w, int how)
     w->stopping = how;
     if (how == LS_STOP_FAST) {
         ls_server_destroy_all(srv);
-    } else if (srv->nconns > 0) {
+    } else if (srv->nconns > 0 || w->app_waiting > 0) {
         struct timeval tv;
         ls_server_drain_all(srv);
         tv.tv_sec = (time_t)w->stop_timeout;
@@ -102,10 +102,10 @@ worker_stop(ls_worker_t *w, int how)
         evtimer_assign(&w->stop_ev, w->base, worker_on_stop_timeout, w);
         evtimer_add(&w->stop_ev, &tv);
         ls_log(LS_LOG_INFO, 0, "stopping gracefully: waiting up to %g s for "
-               "%zu connection(s)", w->stop_timeout, srv->nconns);
+               "%zu connection(s) and %d waiting callback(s)",
+               w->stop_timeout, srv->nconns, w->app_waiting);
     }
-    if (srv->nconns == 0)
-        event_base_loopbreak(w->base);
+    ls_server_check_done(w);
 }
 
 static void
