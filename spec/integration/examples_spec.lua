@@ -1,6 +1,10 @@
 -- The shipped examples run as documented.
 local server = require "helpers.server"
 local client = require "helpers.client"
+local redis_server = require "helpers.redis"
+local socket_http = require "socket.http"
+local ltn12 = require "ltn12"
+local cjson = require "cjson"
 
 describe("examples", function()
     after_each(function() server.cleanup() end)
@@ -35,5 +39,44 @@ describe("examples", function()
             end, 5)
             assert.is_truthy(got, "client " .. i .. " got: " .. cs[i].buf)
         end
+    end)
+
+    it("examples/redis_cache.lua computes, caches in Redis, reports " ..
+       "hit and miss", function()
+        local rs = redis_server.start()
+        finally(function() rs:stop() end)
+        local srv = server.start("examples/redis_cache.lua",
+            { env = { REDIS_PORT = tostring(rs.port), CACHE_TTL = "60" } })
+        local base = "http://127.0.0.1:" .. srv.port
+        local function req(method, path)
+            local body = {}
+            local _, code, headers = socket_http.request {
+                url = base .. path, method = method,
+                sink = ltn12.sink.table(body),
+            }
+            return code, cjson.decode(table.concat(body)), headers
+        end
+
+        local code, t, h = req("GET", "/item/7")
+        assert.are.equal(200, code)
+        assert.are.equal("miss", t.cache)
+        assert.are.equal("MISS", h["x-cache"])
+        assert.are.same({ id = 7, name = "item 7", square = 49,
+                          computedAt = t.item.computedAt }, t.item)
+        local ttl = tonumber(rs:command("TTL", "item:7"))
+        assert.is_true(ttl > 0 and ttl <= 60, "ttl " .. tostring(ttl))
+
+        code, t, h = req("GET", "/item/7")
+        assert.are.equal(200, code)
+        assert.are.equal("hit", t.cache)
+        assert.are.equal("HIT", h["x-cache"])
+        assert.are.equal(49, t.item.square)
+        assert.is_true(t.ttl > 0 and t.ttl <= 60)
+
+        code, t = req("DELETE", "/item/7")
+        assert.are.same({ 200, { deleted = 1 } }, { code, t })
+        assert.are.equal("miss", select(2, req("GET", "/item/7")).cache)
+        assert.are.same({ hits = 1, misses = 2 }, select(2, req("GET", "/stats")))
+        assert.are.equal(404, (req("GET", "/nothing")))
     end)
 end)
