@@ -25,6 +25,8 @@ local _M = {
     sleep = core.sleep,
     --- A TCP (or unix socket) cosocket: connect, send, receive, keep-alive.
     tcp = core.tcp,
+    --- A datagram cosocket: setpeername, send, receive.
+    udp = core.udp,
     --- A null value (Redis's nil bulk reply, JSON null): a light userdata.
     null = core.null,
 }

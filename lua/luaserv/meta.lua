@@ -333,6 +333,42 @@ function tcp:settimeout(ms) end
 ---@param read_ms number
 function tcp:settimeouts(connect_ms, send_ms, read_ms) end
 
+---A connected datagram cosocket (OpenResty's ngx.socket.udp). Only in a
+---worker; setpeername (with a name) and receive wait where luaserv.sleep may.
+---@return luaserv.udp
+function luaserv.udp() end
+
+---@class luaserv.udp
+local udp = {}
+
+---Set the peer: host and port (a name is resolved without blocking) or
+---"unix:/path" (a datagram socket).
+---@param host string
+---@param port? integer
+---@return 1|nil ok
+---@return string|nil err
+function udp:setpeername(host, port) end
+
+---Send one datagram; nil, "buffer full" when the socket cannot take it now.
+---@param data string
+---@return 1|nil ok
+---@return string|nil err
+function udp:send(data) end
+
+---Wait for the next datagram (at most size bytes, default 65536).
+---@param size? integer
+---@return string|nil datagram
+---@return string|nil err "timeout", "connection refused", ...
+function udp:receive(size) end
+
+---@return 1|nil ok
+---@return string|nil err
+function udp:close() end
+
+---receive's timeout in milliseconds (0: none; default 60000).
+---@param ms number
+function udp:settimeout(ms) end
+
 ---`require "luaserv.protocols.length"`: length-prefixed binary messages as
 ---a Lua protocol; the module itself is the 4-byte big-endian form with the
 ---header not counted.

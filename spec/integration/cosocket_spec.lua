@@ -208,6 +208,45 @@ describe("coroutines and cosockets", function()
         assert.are.equal(200, status)
     end)
 
+    it("sends and receives datagrams (luaserv.udp) by address and by name",
+    function()
+        -- a real UDP peer: python3 echoing "echo:" .. datagram, except
+        -- "quiet"; stopped by pid
+        local port = server.free_port()
+        local script = os.tmpname()
+        local f = assert(io.open(script, "w"))
+        f:write([[
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+while True:
+    d, a = s.recvfrom(65536)
+    if d != b"quiet":
+        s.sendto(d if len(d) > 100 else b"echo:" + d, a)
+]])
+        f:close()
+        local pid = tonumber(server.capture("python3 " .. script .. " " ..
+            port .. " >/dev/null 2>&1 & echo $!"))
+        finally(function()
+            server.kill(pid, "KILL")
+            os.remove(script)
+        end)
+        assert.is_truthy(server.wait_until(function()
+            return server.capture("ss -Hlun 'sport = :" .. port .. "'") ~= ""
+        end, 10))
+        local _, body = get(srv.port, "/udp?port=" .. port)
+        assert.are.equal("echo:d1 echo:d2 echo:d3 60000 timeout not " ..
+            "connected\n", body)
+        _, body = get(srv.port, "/udp?host=localhost&port=" .. port)
+        assert.are.equal("echo:d1 echo:d2 echo:d3 60000 timeout not " ..
+            "connected\n", body)
+    end)
+
+    it("keeps {pool = name} connections apart from host:port's", function()
+        local _, body = get(srv.port, "/pools")
+        assert.are.equal("0 1\n", body)
+    end)
+
     it("lets waiting callbacks finish on a graceful stop", function()
         assert.are.equal("started\n", select(2, get(srv.port, "/bgwait")))
         local c = client.must_connect(srv.port)

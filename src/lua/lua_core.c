@@ -14,6 +14,7 @@
 #include "lua/lua_conn.h"
 #include "lua/lua_connect.h"
 #include "lua/lua_socket.h"
+#include "lua/lua_udp.h"
 #include "lua/lua_timer.h"
 #include "net/conn.h"
 
@@ -534,6 +535,7 @@ luaopen_luaserv_core(lua_State *L)
     ls_lua_timer_register(L);
     ls_co_register(L);
     ls_lua_socket_register(L);
+    ls_lua_udp_register(L);
     lua_pushlightuserdata(L, NULL);                      /* luaserv.null */
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, LUASERV_VERSION);

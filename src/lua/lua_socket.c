@@ -7,7 +7,8 @@
  *
  *   local sock = luaserv.tcp()
  *   sock:settimeout(ms) / sock:settimeouts(connect_ms, send_ms, read_ms)
- *   sock:connect(host, port) / sock:connect("unix:/path")   -> 1 | nil, err
+ *   sock:connect(host, port [, {pool = name}]) / ("unix:/path" [, opts])
+ *                                           -> 1 | nil, err
  *   sock:send(data)                        -> bytes | nil, err
  *   sock:receive("*l" | "*a" | n)           -> data | nil, err, partial
  *   sock:receiveuntil(pattern)              -> it; it() -> data | nil, err, partial
@@ -78,10 +79,11 @@ typedef struct sock {
     int pref;                   /* pins the pattern */
     int reused;
     char key[SOCK_KEY_MAX];     /* pool key */
+    char host[256];             /* as connect got it, for error texts */
     struct evdns_getaddrinfo_request *dns;
     int in_lookup;              /* inside evdns_getaddrinfo: answered now? */
     int sync_r;                 /* ... how (as sock_connect_to returns) */
-    char sync_err[128];
+    char sync_err[300];
 } sock_t;
 
 typedef struct pool_ent {
@@ -243,13 +245,10 @@ sock_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
     event_del(&s->wev); /* the lookup's share of the connect timeout */
     if (result != 0 || res == NULL) {
         /* "example.invalid could not be resolved (host not found)" */
-        char host[SOCK_KEY_MAX], *colon;
-        snprintf(host, sizeof(host), "%s", s->key);
-        if ((colon = strrchr(host, ':')) != NULL)
-            *colon = '\0';
-        snprintf(err, sizeof(s->sync_err), "%s could not be resolved (%s)",
-                 host, result == EVUTIL_EAI_NONAME ? "host not found"
-                                                   : evutil_gai_strerror(result));
+        snprintf(err, sizeof(s->sync_err), "%.200s could not be resolved "
+                 "(%.60s)", s->host, result == EVUTIL_EAI_NONAME
+                                      ? "host not found"
+                                      : evutil_gai_strerror(result));
         s->state = S_CLOSED;
         r = -1;
     } else {
@@ -315,7 +314,7 @@ sock_connect(lua_State *L)
     struct sockaddr_storage ss;
     socklen_t len = 0;
     char err[256];
-    int r, port = 0;
+    int r, port = 0, popt;
 
     ls_co_check(L, "sock:connect");
     if (s->waiter != NULL)
@@ -333,6 +332,7 @@ sock_connect(lua_State *L)
         memcpy(sun->sun_path, path, strlen(path) + 1);
         len = sizeof(*sun);
         snprintf(s->key, sizeof(s->key), "%s", host);
+        popt = 3;
     } else {
         lua_Integer p = luaL_checkinteger(L, 3);
         luaL_argcheck(L, p > 0 && p < 65536, 3, "port from 1 to 65535");
@@ -340,6 +340,21 @@ sock_connect(lua_State *L)
                       "bad host");
         port = (int)p;
         snprintf(s->key, sizeof(s->key), "%s:%d", host, port);
+        snprintf(s->host, sizeof(s->host), "%s", host);
+        popt = 4;
+    }
+    /* {pool = name}: the keep-alive pool to take from and give back to
+     * (connections set up differently, say another Redis db, apart) */
+    if (!lua_isnoneornil(L, popt)) {
+        const char *pool;
+        luaL_checktype(L, popt, LUA_TTABLE);
+        if (lua_getfield(L, popt, "pool") != LUA_TNIL) {
+            pool = luaL_checkstring(L, -1);
+            luaL_argcheck(L, strlen(pool) > 0 && strlen(pool) < sizeof(s->key),
+                          popt, "bad pool name");
+            snprintf(s->key, sizeof(s->key), "%s", pool);
+        }
+        lua_pop(L, 1);
     }
     if ((s->fd = pool_take(s->key, &s->reused)) >= 0) {
         s->reused++;
