@@ -44,11 +44,11 @@
 -- kept for read_reply. Other commands are refused with nil,
 -- "subscribed state" while subscribed.
 --
--- The keep-alive pool is the cosocket's, keyed by host:port (or the unix
--- path): AUTH and SELECT are sent only on a fresh connection
--- (getreusedtimes() == 0), so every client that shares a pool must use the
--- same password and db; a connection on which `r:select()` was called to
--- change the db should be closed rather than pooled.
+-- The keep-alive pool is the cosocket's, one per address, user, password
+-- and db (`{pool = ...}`): AUTH and SELECT are sent only on a fresh
+-- connection (getreusedtimes() == 0), and a pooled one was set up the same
+-- way. A connection on which `r:select()` was called to change the db
+-- should be closed rather than pooled.
 --
 -- Limits: arrays nest at most `resp.MAX_DEPTH` deep and hold at most
 -- `resp.MAX_ELEMENTS` elements; a bulk string is at most `_M.MAX_BULK`
@@ -348,10 +348,23 @@ function methods.connect(self)
         sock:settimeouts(t[1], t[2], t[3])
     end
     local ok, err
+    -- connections set up differently (AUTH, SELECT) are pooled apart
+    local pool = (self._path and "unix:" .. self._path or
+                  self._host .. ":" .. self._port) .. "/" ..
+                 tostring(self._user or "") .. "/" ..
+                 (self._password and "auth" or "") .. "/" .. self._db
+    if self._password then
+        -- different passwords must not share; the text itself stays out
+        local h = 5381
+        for i = 1, #self._password do
+            h = (h * 33 + self._password:byte(i)) % 4294967296
+        end
+        pool = pool .. "/" .. h
+    end
     if self._path then
-        ok, err = sock:connect("unix:" .. self._path)
+        ok, err = sock:connect("unix:" .. self._path, { pool = pool })
     else
-        ok, err = sock:connect(self._host, self._port)
+        ok, err = sock:connect(self._host, self._port, { pool = pool })
     end
     if not ok then
         return nil, err

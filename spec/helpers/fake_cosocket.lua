@@ -61,12 +61,21 @@ function Fake:settimeouts(c, s, r)
     self.timeouts[#self.timeouts + 1] = { c, s, r }
 end
 
-function Fake:connect(host, port)
+-- connect(host, port [, opts]) / connect("unix:/path" [, opts]), as
+-- luaserv.tcp has them; opts.pool (a string) is recorded in self.pool.
+function Fake:connect(host, port, opts)
     assert(type(host) == "string", "connect: host string expected")
     if host:sub(1, 5) == "unix:" then
-        assert(port == nil, "connect: no port with a unix: path")
+        assert(port == nil or type(port) == "table",
+               "connect: no port with a unix: path")
+        opts, port = port, nil
     else
         assert(math.type(port) == "integer", "connect: integer port expected")
+    end
+    if opts ~= nil then
+        assert(type(opts) == "table" and type(opts.pool) == "string",
+               "connect: opts {pool = string} expected")
+        self.pool = opts.pool
     end
     self.connected_to = port and (host .. ":" .. port) or host
     if self.connect_err then

@@ -51,6 +51,26 @@ describe("luaserv.redis", function()
             assert.are.equal("unix:/run/redis.sock", s.connected_to)
         end)
 
+        it("pools connections apart by address, user, password and db",
+        function()
+            local pools = {}
+            for _, o in ipairs({ {}, { db = 3 }, { password = "s3cret-one" },
+                                 { password = "s3cret-two" }, { user = "u",
+                                 password = "s3cret-one" }, { port = 7000 } }) do
+                local _, s = connected({}, { reused = 1 }, o)
+                assert.is_string(s.pool)
+                assert.is_nil(s.pool:find(o.password or "\0", 1, true),
+                              "the password is not in the pool name")
+                pools[s.pool] = true
+            end
+            local n = 0
+            for _ in pairs(pools) do n = n + 1 end
+            assert.are.equal(6, n)
+            local _, s1 = connected({}, { reused = 1 }, { db = 1 })
+            local _, s2 = connected({}, { reused = 1 }, { db = 1 })
+            assert.are.equal(s1.pool, s2.pool)
+        end)
+
         it("works as redis:new{...} too", function()
             local r = redis:new { port = 7001 }
             assert.are.equal("luaserv.redis (127.0.0.1:7001)", tostring(r))
