@@ -61,6 +61,8 @@ enum { RX_LINE, RX_ALL, RX_N, RX_UNTIL };
 enum { T_CONNECT, T_SEND, T_READ };
 
 typedef struct sock {
+    const void *tag;            /* &sock_tag: what sock_check looks at */
+    uint32_t hash;              /* of key: the pool is searched by it */
     int fd;
     int state;
     int op;                     /* what the waiter waits for */
@@ -87,6 +89,7 @@ typedef struct sock {
 } sock_t;
 
 typedef struct pool_ent {
+    uint32_t hash;
     int fd;
     int reused;
     char key[SOCK_KEY_MAX];
@@ -100,10 +103,38 @@ static int sock_resume_recv(sock_t *s, lua_State *T);
 
 /* ---- helpers ----------------------------------------------------------- */
 
+static const char sock_tag = 0;
+
+/* Argument idx as a socket: a full userdata of our size whose first word
+ * is &sock_tag (Lua code cannot forge a userdata's bytes), as lua_conn.c
+ * checks a conn; cheaper than luaL_checkudata's metatable lookup by name
+ * for every call. */
+static sock_t *
+sock_at(lua_State *L, int idx)
+{
+    sock_t *s = lua_touserdata(L, idx);
+
+    if (s == NULL || lua_type(L, idx) != LUA_TUSERDATA ||
+        lua_rawlen(L, idx) != sizeof(*s) || s->tag != &sock_tag)
+        luaL_typeerror(L, idx, SOCK_MT);
+    return s;
+}
+
 static sock_t *
 sock_check(lua_State *L)
 {
-    return luaL_checkudata(L, 1, SOCK_MT);
+    return sock_at(L, 1);
+}
+
+/* FNV-1a of the pool key */
+static uint32_t
+sock_hash(const char *k)
+{
+    uint32_t h = 2166136261u;
+
+    while (*k)
+        h = (h ^ (unsigned char)*k++) * 16777619u;
+    return h;
 }
 
 static int
@@ -284,11 +315,11 @@ sock_on_dns_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* Take an idle connection for key from the pool: its fd, or -1. */
 static int
-pool_take(const char *key, int *reused)
+pool_take(uint32_t hash, const char *key, int *reused)
 {
     for (pool_ent_t *e = sock_pool; e != NULL; e = e->next) {
         int fd;
-        if (strcmp(e->key, key) != 0)
+        if (e->hash != hash || strcmp(e->key, key) != 0)
             continue;
         fd = e->fd;
         *reused = e->reused;
@@ -339,8 +370,20 @@ sock_connect(lua_State *L)
         luaL_argcheck(L, strlen(host) > 0 && strlen(host) < 256, 2,
                       "bad host");
         port = (int)p;
-        snprintf(s->key, sizeof(s->key), "%s:%d", host, port);
-        snprintf(s->host, sizeof(s->host), "%s", host);
+        {   /* "host:port" (snprintf costs more than the rest of connect) */
+            size_t hl = strlen(host);
+            char digits[8], *d = digits + sizeof(digits);
+            int v = port;
+            *--d = '\0';
+            do {
+                *--d = (char)('0' + v % 10);
+                v /= 10;
+            } while (v > 0);
+            memcpy(s->key, host, hl);
+            s->key[hl] = ':';
+            memcpy(s->key + hl + 1, d, (size_t)(digits + sizeof(digits) - d));
+            memcpy(s->host, host, hl + 1);
+        }
         popt = 4;
     }
     /* {pool = name}: the keep-alive pool to take from and give back to
@@ -356,7 +399,8 @@ sock_connect(lua_State *L)
         }
         lua_pop(L, 1);
     }
-    if ((s->fd = pool_take(s->key, &s->reused)) >= 0) {
+    s->hash = sock_hash(s->key);
+    if ((s->fd = pool_take(s->hash, s->key, &s->reused)) >= 0) {
         s->reused++;
         s->state = S_CONNECTED;
         sock_assign(s);
@@ -779,7 +823,7 @@ sock_receive(lua_State *L)
 static int
 sock_until_iter(lua_State *L)
 {
-    sock_t *s = luaL_checkudata(L, lua_upvalueindex(1), SOCK_MT);
+    sock_t *s = sock_at(L, lua_upvalueindex(1));
 
     ls_co_check(L, "sock:receiveuntil");
     if (s->waiter != NULL)
@@ -867,7 +911,7 @@ sock_setkeepalive(lua_State *L)
         return sock_fail(L, "unread data in buffer");
     }
     for (e = sock_pool; e != NULL; e = e->next)
-        if (strcmp(e->key, s->key) == 0) {
+        if (e->hash == s->hash && strcmp(e->key, s->key) == 0) {
             same++;
             last = e;
         }
@@ -880,6 +924,7 @@ sock_setkeepalive(lua_State *L)
     event_del(&s->rev);
     event_del(&s->wev);
     e->fd = s->fd;
+    e->hash = s->hash;
     e->reused = s->reused;
     memcpy(e->key, s->key, sizeof(e->key));
     s->fd = -1;
@@ -939,7 +984,7 @@ sock_settimeouts(lua_State *L)
 static int
 sock_gc(lua_State *L)
 {
-    sock_t *s = luaL_checkudata(L, 1, SOCK_MT);
+    sock_t *s = sock_at(L, 1);
 
     sock_shut(s);
     sock_unpin(s, L);
@@ -970,6 +1015,7 @@ sock_new(lua_State *L)
                           "level of the script");
     s = lua_newuserdatauv(L, sizeof(*s), 0);
     memset(s, 0, sizeof(*s));
+    s->tag = &sock_tag;
     s->fd = -1;
     s->sref = s->pref = LUA_NOREF;
     s->tmo[T_CONNECT] = s->tmo[T_SEND] = s->tmo[T_READ] = SOCK_TIMEOUT;
