@@ -10,7 +10,8 @@
 -- registers (src/lua/*.c, lua/luaserv/init.lua) is described here.
 --
 -- LuaLS reads a ---@field's description from its own line only, hence the
--- long lines; `resp` is built only to carry its annotations.
+-- long lines; `resp`, `redis`, `redis_client` and `http_client` are built
+-- only to carry their annotations.
 -- luacheck: no max line length, ignore 241
 
 ---The module an app script requires: `local luaserv = require "luaserv"`.
@@ -280,24 +281,30 @@ function luaserv.tcp() end
 local tcp = {}
 
 ---Connect to host:port (names resolved without blocking) or to
----"unix:/path"; a connection from the keep-alive pool is taken first.
+---"unix:/path" (then opts comes second); an idle connection of the same
+---pool is taken from the keep-alive pool first. Connecting a connected
+---socket closes its old connection.
 ---@param host string
----@param port? integer
+---@param port? integer|{pool?: string}
+---@param opts? {pool?: string} `pool`: the keep-alive pool's name (1-299 bytes) instead of "host:port".
 ---@return 1|nil ok
----@return string|nil err
-function tcp:connect(host, port) end
+---@return string|nil err "connection refused", "timeout", "<host> could not be resolved (host not found)", "socket busy", ...
+---@overload fun(self: luaserv.tcp, path: string, opts?: {pool?: string}): 1|nil, string|nil
+function tcp:connect(host, port, opts) end
 
 ---Send all of data (a string, a number or an array of strings).
----@param data string|number|string[]
+---@param data string|number|(string|number)[]
 ---@return integer|nil bytes
----@return string|nil err
+---@return string|nil err "timeout" (the socket is closed), "closed", "not connected", "socket busy"
 function tcp:send(data) end
 
 ---Receive a line ("*l", the default: without its newline, a CR before it
 ---dropped), everything until the peer closes ("*a") or exactly n bytes.
+---A read timeout leaves the socket open; other failures close it. A line
+---over 4 MiB without a newline: nil, "line too long (...)".
 ---@param pattern? "*l"|"*a"|integer
 ---@return string|nil data
----@return string|nil err
+---@return string|nil err "timeout", "closed", "not connected", "socket busy", "line too long (...)"
 ---@return string|nil partial what arrived before the failure
 function tcp:receive(pattern) end
 
@@ -312,9 +319,13 @@ function tcp:receiveuntil(pattern) end
 ---@return string|nil err
 function tcp:close() end
 
----Put the connection in the worker's keep-alive pool for its host:port.
+---Put the connection in the worker's keep-alive pool for its host:port
+---(or its `{pool = name}`); the socket object is closed afterwards. An
+---idle pooled connection is dropped when the peer closes or sends, or
+---after idle_ms. nil, "unread data in buffer" (and closed) when data was
+---received and not read.
 ---@param idle_ms? integer how long it may stay idle (default 60000; 0: no limit)
----@param pool_size? integer idle connections kept for that host:port (default 30)
+---@param pool_size? integer idle connections kept for that pool (default 30)
 ---@return 1|nil ok
 ---@return string|nil err
 function tcp:setkeepalive(idle_ms, pool_size) end
@@ -405,5 +416,179 @@ function resp.error(s) end
 ---@param v any
 ---@return boolean
 function resp.is_error(v) end
+
+---Options of `redis.new(opts)` (`require "luaserv.redis"`). Other keys are ignored; bad values raise.
+---@class luaserv.redis.options
+---@field host? string Address or name (default "127.0.0.1").
+---@field port? integer 1-65535 (default 6379).
+---@field path? string A unix socket path, instead of host and port.
+---@field timeout? number Milliseconds for the connect and each send and read (default the cosocket's, 60000).
+---@field password? string AUTH on a fresh connection.
+---@field user? string AUTH user password (Redis 6 ACLs); needs password.
+---@field db? integer SELECT on a fresh connection when not 0 (default 0).
+
+---`require "luaserv.redis"`: a RESP2 Redis client on cosockets, with
+---lua-resty-redis's names. Its calls that talk to Redis wait, so they are
+---made where a callback may wait.
+---@class luaserv.redis
+---@field _VERSION string "0.1.0".
+---@field MAX_BULK integer The largest bulk string a reply may carry (536870912).
+---@field null lightuserdata `luaserv.null`: a null bulk string or null array.
+---@field methods table<string, function> The client's methods (commands made on first use are added).
+---@field mt table The clients' metatable.
+local redis = {}
+
+---A client; nothing is connected yet. `redis:new(opts)` works too.
+---@param opts? luaserv.redis.options
+---@return luaserv.redis.client
+function redis.new(opts) end
+
+---{k1, v1, k2, v2, ...} (what HGETALL returns) as {k1 = v1, k2 = v2}.
+---@param t any[]
+---@return table
+function redis.array_to_hash(t) end
+
+---A Redis client from `redis.new`. Any other method name is a Redis
+---command, upper-cased: `r:get(k)`, `r:set(k, v, "EX", 30)`,
+---`r:hmget(h, "a", "b")`; arguments are strings or numbers. A command
+---returns the reply (a status string, an integer, a string, `luaserv.null`,
+---an array; error replies inside arrays as `{false, "ERR ..."}`), or nil
+---and Redis' error text ("ERR ...", the connection stays usable), or nil
+---and a failure ("timeout", "closed", "not connected", "subscribed
+---state", "protocol error: ...": the connection is then closed).
+---@class luaserv.redis.client
+---@field [string] fun(self: luaserv.redis.client, ...: string|number): any, string?
+local redis_client = {}
+
+---Connect, or take a connection from the worker's pool (pooled apart by
+---address, user, password and db); AUTH and SELECT on a fresh one.
+---@return 1|nil ok
+---@return string|nil err The cosocket's, or the error reply of AUTH or SELECT.
+function redis_client:connect() end
+
+---Connect, send and read timeouts at once, in ms (raises when negative).
+---@param ms number
+---@return 1
+function redis_client:set_timeout(ms) end
+
+---@param connect_ms number
+---@param send_ms number
+---@param read_ms number
+---@return 1
+function redis_client:set_timeouts(connect_ms, send_ms, read_ms) end
+
+---Put the connection into the worker's keep-alive pool; the client is
+---disconnected afterwards.
+---@param idle_ms? integer Idle time in the pool (default 60000; 0: no limit).
+---@param pool_size? integer Idle connections kept for this pool (default 30).
+---@return 1|nil ok
+---@return string|nil err "not connected", "subscribed state", or the cosocket's.
+function redis_client:set_keepalive(idle_ms, pool_size) end
+
+---How many times the current connection had been taken from the pool.
+---@return integer|nil n
+---@return string|nil err "not connected"
+function redis_client:get_reused_times() end
+
+---@return 1|nil ok
+---@return string|nil err "not connected", or the cosocket's.
+function redis_client:close() end
+
+---Queue the next commands instead of sending them (they return 1).
+---@return 1
+function redis_client:init_pipeline() end
+
+---Drop the queued commands.
+---@return 1
+function redis_client:cancel_pipeline() end
+
+---Send the queued commands in one write and read all their replies.
+---@return any[]|nil replies One per command; error replies as `{false, "ERR ..."}`.
+---@return string|nil err "no pipeline", "not connected", or a failure of the connection.
+function redis_client:commit_pipeline() end
+
+---Subscribe to channels.
+---@param channel string
+---@param ... string
+---@return table|nil confirmation `{"subscribe", ch, count}`; an array of them for several channels.
+---@return string|nil err
+function redis_client:subscribe(channel, ...) end
+
+---Subscribe to channel patterns.
+---@param pattern string
+---@param ... string
+---@return table|nil confirmation `{"psubscribe", pat, count}`; an array of them for several.
+---@return string|nil err
+function redis_client:psubscribe(pattern, ...) end
+
+---Leave the given channels, or all of them.
+---@param ... string
+---@return table|nil confirmation
+---@return string|nil err
+function redis_client:unsubscribe(...) end
+
+---Leave the given patterns, or all of them.
+---@param ... string
+---@return table|nil confirmation
+---@return string|nil err
+function redis_client:punsubscribe(...) end
+
+---The next message on a subscribed connection: `{"message", ch, payload}`
+---or `{"pmessage", pat, ch, payload}`.
+---@return table|nil reply
+---@return string|nil err "not subscribed"; "timeout" (nothing came: still subscribed); else the connection is closed.
+function redis_client:read_reply() end
+
+---{k1, v1, k2, v2, ...} as {k1 = v1, k2 = v2}.
+---@param t any[]
+---@return table
+function redis_client:array_to_hash(t) end
+
+---Options of `http.request(opts)` (`require "luaserv.http_client"`).
+---@class luaserv.http_client.request
+---@field url string Required: "http://host[:port]/path?query"; https:// gives nil, "unsupported scheme 'https'".
+---@field method? string Default "GET", or "POST" when a body is given.
+---@field headers? table<string, string|number|(string|number)[]> One header line per array element.
+---@field body? string|string[] Sent as it is, with its Content-Length.
+---@field timeout? number Milliseconds for the connect and each send and read (default the cosocket's, 60000).
+---@field keepalive? boolean Pool the connection when the response allows it (default true).
+---@field keepaliveTimeout? number Milliseconds idle in the pool (default 60000).
+---@field keepalivePool? integer Idle connections kept per host:port (default 32).
+---@field maxBodySize? integer Longest response body in bytes (default 67108864).
+
+---A response of `http.request`.
+---@class luaserv.http_client.response
+---@field status integer
+---@field reason string "OK"
+---@field version string "1.1" or "1.0"
+---@field headers table<string, string> Lower-case names; repeated headers joined with ", ".
+---@field body string "" for HEAD, 1xx, 204 and 304.
+
+---`require "luaserv.http_client"`: a small HTTP/1.1 client on cosockets.
+---@class luaserv.http_client
+---@field _VERSION string "0.1.0".
+---@field MAX_BODY_SIZE integer Default maxBodySize (67108864).
+---@field MAX_HEAD_SIZE integer Longest response head in bytes (65536).
+---@field MAX_HEADERS integer Most response header lines (100).
+---@field KEEPALIVE_TIMEOUT integer Default keepaliveTimeout (60000 ms).
+---@field KEEPALIVE_POOL integer Default keepalivePool (32).
+local http_client = {}
+
+---Make a request and read the whole response; waits, so only where a
+---callback may wait. Raises on wrong option types and bad header names or
+---values.
+---@param opts luaserv.http_client.request
+---@return luaserv.http_client.response|nil res
+---@return string|nil err "connection refused", "timeout", "closed", "bad url: ...", "unsupported scheme '...'", "bad response: ...", "response head too large", "response body too large (over N bytes)".
+function http_client.request(opts) end
+
+---Split an http:// URL.
+---@param url string
+---@return string|nil scheme "http", or nil
+---@return string|integer|nil host or the error text
+---@return integer|nil port
+---@return string|nil path With the query; "/" when empty.
+---@return string|nil host_header
+function http_client.parse_url(url) end
 
 return luaserv
