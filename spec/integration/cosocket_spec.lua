@@ -36,6 +36,11 @@ describe("coroutines and cosockets", function()
         os.remove(sock)
     end)
 
+    it("accepts nothing before an onWorkerStart that waits is done",
+    function()
+        assert.are.equal("true\n", select(2, get(srv.port, "/ready")))
+    end)
+
     it("luaserv.sleep waits without holding up the worker", function()
         local c = client.must_connect(srv.port)
         assert(c:send("GET /sleep?s=0.5 HTTP/1.1\r\nHost: x\r\n\r\n"))

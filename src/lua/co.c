@@ -61,6 +61,7 @@ ls_co_put(ls_co_t *co)
 {
     lua_settop(co->L, 0);
     co->c = NULL;
+    co->done = NULL;
     if (co_nfree >= CO_POOL_MAX || (co->flags & CO_FAILED)) {
         luaL_unref(ls_worker->vm->L, LUA_REGISTRYINDEX, co->ref);
         free(co);
@@ -146,6 +147,8 @@ ls_co_resume(ls_co_t *co, int nargs)
 
     if (r == LS_EV_WAIT)
         return;
+    if (co->done != NULL)
+        *co->done = r == LS_EV_OK ? 1 : -1;
     if (r == LS_EV_ERROR && c != NULL && !(c->flags & LS_CONN_CLOSED)) {
         /* as for an error before the wait (net/conn.c, http/http.c) */
         if (co->flags & LS_CO_HTTP)

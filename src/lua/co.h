@@ -24,6 +24,8 @@ typedef struct ls_co {
     uint64_t conn_id;
     struct event timer;         /* luaserv.sleep */
     int timer_set;
+    int *done;                  /* set to 1 (ok) or -1 (failed) when a
+                                   callback that waited is done; or NULL */
     struct ls_co *next;         /* the pool's free list */
 } ls_co_t;
 

@@ -246,10 +246,12 @@ const ls_http_events_t ls_lua_http_events = {
 /* ---- the worker ---------------------------------------------------- */
 
 /* listener.<name>(worker) (onWorkerStart, onWorkerStop, onWorkerReload):
- * 0, or -1 when it raised (logged). */
+ * 0, -1 when it raised (logged), or 1 when it waits: then *done (if not
+ * NULL) becomes 1 or -1 once it is done. */
 int
-ls_lua_events_worker(ls_vm_t *vm, const char *name)
+ls_lua_events_worker(ls_vm_t *vm, const char *name, int *done)
 {
+    int r;
     ls_co_t *co = ls_co_get();
     lua_State *L;
 
@@ -263,5 +265,7 @@ ls_lua_events_worker(ls_vm_t *vm, const char *name)
     }
     lua_remove(L, -2);                                   /* f */
     ls_lua_core_push_worker(L);                          /* f worker */
-    return ls_co_start(co, 1, name, NULL, 0) == LS_EV_ERROR ? -1 : 0;
+    co->done = done;
+    r = ls_co_start(co, 1, name, NULL, 0);
+    return r == LS_EV_ERROR ? -1 : r == LS_EV_WAIT ? 1 : 0;
 }

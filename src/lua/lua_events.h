@@ -12,6 +12,6 @@ extern const ls_conn_events_t ls_lua_conn_events;
 extern const ls_http_events_t ls_lua_http_events;
 
 struct ls_vm;
-int ls_lua_events_worker(struct ls_vm *vm, const char *name);
+int ls_lua_events_worker(struct ls_vm *vm, const char *name, int *done);
 
 #endif

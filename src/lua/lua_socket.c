@@ -69,6 +69,7 @@ typedef struct sock {
     ls_co_t *waiter;
     struct event rev, wev;      /* assigned for fd (or -1: a timer) */
     double tmo[3];              /* T_*: seconds; 0: none */
+    double deadline;            /* a connect after a lookup: by then */
     char *buf;                  /* what was read and not yet taken */
     size_t off, len, cap;
     const char *sp;             /* a send in progress */
@@ -256,7 +257,15 @@ sock_connect_to(sock_t *s, const struct sockaddr *sa, socklen_t len,
         return -1;
     }
     s->state = S_CONNECTING;
-    event_add(&s->wev, sock_tv(s->tmo[T_CONNECT], &tv));
+    {   /* after a lookup, what is left of the connect timeout */
+        double t = s->tmo[T_CONNECT];
+        if (s->deadline > 0 && t > 0) {
+            t = s->deadline - ls_loop_time();
+            if (t < 0.001)
+                t = 0.001;
+        }
+        event_add(&s->wev, sock_tv(t, &tv));
+    }
     return 0;
 }
 
@@ -353,6 +362,7 @@ sock_connect(lua_State *L)
     if (s->state != S_NEW && s->state != S_CLOSED)
         sock_shut(s); /* connect again: the old connection goes */
     s->reused = 0;
+    s->deadline = 0;
     memset(&ss, 0, sizeof(ss));
     if (strncmp(host, "unix:", 5) == 0) {
         struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
@@ -434,6 +444,8 @@ sock_connect(lua_State *L)
         hints.ai_protocol = IPPROTO_TCP;
         snprintf(ports, sizeof(ports), "%d", port);
         s->state = S_RESOLVING;
+        if (s->tmo[T_CONNECT] > 0)
+            s->deadline = ls_loop_time() + s->tmo[T_CONNECT];
         event_assign(&s->wev, ls_worker->base, -1, 0, sock_on_dns_timeout, s);
         event_assign(&s->rev, ls_worker->base, -1, 0, sock_on_dns_timeout, s);
         event_add(&s->wev, sock_tv(s->tmo[T_CONNECT], &tv));

@@ -88,7 +88,7 @@ worker_stop(ls_worker_t *w, int how)
     if (!w->stopping) {
         ls_server_unlisten(w);
         w->stopping = how;
-        ls_lua_events_worker(w->vm, "onWorkerStop");
+        ls_lua_events_worker(w->vm, "onWorkerStop", NULL);
         ls_conn_flush_all();
     }
     w->stopping = how;
@@ -220,7 +220,7 @@ worker_on_chan(evutil_socket_t fd, short what, void *arg)
             worker_send_status(w);
         } else if (strcmp(buf, "reload") == 0 && !w->stopping) {
             /* A new generation serves now: this one drains. */
-            ls_lua_events_worker(w->vm, "onWorkerReload");
+            ls_lua_events_worker(w->vm, "onWorkerReload", NULL);
             worker_stop(w, LS_STOP_GRACEFUL);
         }
         return;
@@ -327,6 +327,7 @@ ls_worker_main(const ls_worker_args_t *a)
     static const int signos[] = {SIGTERM, SIGQUIT, SIGUSR2};
     ls_worker_t *w = &worker;
     char role[128], err[LS_ERRLEN * 8];
+    int started = 0;          /* onWorkerStart: 1 done, -1 failed */
 
     ls_worker = w;
     memset(w, 0, sizeof(*w));
@@ -401,7 +402,18 @@ ls_worker_main(const ls_worker_args_t *a)
     w->srv.fd = a->listen_fd;
     ls_lua_proto_attach(&w->srv);
 
-    if (ls_lua_events_worker(w->vm, "onWorkerStart") < 0) {
+    switch (ls_lua_events_worker(w->vm, "onWorkerStart", &started)) {
+    case -1:
+        started = -1;
+        break;
+    case 1:
+        /* it waits (luaserv.sleep, a cosocket): the worker is not ready,
+         * and accepts nothing, until it is done */
+        while (started == 0 && !w->stopping)
+            event_base_loop(w->base, EVLOOP_ONCE);
+        break;
+    }
+    if (started < 0) {
         ls_log(LS_LOG_ERROR, 0, "onWorkerStart failed; this worker exits");
         exit(LS_WEXIT_STARTUP);
     }
