@@ -322,6 +322,20 @@ sock_on_dns_timeout(evutil_socket_t fd, short what, void *arg)
     sock_wake_fail(s, "timeout");
 }
 
+/* An entry leaves the pool (its fd is the caller's). */
+static void
+pool_unlink(pool_ent_t *e)
+{
+    event_del(&e->ev);
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        sock_pool = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    free(e);
+}
+
 /* Take an idle connection for key from the pool: its fd, or -1. */
 static int
 pool_take(uint32_t hash, const char *key, int *reused)
@@ -332,14 +346,7 @@ pool_take(uint32_t hash, const char *key, int *reused)
             continue;
         fd = e->fd;
         *reused = e->reused;
-        event_del(&e->ev);
-        if (e->prev)
-            e->prev->next = e->next;
-        else
-            sock_pool = e->next;
-        if (e->next)
-            e->next->prev = e->prev;
-        free(e);
+        pool_unlink(e);
         return fd;
     }
     return -1;
@@ -880,15 +887,8 @@ sock_close(lua_State *L)
 static void
 pool_drop(pool_ent_t *e)
 {
-    event_del(&e->ev);
     close(e->fd);
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        sock_pool = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    free(e);
+    pool_unlink(e);
 }
 
 /* An idle pooled connection became readable (the peer closed it, or sent

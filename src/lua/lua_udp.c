@@ -269,6 +269,20 @@ udp_take(udp_t *u, lua_State *T)
     return 2;
 }
 
+/* Wait for readability, within the receive timeout. */
+static void
+udp_arm(udp_t *u)
+{
+    struct timeval tv, *tvp = NULL;
+
+    if (u->timeout > 0) {
+        tv.tv_sec = (time_t)u->timeout;
+        tv.tv_usec = (suseconds_t)((u->timeout - (double)tv.tv_sec) * 1e6);
+        tvp = &tv;
+    }
+    event_add(&u->ev, tvp);
+}
+
 static void
 udp_on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -290,15 +304,7 @@ udp_on_read(evutil_socket_t fd, short what, void *arg)
         udp_wake(u, r);
         return;
     }
-    {
-        struct timeval tv, *tvp = NULL;
-        if (u->timeout > 0) {
-            tv.tv_sec = (time_t)u->timeout;
-            tv.tv_usec = (suseconds_t)((u->timeout - (double)tv.tv_sec) * 1e6);
-            tvp = &tv;
-        }
-        event_add(&u->ev, tvp);
-    }
+    udp_arm(u);
 }
 
 /* u:receive([size]) -> datagram | nil, err */
@@ -321,15 +327,7 @@ udp_receive(lua_State *L)
         return r;
     event_assign(&u->ev, ls_worker->base, u->fd, EV_READ, udp_on_read, u);
     u->waiter = ls_co_running(L);
-    {
-        struct timeval tv, *tvp = NULL;
-        if (u->timeout > 0) {
-            tv.tv_sec = (time_t)u->timeout;
-            tv.tv_usec = (suseconds_t)((u->timeout - (double)tv.tv_sec) * 1e6);
-            tvp = &tv;
-        }
-        event_add(&u->ev, tvp);
-    }
+    udp_arm(u);
     return lua_yield(L, 0);
 }
 
