@@ -111,6 +111,7 @@ luaserv.errors = {
 ---@field luaMemoryLimit? integer Bytes per worker Lua state: 0, or at least 1048576 (default 1073741824).
 ---@field callbackTimeout? number Seconds one callback may run: 0, or 0.01-86400 (default 10).
 ---@field watchdogTimeout? number Seconds without an event-loop turn before the worker is killed: 0, or 1-86400 (default 30).
+---@field metrics? string "host:port" where the master serves GET /metrics (Prometheus text format) from the workers' figures in shared memory; unset: no endpoint.
 
 ---The table `luaserv.listen()` returns: what luaserv resolved, plus the
 ---app's callbacks, which are looked up at each event.

@@ -110,6 +110,7 @@ ls_conf_write(const ls_conf_t *c, int fd)
     CONF_PUT("setting\tluaMemoryLimit\t%zu\n", c->lua_memory_limit);
     CONF_PUT("setting\tcallbackTimeout\t%.17g\n", c->callback_timeout);
     CONF_PUT("setting\twatchdogTimeout\t%.17g\n", c->watchdog_timeout);
+    CONF_PUT("setting\tmetrics\t%s\n", c->metrics);
     for (int i = 0; i < c->nlisteners; i++) {
         const ls_listen_conf_t *l = &c->listeners[i];
         CONF_PUT("listener\t%s\t%d\t%d\t%d\t%s\n", l->name, l->count,
@@ -165,6 +166,8 @@ ls_conf_read(ls_conf_t *c, char *text, char *err, size_t errlen)
                 c->callback_timeout = strtod(f[2], NULL);
             else if (strcmp(f[1], "watchdogTimeout") == 0)
                 c->watchdog_timeout = strtod(f[2], NULL);
+            else if (strcmp(f[1], "metrics") == 0)
+                snprintf(c->metrics, sizeof(c->metrics), "%s", f[2]);
         } else if (n == 6 && strcmp(f[0], "listener") == 0) {
             ls_listen_conf_t l;
             memset(&l, 0, sizeof(l));

@@ -49,6 +49,7 @@ typedef struct ls_conf {
     size_t lua_memory_limit;   /* settings.luaMemoryLimit, bytes; 0: none */
     double callback_timeout;   /* settings.callbackTimeout, s; 0: none */
     double watchdog_timeout;   /* settings.watchdogTimeout, s; 0: none */
+    char metrics[LS_URL_MAX];  /* settings.metrics "host:port"; "": off */
 } ls_conf_t;
 
 #define LS_DEFAULT_STOP_TIMEOUT 5.0

@@ -425,11 +425,22 @@ lcore_settings(lua_State *L)
             c->callback_timeout = core_opt_callback_timeout(L, k, "setting");
         } else if (strcmp(k, "watchdogTimeout") == 0) {
             c->watchdog_timeout = core_opt_callback_timeout(L, k, "setting");
+        } else if (strcmp(k, "metrics") == 0) {
+            /* "host:port" of the master's /metrics */
+            const char *v = core_opt_string(L, k, sizeof(c->metrics) - 8);
+            char url[LS_URL_MAX + 8], err[LS_ERRLEN] = "";
+            ls_addr_t a;
+            snprintf(url, sizeof(url), "tcp://%s", v);
+            if (ls_listener_parse(url, &a, err, sizeof(err)) < 0 ||
+                a.family == AF_UNIX)
+                luaL_error(L, "bad setting 'metrics' (\"host:port\" "
+                           "expected, e.g. \"127.0.0.1:9145\"): %s", err);
+            snprintf(c->metrics, sizeof(c->metrics), "%s", v);
         } else {
             return luaL_error(L, "unknown setting '%s' (known: name, pidFile, "
                               "logFile, user, group, stopTimeout, logLevel, "
                               "luaMemoryLimit, callbackTimeout, "
-                              "watchdogTimeout)", k);
+                              "watchdogTimeout, metrics)", k);
         }
         lua_pop(L, 1);
     }

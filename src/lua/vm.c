@@ -655,6 +655,8 @@ static void
 vm_report(ls_vm_t *vm, lua_State *L, int status, unsigned refused,
           const char *what, uint64_t conn_id)
 {
+    if (status != LUA_OK && lua_touserdata(L, -1) != &vm_exit_key)
+        vm->errors++;
     if (status != LUA_OK && lua_touserdata(L, -1) == &vm_exit_key) {
         lua_pop(L, 1); /* os.exit: logged as a warning already */
     } else if (status != LUA_OK && vm_mem_failure(vm, L, refused, status)) {

@@ -29,6 +29,7 @@ typedef struct ls_vm {
     size_t mem_soft;          /* growth up to here needs no check: the
                                  limit, or SIZE_MAX without one */
     unsigned mem_refused;     /* allocations refused by the limit so far */
+    uint64_t errors;          /* callbacks that raised (metrics) */
     int in_handler;           /* message handler running: headroom */
     /* callbackTimeout: the tick handler (SIGALRM) watches the outermost
      * ls_vm_call; these are shared with it. */

@@ -20,6 +20,7 @@
 #include "master/ctl.h"
 #include "master/daemon.h"
 #include "core/log.h"
+#include "master/metrics.h"
 #include "master/signals.h"
 #include "master/validate.h"
 #include "worker/worker.h"
@@ -79,6 +80,7 @@ typedef struct ls_slot {
     char status[512];
     struct ls_slot *successor; /* recycling: the slot replacing this one */
     int beat;           /* watchdog: heartbeat cell + 1; 0: none */
+    int stat;           /* metrics: figures cell + 1; 0: none */
     uint64_t beat_seen; /* its value when last seen changing ... */
     double beat_at;     /* ... and when */
     double beat_check;  /* when the master last looked */
@@ -118,6 +120,9 @@ static struct {
     double status_deadline; /* 0: no status round in progress */
     volatile uint64_t *beats; /* watchdog: MAP_SHARED, one cell per worker */
     unsigned char beat_used[WATCHDOG_CELLS];
+    ls_stats_t *stats;      /* metrics: MAP_SHARED, one cell per slot */
+    unsigned char stat_used[WATCHDOG_CELLS];
+    unsigned long long respawns, reload_failures;
 } M;
 
 /* ---- listening sockets ------------------------------------------------ */
@@ -237,6 +242,8 @@ master_slot_gc(void)
                 if (M.slots[j]->successor == s)
                     M.slots[j]->successor = NULL;
             M.slots[i] = M.slots[--M.nslots];
+            if (s->stat)
+                M.stat_used[s->stat - 1] = 0;
             free(s);
             master_gen_unref(g);
         } else {
@@ -353,6 +360,15 @@ master_spawn(ls_slot_t *s)
         return -1;
     }
     master_beat_take(s);
+    if (M.stats != NULL && !s->stat) /* the slot's cell, while it lives */
+        for (int i = 0; i < WATCHDOG_CELLS; i++)
+            if (!M.stat_used[i]) {
+                M.stat_used[i] = 1;
+                s->stat = i + 1;
+                break;
+            }
+    if (s->stat) /* a new process: its figures start from 0 */
+        memset(&M.stats[s->stat - 1], 0, sizeof(ls_stats_t));
     fflush(NULL);
     ls_signals_block(&old);
     pid = fork();
@@ -381,6 +397,8 @@ master_spawn(ls_slot_t *s)
         a.generation = s->gen->id;
         a.chan = sv[1];
         a.heartbeat = s->beat ? &M.beats[s->beat - 1] : NULL;
+        a.stats = s->stat ? &M.stats[s->stat - 1] : NULL;
+        ls_metrics_close(); /* the master's */
         ls_worker_main(&a);
     }
     ls_signals_restore(&old);
@@ -475,6 +493,7 @@ master_rollout_abort(const char *why)
     char msg[LS_ERRLEN];
     ls_gen_t *g = M.next;
 
+    M.reload_failures++;
     snprintf(msg, sizeof(msg), "reload aborted, generation %d keeps serving: "
              "%s", M.cur->id, why);
     ls_log(LS_LOG_ERROR, 0, "%s", msg);
@@ -593,6 +612,7 @@ master_reload(void)
             snprintf(err, sizeof(err), "out of memory");
         ls_log(LS_LOG_ERROR, 0, "reload failed, generation %d keeps "
                "serving: %s", M.cur->id, err);
+        M.reload_failures++;
         snprintf(reply, sizeof(reply), "error %s\n", err);
         master_ctl_reply_all(CTL_RELOAD, reply);
         if (g) {
@@ -695,6 +715,7 @@ master_on_exit(ls_slot_t *s, int status)
                           : fmin(RESPAWN_FIRST_DELAY * pow(2, s->fails - 1),
                                  RESPAWN_MAX_DELAY);
     s->respawn_at = now + delay;
+    M.respawns++;
     ls_log(s->fails > 1 ? LS_LOG_ERROR : LS_LOG_WARN, 0,
            "worker %d [%s] %s%s after %.1f s; respawning in %.1f s", s->id,
            master_lname(s), how, was_ready ? "" : " during start-up", lived,
@@ -1031,13 +1052,49 @@ master_timers(double now)
     return next;
 }
 
+/* What /metrics shows: the master's counters and every worker process. */
+static void
+master_metrics_view(ls_metrics_view_t *v)
+{
+    static ls_metrics_worker_t *ws;
+    static int cap;
+    int n = 0;
+
+    if (cap < M.nslots) {
+        ls_metrics_worker_t *p = realloc(ws, sizeof(*p) * (size_t)M.nslots);
+        if (p == NULL)
+            return;
+        ws = p;
+        cap = M.nslots;
+    }
+    for (int i = 0; i < M.nslots; i++) {
+        ls_slot_t *s = M.slots[i];
+        if (s->pid <= 0)
+            continue;
+        ws[n].listener = master_lname(s);
+        ws[n].id = s->id;
+        ws[n].generation = s->gen->id;
+        ws[n].pid = (int)s->pid;
+        ws[n].ready = s->state == SLOT_READY;
+        ws[n].stats = s->stat ? &M.stats[s->stat - 1] : NULL;
+        n++;
+    }
+    v->workers = ws;
+    v->nworkers = n;
+    v->master.reloads = (unsigned long long)M.reloads;
+    v->master.reload_failures = M.reload_failures;
+    v->master.respawns = M.respawns;
+    v->master.generation = M.cur ? M.cur->id : 0;
+    v->master.started = M.started;
+}
+
 static void
 master_loop(void)
 {
     for (;;) {
-        struct pollfd pfds[2 + CTL_MAX_CLIENTS + 1024];
+        struct pollfd pfds[2 + CTL_MAX_CLIENTS + 1024 + 16];
         ls_slot_t *owners[1024];
-        int n = 0, ns = 0, nc, timeout, sig;
+        int n = 0, ns = 0, nc, timeout, sig, mfirst, nm;
         double next;
 
         if (M.stopping && master_live_workers() == 0)
@@ -1059,6 +1116,9 @@ master_loop(void)
                 owners[ns++] = M.slots[i];
             }
         }
+        mfirst = n;
+        nm = ls_metrics_pollfds(&pfds[n], 16);
+        n += nm;
         timeout = (int)ceil((next - ls_now()) * 1000);
         if (poll(pfds, (nfds_t)n, timeout < 0 ? 0 : timeout) < 0 &&
             errno != EINTR) {
@@ -1076,6 +1136,7 @@ master_loop(void)
                 master_on_ctl_client(&M.ctlc[i]);
         if (pfds[1].revents)
             master_on_ctl_accept();
+        ls_metrics_serve(&pfds[mfirst], nm, master_metrics_view);
         while ((sig = ls_signals_next()) != 0)
             master_on_signal(sig);
     }
@@ -1182,6 +1243,22 @@ ls_master_run(const ls_master_opts_t *opts)
         ls_pidfile_release();
         return master_fail("cannot install the signal handlers");
     }
+    /* The workers' figures for /metrics, shared the same way. */
+    if (conf->metrics[0]) {
+        M.stats = mmap(NULL, sizeof(*M.stats) * WATCHDOG_CELLS,
+                       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                       -1, 0);
+        if (M.stats == MAP_FAILED) {
+            ls_pidfile_release();
+            return master_fail("mmap() failed for the metrics");
+        }
+        if (ls_metrics_listen(conf->metrics, err, sizeof(err)) < 0) {
+            char msg[LS_ERRLEN * 8 + 32];
+            snprintf(msg, sizeof(msg), "metrics: %s", err);
+            ls_pidfile_release();
+            return master_fail(msg);
+        }
+    }
     /* Shared with every worker forked from now on (watchdogTimeout). */
     M.beats = mmap(NULL, sizeof(*M.beats) * WATCHDOG_CELLS,
                    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1200,6 +1277,7 @@ ls_master_run(const ls_master_opts_t *opts)
     master_loop();
 
     master_reap();
+    ls_metrics_close();
     for (int i = 0; i < M.nsocks; i++) {
         close(M.socks[i].fd);
         ls_listener_unlink(&M.socks[i].addr);

@@ -81,6 +81,8 @@ typedef struct ls_worker {
         const struct timeval *tv;
     } tmo[8];
     volatile uint64_t *heartbeat; /* shared with the master; may be NULL */
+    struct ls_stats *stats;     /* metrics cell, shared; may be NULL */
+    struct event stats_ev;
     struct event heartbeat_ev;
     uint64_t timeouts[LS_TMO_N]; /* by LS_TMO_*, for status */
     /* A connection of the listener closed (maxConnections, the end of a

@@ -6,6 +6,7 @@
  */
 #include "worker/worker.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "http/http.h"
 #include "http/ws.h"
 #include "lua/lua_connect.h"
@@ -259,6 +260,44 @@ worker_os_exit(ls_worker_t *w, int code)
     }
 }
 
+/* metrics: this worker's figures into its shared cell, for the master to
+ * read without asking (core/stats.h). */
+static void
+worker_stats_copy(ls_worker_t *w)
+{
+    ls_stats_t *st = w->stats;
+    ls_server_t *srv = &w->srv;
+    struct timespec ts;
+
+    __atomic_add_fetch(&st->seq, 1, __ATOMIC_RELEASE);
+    st->conns_open = srv->nconns;
+    st->conns_total = srv->total_conns;
+    st->msgs_in = srv->msgs_in;
+    st->msgs_out = srv->msgs_out;
+    st->bytes_in = srv->bytes_in;
+    st->bytes_out = srv->bytes_out;
+    st->timeouts[LS_STAT_TMO_HEADER] = w->timeouts[LS_TMO_HEADER];
+    st->timeouts[LS_STAT_TMO_BODY] = w->timeouts[LS_TMO_BODY];
+    st->timeouts[LS_STAT_TMO_SEND] = w->timeouts[LS_TMO_SEND];
+    st->timeouts[LS_STAT_TMO_IDLE] = w->timeouts[LS_TMO_IDLE];
+    st->emfile = w->emfile_count;
+    st->lua_errors = w->vm->errors;
+    st->lua_mem = w->vm->mem;
+    st->waiting = (uint64_t)w->app_waiting;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    st->updated_ms = (uint64_t)ts.tv_sec * 1000 +
+                     (uint64_t)ts.tv_nsec / 1000000;
+    __atomic_add_fetch(&st->seq, 1, __ATOMIC_RELEASE);
+}
+
+static void
+worker_on_stats(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_stats_copy(arg);
+}
+
 /* watchdogTimeout: proof for the master that this loop still turns. */
 static void
 worker_on_heartbeat(evutil_socket_t fd, short what, void *arg)
@@ -439,6 +478,14 @@ ls_worker_main(const ls_worker_args_t *a)
             event_assign(&w->heartbeat_ev, w->base, -1, EV_PERSIST,
                          worker_on_heartbeat, w);
             event_add(&w->heartbeat_ev, &tv);
+        }
+        if (a->stats != NULL) {
+            struct timeval tv = {0, 500000};
+            w->stats = a->stats;
+            worker_stats_copy(w);
+            event_assign(&w->stats_ev, w->base, -1, EV_PERSIST,
+                         worker_on_stats, w);
+            event_add(&w->stats_ev, &tv);
         }
         worker_notify(w, "ready");
         event_base_dispatch(w->base);

@@ -19,6 +19,7 @@ typedef struct ls_worker_args {
     int generation;
     int chan;                   /* worker end of the master channel */
     volatile uint64_t *heartbeat; /* watchdogTimeout: bumped by the loop */
+    struct ls_stats *stats;     /* metrics: this worker's cell, or NULL */
 } ls_worker_args_t;
 
 void ls_worker_main(const ls_worker_args_t *args) __attribute__((noreturn));
