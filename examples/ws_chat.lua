@@ -14,35 +14,80 @@ local chat = luaserv.listen("http://127.0.0.1:" .. port, {
     maxPackageSize = 4096,  -- longer messages are closed with 1009
 })
 
+-- The page: a nick field, a message field with a Send button, and the list
+-- of what the room said. The ids (nick, msg, send, messages, status) are
+-- what spec/browser/chat.mjs drives in headless Chromium.
 local PAGE = [[
 <!doctype html>
-<html><head><meta charset="utf-8"><title>luaserv chat</title>
+<html lang="en"><head><meta charset="utf-8"><title>luaserv chat</title>
+<link rel="icon" href="data:,">
 <style>
-body { font: 15px sans-serif; max-width: 40em; margin: 2em auto; }
-#log { height: 20em; overflow-y: auto; border: 1px solid #ccc; padding: .5em;
-       white-space: pre-wrap; }
-#say { width: 100%; box-sizing: border-box; margin-top: .5em; }
+body { font: 15px sans-serif; max-width: 40em; margin: 2em auto; padding: 0 1em; }
+#status { color: #a60; }
+#status[data-state="open"] { color: #070; }
+#messages { list-style: none; height: 20em; overflow-y: auto; margin: 0;
+            border: 1px solid #ccc; padding: .5em; }
+#messages li { padding: .1em 0; white-space: pre-wrap; word-break: break-word; }
+#messages li.system { color: #777; font-style: italic; }
+#form { display: flex; gap: .5em; margin-top: .5em; }
+#nick { width: 8em; }
+#msg { flex: 1; }
 </style></head>
 <body>
 <h1>luaserv chat</h1>
-<div id="log"></div>
-<input id="say" placeholder="say something, or /nick NAME" autofocus>
+<p id="status" data-state="connecting">connecting&hellip;</p>
+<ul id="messages" aria-live="polite"></ul>
+<form id="form" autocomplete="off">
+  <input id="nick" placeholder="nick" maxlength="32" pattern="[A-Za-z0-9]+"
+         title="letters and digits">
+  <input id="msg" placeholder="say something (or /nick NAME)" autofocus>
+  <button id="send" type="submit" disabled>Send</button>
+</form>
 <script>
-const log = document.getElementById("log");
-const say = document.getElementById("say");
+const $ = (id) => document.getElementById(id);
+const list = $("messages"), status = $("status"), nick = $("nick"),
+      msg = $("msg"), send = $("send");
+let myNick = "";
+function setStatus(state, text) {
+  status.dataset.state = state;
+  status.textContent = text;
+}
 function show(text) {
-  log.textContent += text + "\n";
-  log.scrollTop = log.scrollHeight;
+  const li = document.createElement("li");
+  if (text.startsWith("* ") || text.startsWith("welcome, ")) {
+    li.className = "system";
+  }
+  li.textContent = text;
+  list.appendChild(li);
+  list.scrollTop = list.scrollHeight;
 }
 const scheme = location.protocol === "https:" ? "wss://" : "ws://";
 const ws = new WebSocket(scheme + location.host + "/chat");
-ws.onmessage = (e) => show(e.data);
-ws.onclose = (e) => show("* disconnected (" + e.code + ")");
-say.onkeydown = (e) => {
-  if (e.key === "Enter" && say.value !== "") {
-    ws.send(say.value);
-    say.value = "";
+ws.onopen = () => { setStatus("open", "connected"); send.disabled = false; };
+ws.onmessage = (e) => {
+  const m = /^welcome, (\w+) /.exec(e.data);
+  if (m) { myNick = m[1]; nick.placeholder = m[1]; }
+  show(e.data);
+};
+ws.onclose = (e) => {
+  send.disabled = true;
+  setStatus("closed", "disconnected (" + e.code + ")");
+  show("* disconnected (" + e.code + ")");
+};
+$("form").onsubmit = (e) => {
+  e.preventDefault();
+  if (ws.readyState !== WebSocket.OPEN) return;
+  const n = nick.value.trim();
+  if (n !== "" && n !== myNick) {
+    if (!/^[A-Za-z0-9]+$/.test(n)) { show("* a nick is letters and digits"); return; }
+    ws.send("/nick " + n);   // the server renames before the next message
+    myNick = n;
   }
+  if (msg.value !== "") {
+    ws.send(msg.value);
+    msg.value = "";
+  }
+  msg.focus();
 };
 </script>
 </body></html>
