@@ -29,12 +29,16 @@ static const char usage_text[] =
     "  reload      validate APP.lua, then replace all workers gracefully\n"
     "  status      print master and per-worker figures of the running "
     "instance\n"
+    "              (--watch: again every second, in place, until Ctrl+C)\n"
+    "  connections every open connection of the running instance, per "
+    "worker\n"
     "  check       load APP.lua as a worker would, report errors, exit 0/1\n"
     "\n"
     "options\n"
     "  -d          daemonize (start)\n"
     "  -g          graceful stop (stop: let connections finish)\n"
     "  -w N        override the worker count of every listener\n"
+    "  --watch     with status: refresh the table every second\n"
     "  -p FILE     pid file\n"
     "  -l FILE     log file (default: stderr; with -d a file next to the pid "
     "file)\n"
@@ -160,7 +164,7 @@ main(int argc, char **argv)
     const char *app = NULL, *cmd = NULL, *log_file = NULL, *pid_file = NULL;
     static char app_abs[PATH_MAX], log_abs[PATH_MAX], pid_abs[PATH_MAX];
     ls_master_opts_t mo;
-    int workers = 0, daemon = 0, graceful = 0;
+    int workers = 0, daemon = 0, graceful = 0, watch = 0;
     const char *env_level = getenv("LUASERV_LOG_LEVEL");
 
     ls_proctitle_init(argc, argv);
@@ -178,6 +182,8 @@ main(int argc, char **argv)
             daemon = 1;
         } else if (strcmp(a, "-g") == 0) {
             graceful = 1;
+        } else if (strcmp(a, "--watch") == 0) {
+            watch = 1;
         } else if (strcmp(a, "-w") == 0) {
             char *end;
             long n;
@@ -212,8 +218,10 @@ main(int argc, char **argv)
         cmd = "start";
     if (strcmp(cmd, "start") != 0 && strcmp(cmd, "check") != 0 &&
         strcmp(cmd, "stop") != 0 && strcmp(cmd, "reload") != 0 &&
-        strcmp(cmd, "status") != 0)
+        strcmp(cmd, "status") != 0 && strcmp(cmd, "connections") != 0)
         return usage("unknown command \"%s\"", cmd);
+    if (watch && strcmp(cmd, "status") != 0)
+        return usage("--watch goes with status, not %s", cmd);
     if (daemon && strcmp(cmd, "start") != 0)
         return usage("-d goes with start, not %s", cmd);
     if (graceful && strcmp(cmd, "stop") != 0)
@@ -252,8 +260,21 @@ main(int argc, char **argv)
         strcat(pid_abs, pid_file);
         pid_file = pid_abs;
     }
+    if (watch) {
+        /* the live table, redrawn in place once a second */
+        for (;;) {
+            int r;
+            if (isatty(1))
+                fputs("\033[H\033[2J", stdout);
+            r = cmd_control(app_abs, cmd, graceful, pid_file);
+            fflush(stdout);
+            if (r != LS_EXIT_OK)
+                return r;
+            sleep(1);
+        }
+    }
     if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "reload") == 0 ||
-        strcmp(cmd, "status") == 0)
+        strcmp(cmd, "status") == 0 || strcmp(cmd, "connections") == 0)
         return cmd_control(app_abs, cmd, graceful, pid_file);
     if (access(app_abs, R_OK) < 0) {
         fprintf(stderr, "luaserv: cannot read %s: %s\n", app,

@@ -78,6 +78,8 @@ typedef struct ls_slot {
     double kill_at;     /* retiring: SIGKILL after this */
     int status_wait;
     char status[512];
+    int conns_wait;     /* a connections round waits for its answer */
+    char *conns;        /* ... and got this (malloc'd), or NULL */
     struct ls_slot *successor; /* recycling: the slot replacing this one */
     int beat;           /* watchdog: heartbeat cell + 1; 0: none */
     int stat;           /* metrics: figures cell + 1; 0: none */
@@ -86,7 +88,7 @@ typedef struct ls_slot {
     double beat_check;  /* when the master last looked */
 } ls_slot_t;
 
-enum { CTL_READING, CTL_RELOAD, CTL_STATUS };
+enum { CTL_READING, CTL_RELOAD, CTL_STATUS, CTL_CONNS };
 
 typedef struct ls_ctlc {
     int fd;
@@ -118,6 +120,7 @@ static struct {
     ls_ctlc_t ctlc[CTL_MAX_CLIENTS];
     int nctlc;
     double status_deadline; /* 0: no status round in progress */
+    double conns_deadline;  /* 0: no connections round in progress */
     volatile uint64_t *beats; /* watchdog: MAP_SHARED, one cell per worker */
     unsigned char beat_used[WATCHDOG_CELLS];
     ls_stats_t *stats;      /* metrics: MAP_SHARED, one cell per slot */
@@ -244,6 +247,7 @@ master_slot_gc(void)
             M.slots[i] = M.slots[--M.nslots];
             if (s->stat)
                 M.stat_used[s->stat - 1] = 0;
+            free(s->conns);
             free(s);
             master_gen_unref(g);
         } else {
@@ -838,6 +842,88 @@ master_status_send(void)
     M.status_deadline = 0;
 }
 
+/* ---- connections: every open connection, asked of each worker ---------- */
+
+static void
+master_conns_send(void)
+{
+    size_t cap = 65536 - 64, n = 0;
+    char *out = malloc(cap + 1);
+    static const char head[] = "worker conn peer age_s bytes_in bytes_out "
+                               "state protocol listener\n";
+
+    if (out == NULL) {
+        master_ctl_reply_all(CTL_CONNS, "error out of memory\n");
+        M.conns_deadline = 0;
+        return;
+    }
+    memcpy(out, head, sizeof(head) - 1);
+    n = sizeof(head) - 1;
+    for (int i = 0; i < M.nslots; i++) {
+        ls_slot_t *s = M.slots[i];
+        const char *p = s->conns;
+        if (p == NULL)
+            continue;
+        /* each line of the worker's answer, with the listener added */
+        while (*p) {
+            const char *e = strchr(p, '\n');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            size_t ln = strlen(master_lname(s));
+            if (n + len + ln + 2 > cap) {
+                n += (size_t)snprintf(out + n, cap + 1 - n, "...\n");
+                goto done;
+            }
+            memcpy(out + n, p, len);
+            n += len;
+            out[n++] = ' ';
+            memcpy(out + n, master_lname(s), ln);
+            n += ln;
+            out[n++] = '\n';
+            p += len + (e ? 1 : 0);
+        }
+        free(s->conns);
+        s->conns = NULL;
+    }
+done:
+    out[n] = '\0';
+    master_ctl_reply_all(CTL_CONNS, out);
+    free(out);
+    for (int i = 0; i < M.nslots; i++) {
+        free(M.slots[i]->conns);
+        M.slots[i]->conns = NULL;
+        M.slots[i]->conns_wait = 0;
+    }
+    M.conns_deadline = 0;
+}
+
+static void
+master_conns_check(void)
+{
+    if (M.conns_deadline == 0)
+        return;
+    for (int i = 0; i < M.nslots; i++)
+        if (M.slots[i]->conns_wait && M.slots[i]->pid > 0 &&
+            ls_now() < M.conns_deadline)
+            return;
+    master_conns_send();
+}
+
+static void
+master_conns_begin(void)
+{
+    if (M.conns_deadline != 0)
+        return; /* a round is running; this client gets its answer */
+    M.conns_deadline = ls_now() + STATUS_TIMEOUT;
+    for (int i = 0; i < M.nslots; i++) {
+        ls_slot_t *s = M.slots[i];
+        free(s->conns);
+        s->conns = NULL;
+        s->conns_wait = s->chan >= 0 && s->state == SLOT_READY &&
+                        send(s->chan, "connections", 11, MSG_NOSIGNAL) == 11;
+    }
+    master_conns_check();
+}
+
 static void
 master_status_check(void)
 {
@@ -888,7 +974,7 @@ master_recycle(ls_slot_t *s)
 static void
 master_on_chan(ls_slot_t *s)
 {
-    char buf[512];
+    static char buf[65536]; /* a connections answer is up to ~60 KB */
     ssize_t n = recv(s->chan, buf, sizeof(buf) - 1, MSG_DONTWAIT);
 
     if (n <= 0) {
@@ -942,6 +1028,11 @@ master_on_chan(ls_slot_t *s)
         snprintf(s->status, sizeof(s->status), "%s", buf + 7);
         s->status_wait = 0;
         master_status_check();
+    } else if (strncmp(buf, "conns ", 6) == 0 && s->conns_wait) {
+        free(s->conns);
+        s->conns = strdup(buf + 6);
+        s->conns_wait = 0;
+        master_conns_check();
     }
 }
 
@@ -987,6 +1078,9 @@ master_on_ctl_client(ls_ctlc_t *cc)
     if (strcmp(cc->buf, "status") == 0) {
         cc->state = CTL_STATUS;
         master_status_begin();
+    } else if (strcmp(cc->buf, "connections") == 0) {
+        cc->state = CTL_CONNS;
+        master_conns_begin();
     } else if (strcmp(cc->buf, "reload") == 0) {
         cc->state = CTL_RELOAD;
         ls_log(LS_LOG_INFO, 0, "reload asked on the control socket");
@@ -1048,6 +1142,12 @@ master_timers(double now)
             master_status_send();
         else if (M.status_deadline < next)
             next = M.status_deadline;
+    }
+    if (M.conns_deadline > 0) {
+        if (now >= M.conns_deadline)
+            master_conns_send();
+        else if (M.conns_deadline < next)
+            next = M.conns_deadline;
     }
     return next;
 }

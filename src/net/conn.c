@@ -85,7 +85,7 @@ ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
-    c->active = ls_loop_time();
+    c->active = c->born = ls_loop_time();
     srv->total_conns++;
     return c;
 }
@@ -260,6 +260,7 @@ conn_read_some(ls_conn_t *c, char *p, size_t n)
     } while (r < 0 && errno == EINTR);
     if (r > 0) {
         c->srv->bytes_in += (size_t)r;
+        c->bytes_in += (size_t)r;
         conn_touch(c);
         return r;
     }
@@ -497,6 +498,7 @@ conn_stage_end(ls_conn_t *c)
         return;
     }
     c->srv->bytes_out += (size_t)n;
+    c->bytes_out += (size_t)n;
     conn_touch(c);
     if ((size_t)n < w->stage_len)
         conn_unstage_from(c, (size_t)n);
@@ -658,6 +660,7 @@ ls_conn_flush(ls_conn_t *c)
             return;
         }
         c->srv->bytes_out += (size_t)n;
+        c->bytes_out += (size_t)n;
         conn_touch(c);
     }
     if (c->flags & LS_CONN_WARMED) {

@@ -62,6 +62,8 @@ typedef struct ls_conn {
     void *pstate;                  /* the protocol's per-connection state */
     struct evbuffer *out;          /* allocated on first send */
     double active;                 /* last traffic (loop time), for idleTimeout */
+    double born;                   /* accepted or connected (loop time) */
+    uint64_t bytes_in, bytes_out;  /* for `luaserv APP connections` */
     struct event *timer;           /* outbound: connect timeout */
     union {
         struct sockaddr sa;

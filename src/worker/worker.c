@@ -172,6 +172,52 @@ worker_send_status(ls_worker_t *w)
 }
 
 /*
+ * `luaserv APP connections`: a line per open connection, newest first,
+ * at most CONNS_MAX_BYTES of them (then how many more), in one message.
+ */
+#define CONNS_MAX_BYTES 60000
+
+static void
+worker_send_connections(ls_worker_t *w)
+{
+    static char buf[CONNS_MAX_BYTES + 256];
+    double now = ls_loop_time();
+    size_t n = (size_t)snprintf(buf, sizeof(buf), "conns ");
+    size_t more = 0;
+
+    for (ls_conn_t *c = w->srv.conns; c != NULL; c = c->next) {
+        char ip[64], line[256];
+        int port, r;
+        const char *state = (c->flags & LS_CONN_CLOSING) ? "closing"
+                            : (c->flags & LS_CONN_WAITING) ? "waiting"
+                            : (c->flags & LS_CONN_PAUSED) ? "paused"
+                            : (c->flags & LS_CONN_FULL) ? "full"
+                                                         : "open";
+        if (ls_conn_peer(c, ip, sizeof(ip), &port) < 0 || !ip[0]) {
+            snprintf(ip, sizeof(ip), "unix");
+            port = 0;
+        }
+        r = snprintf(line, sizeof(line), "%d %llu %s:%d %.1f %llu %llu %s "
+                     "%s\n", w->id, (unsigned long long)c->id, ip, port,
+                     now - c->born, (unsigned long long)c->bytes_in,
+                     (unsigned long long)c->bytes_out, state,
+                     c->proto->name);
+        if (r <= 0 || n + (size_t)r > CONNS_MAX_BYTES) {
+            more++;
+            continue;
+        }
+        memcpy(buf + n, line, (size_t)r);
+        n += (size_t)r;
+    }
+    if (more > 0)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%d ... %zu more\n",
+                              w->id, more);
+    if (send(w->chan, buf, n, MSG_NOSIGNAL) < 0)
+        ls_log(LS_LOG_WARN, errno, "cannot send the connections to the "
+               "master");
+}
+
+/*
  * maxRequests / maxMemory: past either (times a per-worker jitter, so that
  * workers started together do not all go at once), ask the master for a
  * replacement; it starts one and drains this worker once it is ready, the
@@ -219,6 +265,8 @@ worker_on_chan(evutil_socket_t fd, short what, void *arg)
         buf[n] = '\0';
         if (strcmp(buf, "status") == 0) {
             worker_send_status(w);
+        } else if (strcmp(buf, "connections") == 0) {
+            worker_send_connections(w);
         } else if (strcmp(buf, "reload") == 0 && !w->stopping) {
             /* A new generation serves now: this one drains. */
             ls_lua_events_worker(w->vm, "onWorkerReload", NULL);
