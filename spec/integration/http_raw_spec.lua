@@ -334,9 +334,6 @@ describe("http:// raw", function()
             { "Transfer-Encoding twice",
               "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n" ..
               "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" },
-            { "Transfer-Encoding not ending in chunked",
-              "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip" ..
-              "\r\n\r\n0\r\n\r\n" },
             { "Content-Length with Transfer-Encoding",
               "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n" ..
               "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" },
@@ -366,6 +363,23 @@ describe("http:// raw", function()
                 assert.are.equal("close", r.headers.connection)
                 assert(c:wait_closed(5))
                 assert.are.equal("", c.buf)
+                assert.are.equal(0, srv:count_log("request GET /smuggled"))
+            end)
+        end
+
+        -- nginx's answer to a transfer coding other than chunked: 501
+        for _, te in ipairs({ "gzip", "identity", "chunked, gzip",
+                              "gzip, chunked" }) do
+            it("501 for Transfer-Encoding: " .. te .. ", then close",
+            function()
+                local c = connect()
+                assert(c:send("POST / HTTP/1.1\r\nHost: t\r\n" ..
+                              "Transfer-Encoding: " .. te ..
+                              "\r\n\r\n0\r\n\r\n" .. SMUGGLED))
+                local r = assert(response(c))
+                assert.are.equal(501, r.status)
+                assert.are.equal("close", r.headers.connection)
+                assert(c:wait_closed(5))
                 assert.are.equal(0, srv:count_log("request GET /smuggled"))
             end)
         end

@@ -302,6 +302,29 @@ http_on_header_value_complete(llhttp_t *p)
 }
 
 /* The head is complete: the checks no single header can make. */
+/* Is the one Transfer-Encoding header exactly "chunked" (any case, spaces
+ * around)? */
+static int
+http_te_chunked(const ls_http_t *h)
+{
+    for (uint32_t i = 0; i < h->nhdrs; i++) {
+        const ls_http_hdr_t *hd = &h->hdrs[i];
+        const char *v = h->rbase + hd->value;
+        size_t n = hd->vlen;
+        if (hd->nlen != 17 ||
+            strncasecmp(h->rbase + hd->name, "transfer-encoding", 17) != 0)
+            continue;
+        while (n > 0 && (*v == ' ' || *v == '\t')) {
+            v++;
+            n--;
+        }
+        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            n--;
+        return n == 7 && strncasecmp(v, "chunked", 7) == 0;
+    }
+    return 0;
+}
+
 static int
 http_on_headers_complete(llhttp_t *p)
 {
@@ -319,6 +342,9 @@ http_on_headers_complete(llhttp_t *p)
         return http_refuse(h, 400, "more than one Transfer-Encoding header");
     if (h->tes > 0 && p->http_minor == 0)
         return http_refuse(h, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (h->tes > 0 && !http_te_chunked(h))
+        /* as nginx: chunked is the only coding taken */
+        return http_refuse(h, 501, "a transfer coding other than chunked");
     if (p->method == HTTP_CONNECT)
         return http_refuse(h, 405, "CONNECT is not supported");
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > http_max_body(h))
@@ -696,7 +722,10 @@ ls_http_retire(ls_conn_t *c)
 static void
 http_fail(ls_conn_t *c, ls_http_t *h, llhttp_errno_t err)
 {
-    int status = h->status ? h->status : 400;
+    /* llhttp refuses an unknown coding itself: 501, as nginx answers */
+    int status = h->status                              ? h->status
+                 : err == HPE_INVALID_TRANSFER_ENCODING ? 501
+                                                        : 400;
     const char *why = h->why ? h->why : llhttp_get_error_reason(&h->parser);
     static ls_log_limit_t lim_big = LS_LOG_LIMIT("oversized requests", 0);
     static ls_log_limit_t lim_bad = LS_LOG_LIMIT("bad requests", 0);
