@@ -691,6 +691,7 @@ end
 -- opts.env: extra environment; opts.args: extra argv before APP;
 -- opts.command: command after APP (default none = start);
 -- opts.workers: sets LUASERV_TEST_WORKERS (fixture apps use it as count);
+-- opts.bin: the binary to run (default LUASERV_BIN, or ./build/luaserv);
 -- opts.unix: true to give the app a socket path in LUASERV_TEST_SOCK and
 --   wait on it instead of the TCP port;
 -- opts.pidfile: false to not pass "-p <temp file>" (the default pid file,
@@ -700,18 +701,19 @@ end
 -- opts.no_resets: stop() fails if TCP counters moved (true: any of
 --   TCP_COUNTERS, or a list of names; see assert_no_resets);
 -- opts.reload: false to opt out of LUASERV_TEST_RELOAD for this server.
-local function check_bin(level)
-    local f = io.open(BIN, "rb")
+local function check_bin(level, bin)
+    local f = io.open(bin, "rb")
     if not f then
-        error("luaserv binary not found at " .. BIN .. " (build it with " ..
+        error("luaserv binary not found at " .. bin .. " (build it with " ..
               "cmake, or set LUASERV_BIN)", level + 1)
     end
     f:close()
 end
 
 function _M.start(app, opts)
-    check_bin(2)
     opts = opts or {}
+    local bin = opts.bin or BIN
+    check_bin(2, bin)
     local id = new_id()
     local dir = tmpdir()
     local base = dir .. "/luaserv-spec-" .. id
@@ -750,7 +752,7 @@ function _M.start(app, opts)
     -- pid; the wrapper then waits and records the exit status.
     local inner = string.format(
         "%s %s %s </dev/null >%s 2>&1 & echo $! >%s; wait $!; echo $? >%s",
-        env_prefix(env), shquote(BIN), argv_string(argv),
+        env_prefix(env), shquote(bin), argv_string(argv),
         shquote(self.logfile), shquote(self.pidfile), shquote(self.rcfile))
     local cmd = "sh -c " .. shquote(inner) .. " >/dev/null 2>&1 </dev/null &"
     sh(cmd)
@@ -851,7 +853,7 @@ end
 -- Any process it left behind is killed (by pid) and listed in leftover.
 -- opts.env, opts.timeout (default 30 s), opts.port.
 function _M.run(args, opts)
-    check_bin(2)
+    check_bin(2, BIN)
     opts = opts or {}
     local id = new_id()
     local base = tmpdir() .. "/luaserv-spec-" .. id

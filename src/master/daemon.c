@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -280,18 +281,40 @@ ls_proctitle_set(const char *fmt, ...)
            strlen(buf) < title_len - 1 ? strlen(buf) : title_len - 1);
 }
 
-/* systemd Type=notify: "READY=1", "RELOADING=1", "STOPPING=1". */
+/* systemd Type=notify: see daemon.h. No NOTIFY_SOCKET, no message. */
 void
-ls_sd_notify(const char *state)
+ls_sd_notify(const char *state, const char *status)
 {
     const char *path = getenv("NOTIFY_SOCKET");
     struct sockaddr_un sun;
+    struct timespec ts;
+    char msg[1024];
+    size_t n;
     socklen_t len;
     int fd;
 
     if (path == NULL || (path[0] != '/' && path[0] != '@') ||
         strlen(path) >= sizeof(sun.sun_path))
         return;
+    n = (size_t)snprintf(msg, sizeof(msg), "%s\n", state);
+    if (strcmp(state, "RELOADING=1") == 0 &&
+        clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+        n += (size_t)snprintf(msg + n, sizeof(msg) - n,
+                              "MONOTONIC_USEC=%llu\n",
+                              (unsigned long long)ts.tv_sec * 1000000ULL +
+                              (unsigned long long)ts.tv_nsec / 1000ULL);
+    if (status != NULL && n < sizeof(msg) - 16) {
+        size_t at = n + strlen("STATUS=");
+        n += (size_t)snprintf(msg + n, sizeof(msg) - n - 1, "STATUS=%s",
+                              status);
+        if (n > sizeof(msg) - 2)
+            n = sizeof(msg) - 2;
+        for (size_t i = at; i < n; i++)  /* one line: systemd splits on \n */
+            if (msg[i] == '\n' || msg[i] == '\r')
+                msg[i] = ' ';
+        msg[n++] = '\n';
+        msg[n] = '\0';
+    }
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     memcpy(sun.sun_path, path, strlen(path));
@@ -301,8 +324,7 @@ ls_sd_notify(const char *state)
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return;
-    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL,
-               (struct sockaddr *)&sun, len) < 0)
+    if (sendto(fd, msg, n, MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0)
         ls_log(LS_LOG_WARN, errno, "sd_notify(%s) failed", state);
     close(fd);
 }

@@ -23,6 +23,11 @@ void ls_proctitle_init(int argc, char **argv);
 void ls_proctitle_set(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
-void ls_sd_notify(const char *state);
+/*
+ * systemd Type=notify (NOTIFY_SOCKET): state is "READY=1", "RELOADING=1"
+ * (MONOTONIC_USEC is added, as systemd's notify-reload wants) or
+ * "STOPPING=1"; status, if not NULL, goes along as STATUS= (one line).
+ */
+void ls_sd_notify(const char *state, const char *status);
 
 #endif

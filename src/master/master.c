@@ -515,7 +515,7 @@ master_rollout_abort(const char *why)
         snprintf(reply, sizeof(reply), "error %s", msg);
         master_ctl_reply_all(CTL_RELOAD, reply);
     }
-    ls_sd_notify("READY=1");
+    ls_sd_notify("READY=1", msg);
     if (M.reload_pending) {
         M.reload_pending = 0;
         master_reload();
@@ -552,7 +552,8 @@ master_rollout_check(void)
     master_ctl_reply_all(CTL_RELOAD, msg);
     ls_proctitle_set("luaserv: master %s (generation %d)", M.opts->app,
                      M.cur->id);
-    ls_sd_notify("READY=1");
+    snprintf(msg, sizeof(msg), "serving, generation %d (reloaded)", M.cur->id);
+    ls_sd_notify("READY=1", msg);
     if (M.reload_pending) {
         M.reload_pending = 0;
         master_reload();
@@ -607,7 +608,7 @@ master_reload(void)
                "follow");
         return;
     }
-    ls_sd_notify("RELOADING=1");
+    ls_sd_notify("RELOADING=1", "reloading");
     ls_log_reopen();
     ls_log(LS_LOG_INFO, 0, "reloading %s", M.opts->app);
     g = master_gen_new(M.cur->id + 1);
@@ -623,7 +624,9 @@ master_reload(void)
             ls_conf_free(&g->conf);
             free(g);
         }
-        ls_sd_notify("READY=1");
+        snprintf(reply, sizeof(reply), "reload failed, generation %d keeps "
+                 "serving: %s", M.cur->id, err);
+        ls_sd_notify("READY=1", reply);
         return;
     }
     if (g->conf.log_level >= 0)
@@ -756,7 +759,8 @@ master_begin_stop(int how, const char *why)
         return;
     ls_log(LS_LOG_INFO, 0, "%s: %s", why,
            how == LS_STOP_FAST ? "stopping" : "stopping gracefully");
-    ls_sd_notify("STOPPING=1");
+    ls_sd_notify("STOPPING=1", how == LS_STOP_FAST ? "stopping" :
+                 "stopping gracefully");
     M.stopping = how;
     if (M.next)
         master_ctl_reply_all(CTL_RELOAD, "error the server is stopping\n");
@@ -1007,7 +1011,10 @@ master_on_chan(ls_slot_t *s)
                          M.cur->conf.log_file);
                 ls_daemon_report(M.ready_fd, 1, msg);
                 M.ready_fd = -1;
-                ls_sd_notify("READY=1");
+                snprintf(msg, sizeof(msg), "serving, generation %d: %d "
+                         "worker(s), %d listener(s)", M.cur->id, total,
+                         M.cur->conf.nlisteners);
+                ls_sd_notify("READY=1", msg);
             }
         }
         for (int i = 0; i < M.nslots; i++) {
