@@ -3,6 +3,7 @@
 local server = require "helpers.server"
 local socket = require "socket"
 local life = require "integration.lifecycle"
+local client = require "helpers.client"
 
 local APP = "recycle.lua"
 
@@ -74,8 +75,9 @@ describe("recycling", function()
         local srv = setup()
         srv:wait_workers(1)
         local pids, order = {}, {}
-        -- the limit is checked about once a second, so go by time, not by
-        -- a request count; 90 s is only a bound
+        -- go by time, not by a request count (a replacement takes a
+        -- moment to be ready and the old worker serves meanwhile); 90 s is
+        -- only a bound
         local deadline = socket.gettime() + 90
         local i = 0
         while socket.gettime() < deadline do
@@ -103,6 +105,62 @@ describe("recycling", function()
             end
         end
         assert.is_truthy(#srv:log_lines("maxRequests") >= 3, srv:log())
+        assert.are.equal(0, srv:stop())
+    end)
+
+    it("maxRequests is exact: the 10th message starts the recycle, the " ..
+       "9th does not", function()
+        local srv = setup({ LUASERV_TEST_MAX_REQUESTS = "10" })
+        srv:wait_workers(1)
+        local c = client.must_connect(srv.port)
+        finally(function() c:close() end)
+        local first
+        for i = 1, 9 do
+            local pid = c:request("pid", 10)
+            assert.is_truthy(pid, "message " .. i)
+            first = first or pid
+            assert.are.equal(first, pid)
+        end
+        -- a bounded wait for something that must not happen (the limit
+        -- used to be checked once a second)
+        client.sleep(1.5)
+        assert.are.equal(0, srv:count_log("maxRequests reached"), srv:log())
+        assert.are.equal(first, c:request("pid", 10))       -- the 10th
+        assert.is_truthy(srv:wait_log("maxRequests reached (10 messages", 10),
+                         srv:log())
+        -- the successor serves new connections; the old worker drains
+        -- (this connection stays up meanwhile) and goes
+        assert.is_truthy(server.wait_until(function()
+            local r = life.text_request(srv.port, "pid", 10)
+            return r and r ~= first
+        end, 30), "no successor answered\n" .. srv:log())
+        assert.are.equal(1, srv:count_log("maxRequests reached"))
+        assert.are.equal(0, srv:stop())
+    end)
+
+    it("maxRequests counts HTTP requests one by one, pipelined too", function()
+        local port2 = server.free_port()
+        local srv = setup({ LUASERV_TEST_PORT2 = tostring(port2),
+                            LUASERV_TEST_MAX_REQUESTS = "5" })
+        srv:wait_workers(2)
+        local s = assert(socket.connect("127.0.0.1", port2))
+        finally(function() s:close() end)
+        s:settimeout(10)
+        assert(s:send(("GET / HTTP/1.1\r\nHost: x\r\n\r\n"):rep(5)))
+        for i = 1, 5 do
+            local status = s:receive("*l")
+            assert.is_truthy(status and status:find(" 200 ", 1, true),
+                             "response " .. i .. ": " .. tostring(status))
+            local len
+            repeat
+                local line = assert(s:receive("*l"))
+                len = len or tonumber(line:match("^[Cc]ontent%-[Ll]ength: (%d+)"))
+            until line == ""
+            assert(s:receive(len))
+        end
+        assert.is_truthy(srv:wait_log("[recycle_http]: maxRequests reached " ..
+                                      "(5 messages", 10), srv:log())
+        assert.are.equal(0, srv:count_log("%[recycle%]: maxRequests"))
         assert.are.equal(0, srv:stop())
     end)
 

@@ -568,7 +568,7 @@ http_dispatch(ls_conn_t *c, ls_http_t *h, char *base)
     llhttp_t *p = &h->parser;
     int status;
 
-    c->srv->msgs_in++;
+    ls_server_took_message(c->srv);
     /* The app's turn: no client timeout. A head timer may stay armed (it
      * is ignored while the request is in flight, see http_tmo_set). */
     if (h->tmo != HTTP_TMO_HEAD)
@@ -839,7 +839,7 @@ http_upgrade(ls_conn_t *c, ls_http_t *h, size_t len)
     size_t used = h->parsed;
     void *ws;
 
-    c->srv->msgs_in++;
+    ls_server_took_message(c->srv);
     ls_conn_incref(c);
     ls_http_upgrade(c, h);
     if (c->proto->kind == LS_PROTO_HTTP) {

@@ -189,7 +189,7 @@ ws_deliver(ls_conn_t *c, ws_state_t *s,
 {
     if (s->closing || (c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
         return;
-    c->srv->msgs_in++;
+    ls_server_took_message(c->srv);
     ls_conn_incref(c);
     if (ls_conn_events->message(c, (const char *)arg->msg,
                                 arg->msg_length) == LS_EV_ERROR &&

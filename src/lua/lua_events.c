@@ -96,7 +96,7 @@ ev_deliver(lua_State *L)
     ls_vm_push_name(vm, L, "onMessage");                 /* b srv name */
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* b srv name conn */
     while (b->next(c, b->ctx, &p, &n)) {
-        c->srv->msgs_in++;
+        ls_server_took_message(c->srv);
         lua_pushvalue(L, 3);
         if (lua_gettable(L, 2) != LUA_TFUNCTION) {       /* ... f */
             lua_pop(L, 1);

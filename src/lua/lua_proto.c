@@ -120,7 +120,7 @@ plua_input(ls_conn_t *c, const char *buf, size_t len)
         }
         n = (lua_Integer)c->scan;
         c->scan = 0;
-        c->srv->msgs_in++;
+        ls_server_took_message(c->srv);
         if (ls_lua_callback_push(L, c, "onMessage")) { /* onMessage conn */
             if (plua_push(c, "decode") == LUA_TFUNCTION) {
                 lua_pushlstring(L, buf + off, (size_t)n);

@@ -72,8 +72,8 @@ typedef struct ls_worker {
     uint64_t emfile_count;      /* accept4() EMFILE/ENFILE, for status */
     uint64_t emfile_burst;      /* emfile_count when this burst began, + 1 */
     time_t started_wall;
-    struct event recycle_ev;    /* maxRequests / maxMemory check */
-    double jitter;              /* 1.0 .. 1.25: workers do not recycle at once */
+    struct event recycle_ev;    /* maxMemory check, every second */
+    double jitter;              /* 1.0 .. 1.25: maxMemory recycles spread out */
     int recycling;              /* asked the master for a replacement */
     struct event log_ev;        /* writes suppressed-lines summaries */
     struct {                    /* libevent common timeouts, by duration */
@@ -92,9 +92,23 @@ typedef struct ls_worker {
     /* os.exit(code) in a callback: what the worker process does about it
      * (worker.c sets it; the Lua layer calls it) */
     void (*os_exit)(struct ls_worker *w, int code);
+    /* The listener's maxRequests-th message came in: worker.c asks the
+     * master for a replacement. May be NULL. */
+    void (*max_requests)(struct ls_worker *w);
 } ls_worker_t;
 
 extern ls_worker_t *ls_worker; /* this process's worker; NULL elsewhere */
+
+/* One message (a line, frame, HTTP request, WebSocket message) taken in on
+ * srv: counted, and the one that reaches maxRequests starts the recycle,
+ * exactly there. Outbound contexts have no maxRequests. */
+static inline void
+ls_server_took_message(ls_server_t *srv)
+{
+    if (++srv->msgs_in == srv->conf.max_requests && ls_worker != NULL &&
+        ls_worker->max_requests != NULL)
+        ls_worker->max_requests(ls_worker);
+}
 
 double ls_loop_time(void);
 const struct timeval *ls_loop_timeout(double secs);

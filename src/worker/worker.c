@@ -218,36 +218,46 @@ worker_send_connections(ls_worker_t *w)
 }
 
 /*
- * maxRequests / maxMemory: past either (times a per-worker jitter, so that
- * workers started together do not all go at once), ask the master for a
- * replacement; it starts one and drains this worker once it is ready, the
- * same new-first path as a reload.
+ * Ask the master for a replacement: it starts one and drains this worker
+ * once it is ready, the same new-first path as a reload, so no message is
+ * refused meanwhile.
+ */
+static void
+worker_recycle(ls_worker_t *w, const char *why, long rss_kb)
+{
+    if (w->recycling || w->stopping)
+        return;
+    w->recycling = 1;
+    ls_log(LS_LOG_INFO, 0, "%s reached (%llu messages, %ld KiB RSS); asking "
+           "for a replacement", why, (unsigned long long)w->srv.msgs_in,
+           rss_kb);
+    worker_notify(w, "recycle");
+}
+
+/* maxRequests: exact, from the message that reaches it (net/loop.h). */
+static void
+worker_on_max_requests(ls_worker_t *w)
+{
+    worker_recycle(w, "maxRequests", worker_rss_kb());
+}
+
+/*
+ * maxMemory, checked every second: past it (times a per-worker jitter, so
+ * that workers started together do not all go at once), recycle.
  */
 static void
 worker_on_recycle_check(evutil_socket_t fd, short what, void *arg)
 {
     ls_worker_t *w = arg;
-    const ls_listen_conf_t *l = &w->srv.conf;
-    const char *why = NULL;
-    long rss = 0;
+    long rss;
     (void)fd;
     (void)what;
 
     if (w->recycling || w->stopping)
         return;
-    if (l->max_requests &&
-        (double)w->srv.msgs_in >= (double)l->max_requests * w->jitter)
-        why = "maxRequests";
-    if (why == NULL && l->max_memory &&
-        (double)(rss = worker_rss_kb()) * 1024 >=
-            (double)l->max_memory * w->jitter)
-        why = "maxMemory";
-    if (why == NULL)
-        return;
-    w->recycling = 1;
-    ls_log(LS_LOG_INFO, 0, "%s reached (%llu messages, %ld KiB RSS); asking "
-           "for a replacement", why, (unsigned long long)w->srv.msgs_in, rss);
-    worker_notify(w, "recycle");
+    rss = worker_rss_kb();
+    if ((double)rss * 1024 >= (double)w->srv.conf.max_memory * w->jitter)
+        worker_recycle(w, "maxMemory", rss);
 }
 
 /* The master holds the other end of the channel: EOF means it is gone, and a
@@ -507,7 +517,9 @@ ls_worker_main(const ls_worker_args_t *a)
     ls_conn_flush_all();
     if (!w->stopping) {
         ls_server_listen(w);
-        if (w->srv.conf.max_requests || w->srv.conf.max_memory) {
+        if (w->srv.conf.max_requests)
+            w->max_requests = worker_on_max_requests;
+        if (w->srv.conf.max_memory) {
             struct timeval tv = {1, 0};
             srand((unsigned)getpid());
             w->jitter = 1.0 + 0.25 * (double)rand() / RAND_MAX;
