@@ -134,6 +134,7 @@ luaserv.errors = {
 ---@field onError? fun(conn: luaserv.conn, code: integer, text: string) `code` is one of luaserv.errors; the connection closes after it.
 ---@field onBufferFull? fun(conn: luaserv.conn) Queued output reached maxSendBufferSize; sends are refused until it drains.
 ---@field onBufferDrain? fun(conn: luaserv.conn) The queued output has been written out after onBufferFull.
+---@field onDrain? fun(conn: luaserv.conn) A graceful stop or reload begins (text://, tcp://, frame://, unix, Lua protocols): say goodbye, close, or leave the connection to end by itself within stopTimeout.
 ---@field onWebSocketConnect? fun(conn: luaserv.conn, req: luaserv.http.request): boolean|integer|nil A WebSocket handshake, before the 101: `false` refuses (403), 400-599 refuses with that status, anything else accepts.
 
 ---An HTTP request, the `msg` of onMessage on http:// listeners.

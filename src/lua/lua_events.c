@@ -162,6 +162,12 @@ ev_buffer(ls_conn_t *c, int full)
     return ev_emit(c, full ? "onBufferFull" : "onBufferDrain", 0);
 }
 
+static int
+ev_drain(ls_conn_t *c)
+{
+    return ev_emit(c, "onDrain", 0);
+}
+
 static void
 ev_close(ls_conn_t *c)
 {
@@ -194,6 +200,7 @@ const ls_conn_events_t ls_lua_conn_events = {
     .message = ev_message,
     .error = ev_error,
     .buffer = ev_buffer,
+    .drain = ev_drain,
     .close = ev_close,
     .server_gone = ev_server_gone,
     .handles = ev_handles,

@@ -53,7 +53,8 @@ vm_of(lua_State *L)
 static const char *const vm_names[] = {
     "onConnect", "onMessage", "onClose", "onError", "onBufferFull",
     "onBufferDrain", "onWorkerStart", "onWorkerStop", "onWorkerReload",
-    "onWebSocketConnect", "protocol", "input", "decode", "encode", NULL,
+    "onWebSocketConnect", "protocol", "input", "decode", "encode", "onDrain",
+    NULL,
 };
 _Static_assert(sizeof(vm_names) / sizeof(*vm_names) - 1 <=
                    sizeof(((ls_vm_t *)0)->name_refs) / sizeof(int),

@@ -125,6 +125,16 @@ ls_conn_report_full(ls_conn_t *c)
     CONN_TELL(c, ls_conn_events->buffer(c, 1));
 }
 
+/* onDrain, for a graceful stop of a protocol without a drain of its own:
+ * the app may say goodbye and close; an error in it closes. */
+void
+ls_conn_report_drain(ls_conn_t *c)
+{
+    if (ls_conn_events->drain != NULL &&
+        !(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)))
+        CONN_TELL(c, ls_conn_events->drain(c));
+}
+
 /*
  * Accepted (or connected): onConnect, then wait for input. On a deferAccept
  * listener the first bytes are already in, so they are read at once instead

@@ -113,6 +113,9 @@ typedef struct ls_conn_events {
     int (*error)(ls_conn_t *c, int code, const char *text);
     /* onBufferFull(conn) (full) or onBufferDrain(conn). */
     int (*buffer)(ls_conn_t *c, int full);
+    /* onDrain(conn): a graceful stop or reload begins and c's protocol has
+     * no way of its own to end the connection (stream protocols). */
+    int (*drain)(ls_conn_t *c);
     /* onClose(conn); then the app's handle says "closed". */
     void (*close)(ls_conn_t *c);
     /* An outbound connection's own server context goes. */
@@ -127,6 +130,7 @@ void ls_conn_set_events(const ls_conn_events_t *ev);
 void ls_conn_emit_messages(ls_conn_t *c, ls_conn_next_fn next, void *ctx);
 void ls_conn_report_error(ls_conn_t *c, int code, const char *text);
 void ls_conn_report_full(ls_conn_t *c);
+void ls_conn_report_drain(ls_conn_t *c);
 int ls_conn_write(ls_conn_t *c, const char *p, size_t n);
 void ls_conn_fail(ls_conn_t *c, int code, const char *text);
 void ls_conn_close(ls_conn_t *c);

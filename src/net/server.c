@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -328,15 +329,42 @@ ls_server_destroy_all(ls_server_t *srv)
     }
 }
 
-/* A graceful stop: each connection ends as soon as its protocol allows
- * (an HTTP connection after the response in progress). */
+/*
+ * A graceful stop: each connection ends as soon as its protocol allows (an
+ * HTTP connection after the response in progress, a WebSocket after its
+ * close handshake); on the stream protocols the app's onDrain(conn) may end
+ * it. The callbacks may close any connection, so they run over a snapshot
+ * whose members are held.
+ */
 void
 ls_server_drain_all(ls_server_t *srv)
 {
-    for (ls_conn_t *c = srv->conns, *next; c != NULL; c = next) {
-        next = c->next;
+    size_t n = 0, i;
+    ls_conn_t **all;
+
+    if (srv->nconns == 0)
+        return;
+    all = malloc(srv->nconns * sizeof(*all));
+    if (all == NULL) {
+        ls_log(LS_LOG_ERROR, errno, "draining %zu connection(s): out of "
+               "memory; they are left to stopTimeout", srv->nconns);
+        return;
+    }
+    for (ls_conn_t *c = srv->conns; c != NULL && n < srv->nconns; c = c->next) {
+        ls_conn_incref(c);
+        all[n++] = c;
+    }
+    for (i = 0; i < n; i++) {
+        ls_conn_t *c = all[i];
+        if (c->flags & LS_CONN_CLOSED)
+            continue;
         if (c->proto->drain)
             c->proto->drain(c);
+        else
+            ls_conn_report_drain(c);
     }
+    for (i = 0; i < n; i++)
+        ls_conn_decref(all[i]);
+    free(all);
 }
 

@@ -98,6 +98,7 @@ worker_stop(ls_worker_t *w, int how)
     } else if (srv->nconns > 0 || w->app_waiting > 0) {
         struct timeval tv;
         ls_server_drain_all(srv);
+        ls_conn_flush_all();    /* what onDrain sent */
         tv.tv_sec = (time_t)w->stop_timeout;
         tv.tv_usec = (suseconds_t)((w->stop_timeout - (double)tv.tv_sec) * 1e6);
         evtimer_assign(&w->stop_ev, w->base, worker_on_stop_timeout, w);
