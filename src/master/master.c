@@ -108,6 +108,8 @@ static struct {
     int stopping;           /* 0, LS_STOP_GRACEFUL or LS_STOP_FAST */
     double kill_at;
     int reload_pending;
+    ls_gen_t *validating;   /* a reload's generation while its validator runs */
+    ls_validation_t val;
     double rollout_deadline;
     int reloads;
     time_t started_wall;
@@ -582,27 +584,62 @@ master_gen_slots(ls_gen_t *g, char *err, size_t errlen)
     return 0;
 }
 
+/* -w N overrides every listener's count. */
+static void
+master_conf_override(ls_gen_t *g)
+{
+    if (M.opts->workers > 0)
+        for (int i = 0; i < g->conf.nlisteners; i++)
+            g->conf.listeners[i].count = M.opts->workers;
+}
+
 static int
 master_load_conf(ls_gen_t *g, char *err, size_t errlen)
 {
     if (ls_validate(M.opts->app, &g->conf, err, errlen) < 0)
         return -1;
-    if (M.opts->workers > 0)
-        for (int i = 0; i < g->conf.nlisteners; i++)
-            g->conf.listeners[i].count = M.opts->workers;
+    master_conf_override(g);
     return 0;
 }
 
 static void
+master_reload_failed(ls_gen_t *g, const char *err)
+{
+    char reply[LS_ERRLEN * 8 + 64];
+
+    ls_log(LS_LOG_ERROR, 0, "reload failed, generation %d keeps serving: %s",
+           M.cur->id, err);
+    M.reload_failures++;
+    snprintf(reply, sizeof(reply), "error %s\n", err);
+    master_ctl_reply_all(CTL_RELOAD, reply);
+    if (g) {
+        ls_conf_free(&g->conf);
+        free(g);
+    }
+    snprintf(reply, sizeof(reply), "reload failed, generation %d keeps "
+             "serving: %s", M.cur->id, err);
+    ls_sd_notify("READY=1", reply);
+    if (M.reload_pending) {
+        M.reload_pending = 0;
+        master_reload();
+    }
+}
+
+/*
+ * A reload, first half: start the validator in the background, so that the
+ * master keeps reaping, answering its control socket and handling signals
+ * while a slow top level loads. master_reload_validated is the second half.
+ */
+static void
 master_reload(void)
 {
-    char err[LS_ERRLEN * 8], reply[LS_ERRLEN * 8 + 16];
+    char err[LS_ERRLEN * 8];
     ls_gen_t *g;
 
     if (M.stopping)
         return;
-    if (M.next != NULL) {
-        /* Not dropped: it runs as soon as this rollout ends. */
+    if (M.next != NULL || M.validating != NULL) {
+        /* Not dropped: it runs as soon as this one ends. */
         M.reload_pending = 1;
         ls_log(LS_LOG_INFO, 0, "reload requested during a reload; it will "
                "follow");
@@ -612,23 +649,30 @@ master_reload(void)
     ls_log_reopen();
     ls_log(LS_LOG_INFO, 0, "reloading %s", M.opts->app);
     g = master_gen_new(M.cur->id + 1);
-    if (g == NULL || master_load_conf(g, err, sizeof(err)) < 0) {
-        if (g == NULL)
-            snprintf(err, sizeof(err), "out of memory");
-        ls_log(LS_LOG_ERROR, 0, "reload failed, generation %d keeps "
-               "serving: %s", M.cur->id, err);
-        M.reload_failures++;
-        snprintf(reply, sizeof(reply), "error %s\n", err);
-        master_ctl_reply_all(CTL_RELOAD, reply);
-        if (g) {
-            ls_conf_free(&g->conf);
-            free(g);
-        }
-        snprintf(reply, sizeof(reply), "reload failed, generation %d keeps "
-                 "serving: %s", M.cur->id, err);
-        ls_sd_notify("READY=1", reply);
+    if (g == NULL) {
+        master_reload_failed(NULL, "out of memory");
         return;
     }
+    if (ls_validation_start(&M.val, M.opts->app, err, sizeof(err)) < 0) {
+        master_reload_failed(g, err);
+        return;
+    }
+    M.validating = g;
+}
+
+/* The validator is done (or out of time): roll the new generation out. */
+static void
+master_reload_validated(void)
+{
+    char err[LS_ERRLEN * 8], reply[LS_ERRLEN * 8 + 16];
+    ls_gen_t *g = M.validating;
+
+    M.validating = NULL;
+    if (ls_validation_finish(&M.val, &g->conf, err, sizeof(err)) < 0) {
+        master_reload_failed(g, err);
+        return;
+    }
+    master_conf_override(g);
     if (g->conf.log_level >= 0)
         ls_log_set_level(g->conf.log_level);
     M.next = g;
@@ -643,6 +687,20 @@ master_reload(void)
             master_rollout_abort("fork() failed");
             return;
         }
+}
+
+/* A stop during validation: the validator goes, the reload fails. */
+static void
+master_reload_cancel(void)
+{
+    if (M.validating == NULL)
+        return;
+    ls_validation_cancel(&M.val);
+    ls_conf_free(&M.validating->conf);
+    free(M.validating);
+    M.validating = NULL;
+    M.reload_pending = 0;
+    master_ctl_reply_all(CTL_RELOAD, "error the server is stopping\n");
 }
 
 /* ---- exits ------------------------------------------------------------- */
@@ -736,7 +794,10 @@ master_reap(void)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        ls_slot_t *s = master_slot_by_pid(pid);
+        ls_slot_t *s;
+        if (M.validating && ls_validation_child(&M.val, pid, status))
+            continue;   /* the validator: its pipe says the rest */
+        s = master_slot_by_pid(pid);
         if (s != NULL)
             master_on_exit(s, status);
     }
@@ -762,6 +823,7 @@ master_begin_stop(int how, const char *why)
     ls_sd_notify("STOPPING=1", how == LS_STOP_FAST ? "stopping" :
                  "stopping gracefully");
     M.stopping = how;
+    master_reload_cancel();
     if (M.next)
         master_ctl_reply_all(CTL_RELOAD, "error the server is stopping\n");
     for (int i = 0; i < M.nslots; i++)
@@ -1144,6 +1206,12 @@ master_timers(double now)
         else if (M.rollout_deadline < next)
             next = M.rollout_deadline;
     }
+    if (M.validating) {
+        if (now >= M.val.deadline && ls_validation_read(&M.val))
+            master_reload_validated();
+        else if (M.val.deadline < next)
+            next = M.val.deadline;
+    }
     if (M.status_deadline > 0) {
         if (now >= M.status_deadline)
             master_status_send();
@@ -1199,9 +1267,9 @@ static void
 master_loop(void)
 {
     for (;;) {
-        struct pollfd pfds[2 + CTL_MAX_CLIENTS + 1024 + 16];
+        struct pollfd pfds[2 + CTL_MAX_CLIENTS + 1024 + 16 + 1];
         ls_slot_t *owners[1024];
-        int n = 0, ns = 0, nc, timeout, sig, mfirst, nm;
+        int n = 0, ns = 0, nc, timeout, sig, mfirst, nm, vfd;
         double next;
 
         if (M.stopping && master_live_workers() == 0)
@@ -1226,6 +1294,9 @@ master_loop(void)
         mfirst = n;
         nm = ls_metrics_pollfds(&pfds[n], 16);
         n += nm;
+        vfd = M.validating ? M.val.fd : -1;
+        pfds[n].fd = vfd;
+        pfds[n++].events = POLLIN;
         timeout = (int)ceil((next - ls_now()) * 1000);
         if (poll(pfds, (nfds_t)n, timeout < 0 ? 0 : timeout) < 0 &&
             errno != EINTR) {
@@ -1244,6 +1315,9 @@ master_loop(void)
         if (pfds[1].revents)
             master_on_ctl_accept();
         ls_metrics_serve(&pfds[mfirst], nm, master_metrics_view);
+        if (vfd >= 0 && pfds[mfirst + nm].revents && M.validating &&
+            M.val.fd == vfd && ls_validation_read(&M.val))
+            master_reload_validated();
         while ((sig = ls_signals_next()) != 0)
             master_on_signal(sig);
     }
