@@ -660,6 +660,49 @@ master_reload(void)
     M.validating = g;
 }
 
+/*
+ * A reload that lowers a reusePort listener's count closes the surplus
+ * sockets once the old workers are gone. The connections queued on them
+ * then move to the sockets left in the group if the kernel migrates them
+ * (net.ipv4.tcp_migrate_req = 1, Linux 5.14); otherwise they are reset.
+ */
+static void
+master_check_reuseport_shrink(const ls_gen_t *g)
+{
+    int migrate = -1;
+
+    for (int i = 0; i < g->conf.nlisteners; i++) {
+        const ls_listen_conf_t *l = &g->conf.listeners[i];
+        for (int j = 0; l->reuseport && j < M.cur->conf.nlisteners; j++) {
+            const ls_listen_conf_t *o = &M.cur->conf.listeners[j];
+            if (!o->reuseport || o->count <= l->count ||
+                strcmp(o->addr.url, l->addr.url) != 0)
+                continue;
+            if (migrate < 0) {
+                FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r");
+                migrate = 0;
+                if (f != NULL) {
+                    if (fscanf(f, "%d", &migrate) != 1)
+                        migrate = 0;
+                    fclose(f);
+                }
+            }
+            if (migrate == 1)
+                ls_log(LS_LOG_INFO, 0, "listener \"%s\": reusePort count %d "
+                       "-> %d; the kernel moves what is queued on the %d "
+                       "surplus socket(s) to the others (tcp_migrate_req)",
+                       l->name, o->count, l->count, o->count - l->count);
+            else
+                ls_log(LS_LOG_WARN, 0, "listener \"%s\": reusePort count %d "
+                       "-> %d: connections still queued on the %d surplus "
+                       "socket(s) when they close are reset; set sysctl "
+                       "net.ipv4.tcp_migrate_req=1 (Linux 5.14+) to have the "
+                       "kernel move them to the remaining sockets", l->name,
+                       o->count, l->count, o->count - l->count);
+        }
+    }
+}
+
 /* The validator is done (or out of time): roll the new generation out. */
 static void
 master_reload_validated(void)
@@ -675,6 +718,7 @@ master_reload_validated(void)
     master_conf_override(g);
     if (g->conf.log_level >= 0)
         ls_log_set_level(g->conf.log_level);
+    master_check_reuseport_shrink(g);
     M.next = g;
     M.rollout_deadline = ls_now() + ROLLOUT_TIMEOUT;
     if (master_gen_slots(g, err, sizeof(err)) < 0) {
