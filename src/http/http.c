@@ -692,6 +692,9 @@ http_linger(ls_conn_t *c, ls_http_t *h)
         h->flags &= ~LS_HTTP_HELD;
         ls_conn_resume(c);
     }
+    /* the staged responses go out first (what the socket does not take
+     * joins the output buffer, which the linger then waits for) */
+    ls_conn_stage_write(c);
     if (c->out == NULL || evbuffer_get_length(c->out) == 0) {
         shutdown(c->fd, SHUT_WR);
         return;
@@ -897,12 +900,26 @@ ls_http_start(ls_conn_t *c)
         http_tmo_set(h, HTTP_TMO_HEAD);
 }
 
+static size_t http_input(ls_conn_t *c, const char *buf, size_t len);
+
 /*
  * Parse what is new, answer each whole request in turn. Returns where the
- * request not yet answered starts: its bytes must stay.
+ * request not yet answered starts: its bytes must stay. The responses of
+ * one read are staged and written together (conn.c), as a batch of stream
+ * messages' replies are. The caller (conn.c's read) holds c.
  */
 size_t
 ls_http_input(ls_conn_t *c, const char *buf, size_t len)
+{
+    ls_conn_t *outer = ls_conn_stage_begin(c);
+    size_t used = http_input(c, buf, len);
+
+    ls_conn_stage_end(c, outer);
+    return used;
+}
+
+static size_t
+http_input(ls_conn_t *c, const char *buf, size_t len)
 {
     ls_http_t *h = c->pstate;
     size_t start = 0;

@@ -127,19 +127,34 @@ ls_http_wb_status(ls_http_wbuf_t *w, int status)
     LS_HTTP_WB_LIT(w, "\r\n");
 }
 
+void
+ls_http_wb_put(ls_http_wbuf_t *w, const void *p, size_t n)
+{
+    char *dst;
+
+    if (w->out == NULL && (dst = ls_conn_stage(w->c, n)) != NULL) {
+        memcpy(dst, p, n);
+        ls_conn_stage_add(w->c, n);
+        return;
+    }
+    if (w->out == NULL && (w->out = ls_conn_outbuf(w->c)) == NULL) {
+        w->failed = 1;
+        return;
+    }
+    if (evbuffer_add(w->out, p, n) < 0)
+        w->failed = 1;
+}
+
 /* luaserv's own reply (400, 413, 500 ...): plain text, then close. */
 void
 ls_http_reply_error(ls_conn_t *c, int status)
 {
-    struct evbuffer *out = ls_conn_outbuf(c);
     const char *reason = ls_http_reason(status);
     ls_http_wbuf_t w;
 
-    if (out == NULL)
+    if (ls_conn_stopped(c))
         return;
-    w.out = out;
-    w.failed = 0;
-    w.n = 0;
+    ls_http_wb_init(&w, c);
     ls_http_wb_status(&w, status);
     ls_http_wb_date(&w);
     LS_HTTP_WB_LIT(&w, "Content-Type: text/plain; charset=utf-8\r\n"

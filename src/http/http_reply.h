@@ -12,18 +12,36 @@
 
 struct ls_conn;
 
+/*
+ * A response being written: assembled in b, then put where the connection's
+ * output goes (ls_http_wb_put): the worker's stage while the requests of one
+ * read are answered (net/conn.c, written out once at the end of the read),
+ * else the output buffer. out: NULL until the output buffer is taken.
+ */
 typedef struct ls_http_wbuf {
+    struct ls_conn *c;
     struct evbuffer *out;
     int failed;
     size_t n;
     char b[2048];
 } ls_http_wbuf_t;
 
+void ls_http_wb_put(ls_http_wbuf_t *w, const void *p, size_t n);
+
+static inline void
+ls_http_wb_init(ls_http_wbuf_t *w, struct ls_conn *c)
+{
+    w->c = c;
+    w->out = NULL;
+    w->failed = 0;
+    w->n = 0;
+}
+
 static inline void
 ls_http_wb_flush(ls_http_wbuf_t *w)
 {
-    if (w->n > 0 && evbuffer_add(w->out, w->b, w->n) < 0)
-        w->failed = 1;
+    if (w->n > 0)
+        ls_http_wb_put(w, w->b, w->n);
     w->n = 0;
 }
 
@@ -33,8 +51,7 @@ ls_http_wb_add(ls_http_wbuf_t *w, const void *p, size_t n)
     if (w->n + n > sizeof(w->b)) {
         ls_http_wb_flush(w);
         if (n > sizeof(w->b)) {
-            if (evbuffer_add(w->out, p, n) < 0)
-                w->failed = 1;
+            ls_http_wb_put(w, p, n);
             return;
         }
     }

@@ -144,11 +144,9 @@ ls_http_respond(ls_conn_t *c, const ls_http_response_t *r)
     size_t blen = r->blen;
     int bodyless = status == 204 || status == 304;
 
-    w.out = ls_conn_outbuf(c);
-    if (w.out == NULL)
+    if (ls_conn_stopped(c))
         return LS_SEND_CLOSED;
-    w.failed = 0;
-    w.n = 0;
+    ls_http_wb_init(&w, c);
     if (bodyless || (h->flags & LS_HTTP_HEAD_REQ))
         h->flags |= LS_HTTP_NOBODY;
     if ((has & HAS_CLOSE) || !(h->flags & LS_HTTP_KEEPALIVE) ||
@@ -196,11 +194,9 @@ ls_http_send_part(ls_conn_t *c, const char *p, size_t n, int done)
     ls_http_t *h = c->pstate;
     ls_http_wbuf_t w;
 
-    w.out = ls_conn_outbuf(c);
-    if (w.out == NULL)
+    if (ls_conn_stopped(c))
         return LS_SEND_CLOSED;
-    w.failed = 0;
-    w.n = 0;
+    ls_http_wb_init(&w, c);
     http_wb_chunk(&w, h, p, n);
     if (done && !(h->flags & (LS_HTTP_NOBODY | LS_HTTP_V10)))
         LS_HTTP_WB_LIT(&w, "0\r\n\r\n");

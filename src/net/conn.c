@@ -187,14 +187,40 @@ ls_conn_fail(ls_conn_t *c, int code, const char *text)
 void
 ls_conn_emit_messages(ls_conn_t *c, ls_conn_next_fn next, void *ctx)
 {
+    ls_conn_t *outer = ls_conn_stage_begin(c);
+
+    CONN_TELL(c, ls_conn_events->messages(c, next, ctx));
+    ls_conn_stage_end(c, outer);
+}
+
+/* What c sends from here to ls_conn_stage_end is staged (see "Staging"
+ * below): a batch of messages, or the HTTP requests of one read. Returns
+ * the stage's previous owner, for ls_conn_stage_end. The caller holds c. */
+ls_conn_t *
+ls_conn_stage_begin(ls_conn_t *c)
+{
     ls_conn_t *outer = ls_worker->stage_conn;
 
     if (outer != NULL) /* a batch inside a batch: the outer one's first */
         conn_unstage(outer);
     ls_worker->stage_conn = c;
-    CONN_TELL(c, ls_conn_events->messages(c, next, ctx));
+    return outer;
+}
+
+void
+ls_conn_stage_end(ls_conn_t *c, ls_conn_t *outer)
+{
     conn_stage_end(c);
     ls_worker->stage_conn = outer;
+}
+
+/* Write what c has staged now, before the stage's end (a last response
+ * before a close): straight from the stage if nothing older waits; what the
+ * socket does not take goes to the output buffer. */
+void
+ls_conn_stage_write(ls_conn_t *c)
+{
+    conn_stage_end(c);
 }
 
 /* Room for at least need more bytes at the tail of b, growing geometrically
@@ -542,6 +568,14 @@ ls_conn_staged(ls_conn_t *c, size_t n)
     return ls_conn_commit(c);
 }
 
+/* n bytes filled in at ls_conn_stage's pointer; the caller commits. */
+void
+ls_conn_stage_add(ls_conn_t *c, size_t n)
+{
+    (void)c;
+    ls_worker->stage_len += n;
+}
+
 /* The output buffer, created on first use; NULL once closing. */
 struct evbuffer *
 ls_conn_outbuf(ls_conn_t *c)
@@ -789,7 +823,9 @@ conn_shutdown(ls_conn_t *c)
 void
 ls_conn_close(ls_conn_t *c)
 {
-    conn_unstage(c);  /* nothing is staged once closing or closed */
+    /* nothing is staged once closing or closed: what is goes out now if
+     * nothing older waits, else joins the output buffer */
+    conn_stage_end(c);
     if (c->flags & CONN_STOPPED)
         return;
     c->flags |= LS_CONN_CLOSING;

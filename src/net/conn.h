@@ -80,6 +80,17 @@ int ls_conn_commit(ls_conn_t *c);
 void ls_conn_refused(ls_conn_t *c);
 char *ls_conn_stage(ls_conn_t *c, size_t n);
 int ls_conn_staged(ls_conn_t *c, size_t n);
+void ls_conn_stage_add(ls_conn_t *c, size_t n);
+ls_conn_t *ls_conn_stage_begin(ls_conn_t *c);
+void ls_conn_stage_end(ls_conn_t *c, ls_conn_t *outer);
+void ls_conn_stage_write(ls_conn_t *c);
+
+/* Closing or closed: nothing more may be queued. */
+static inline int
+ls_conn_stopped(const ls_conn_t *c)
+{
+    return (c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)) != 0;
+}
 /* The next message for onMessage: 1 with *p, *n set; 0 when there is none
  * (ls_conn_emit_messages). */
 typedef int (*ls_conn_next_fn)(ls_conn_t *c, void *ctx, const char **p,
