@@ -17,8 +17,8 @@
 /* Protocols the worker can frame today; the others are named so that an app
  * asking for one gets "not supported yet" rather than "unknown". */
 static const char *proto_supported[] = {"tcp", "text", "frame", "http",
-                                        "websocket", "ws", NULL};
-static const char *proto_planned[] = {"udp", "ssl", NULL};
+                                        "websocket", "ws", "udp", NULL};
+static const char *proto_planned[] = {"ssl", NULL};
 
 static int
 in_list(const char *s, const char **list)
@@ -139,6 +139,11 @@ ls_listener_parse(const char *url, ls_addr_t *a, char *err, size_t errlen)
         a->port = (int)port;
     }
 
+    if (a->family == AF_UNIX && ls_addr_is_udp(a)) {
+        snprintf(err, errlen, "listen address \"%s\": udp is for host:port "
+                 "addresses (udp://127.0.0.1:9000), not unix sockets", url);
+        return -1;
+    }
     if (in_list(a->proto, proto_planned)) {
         snprintf(err, errlen, "listen address \"%s\": protocol \"%s\" is not "
                  "supported yet", url, a->proto);
@@ -146,7 +151,7 @@ ls_listener_parse(const char *url, ls_addr_t *a, char *err, size_t errlen)
     }
     if (!in_list(a->proto, proto_supported)) {
         snprintf(err, errlen, "listen address \"%s\": unknown protocol \"%s\" "
-                 "(known: tcp, text, frame, http, websocket, unix)", url, a->proto);
+                 "(known: tcp, text, frame, http, websocket, udp, unix)", url, a->proto);
         return -1;
     }
     return 0;
@@ -193,13 +198,17 @@ listener_unix_stale(const ls_addr_t *a, char *err, size_t errlen)
 
 /*
  * Open, bind and listen. Returns the non-blocking, close-on-exec fd, or -1
- * with err set ("bind(127.0.0.1:80): Permission denied").
+ * with err set ("bind(127.0.0.1:80): Permission denied"). A udp:// address
+ * gets a bound datagram socket (no listen), without SO_REUSEADDR: on Linux
+ * that would let a second server bind the same UDP port and take a share
+ * of its datagrams.
  */
 int
 ls_listener_open(const ls_addr_t *a, int reuseport, int backlog, char *err,
                  size_t errlen)
 {
     int fd = -1, on = 1;
+    int type = ls_addr_is_udp(a) ? SOCK_DGRAM : SOCK_STREAM;
 
     if (a->family == AF_UNIX) {
         struct sockaddr_un sun;
@@ -226,7 +235,7 @@ ls_listener_open(const ls_addr_t *a, int reuseport, int backlog, char *err,
 
         memset(&hints, 0, sizeof(hints));
         hints.ai_family = a->family == AF_INET6 ? AF_INET6 : AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_socktype = type;
         hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
         snprintf(port, sizeof(port), "%d", a->port);
         rc = getaddrinfo(strcmp(a->host, "*") == 0 ? NULL : a->host, port,
@@ -236,14 +245,14 @@ ls_listener_open(const ls_addr_t *a, int reuseport, int backlog, char *err,
                      gai_strerror(rc));
             return -1;
         }
-        fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    0);
+        fd = socket(res->ai_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             snprintf(err, errlen, "socket() failed: %s", strerror(errno));
             freeaddrinfo(res);
             return -1;
         }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        if (type == SOCK_STREAM)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
         if (reuseport &&
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0) {
             snprintf(err, errlen, "setsockopt(SO_REUSEPORT) failed: %s",
@@ -259,7 +268,7 @@ ls_listener_open(const ls_addr_t *a, int reuseport, int backlog, char *err,
         }
         freeaddrinfo(res);
     }
-    if (listen(fd, backlog) < 0) {
+    if (type == SOCK_STREAM && listen(fd, backlog) < 0) {
         snprintf(err, errlen, "listen(%s) failed: %s", a->url,
                  strerror(errno));
         goto fail;

@@ -19,6 +19,15 @@ typedef struct ls_addr {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unix */
 } ls_addr_t;
 
+#include <string.h>
+
+/* udp://: a datagram socket, served by net/udp.c rather than accepted. */
+static inline int
+ls_addr_is_udp(const ls_addr_t *a)
+{
+    return strcmp(a->proto, "udp") == 0;
+}
+
 int ls_listener_parse(const char *url, ls_addr_t *a, char *err, size_t errlen);
 int ls_listener_open(const ls_addr_t *a, int reuseport, int backlog, char *err,
                      size_t errlen);

@@ -122,7 +122,7 @@ ls_co_start(ls_co_t *co, int nargs, const char *what, ls_conn_t *c,
 
     co->what = what;
     co->c = c;
-    co->conn_id = c ? c->id : 0;
+    co->conn_id = c ? c->id : (flags & LS_CO_CLIENT) ? LS_VM_CLIENT : 0;
     co->flags = flags & ~CO_FAILED;
     r = co_run(co, nargs);
     if (r != LS_EV_WAIT) {

@@ -14,6 +14,9 @@
 #define LS_CO_HOLD 1
 /* It answers an HTTP request: an error after it waited is answered 500. */
 #define LS_CO_HTTP 2
+/* It runs for a client without a connection (a udp datagram): its errors
+ * are rate-limited as a connection's are. */
+#define LS_CO_CLIENT 4
 
 typedef struct ls_co {
     lua_State *L;               /* the coroutine */

@@ -15,6 +15,7 @@
 #include "lua/lua_connect.h"
 #include "lua/lua_socket.h"
 #include "lua/lua_udp.h"
+#include "lua/lua_udp_listener.h"
 #include "lua/lua_timer.h"
 #include "net/conn.h"
 
@@ -204,7 +205,8 @@ ls_lua_core_defaults(ls_listen_conf_t *l)
 {
     l->count = 1;
     l->backlog = LS_DEFAULT_BACKLOG;
-    l->max_package_size = LS_DEFAULT_MAX_PACKAGE;
+    l->max_package_size = ls_addr_is_udp(&l->addr) ? LS_DEFAULT_UDP_MAX_PACKAGE
+                                                    : LS_DEFAULT_MAX_PACKAGE;
     l->max_send_buffer_size = LS_DEFAULT_MAX_SEND_BUFFER;
     l->max_header_size = LS_DEFAULT_MAX_HEADER;
     l->connect_timeout = LS_DEFAULT_CONNECT_TIMEOUT;
@@ -336,6 +338,7 @@ lcore_listen(lua_State *L)
     ls_lua_core_defaults(&l);
 
     ls_lua_core_options(L, 2, &l, 0);
+    ls_lua_udp_listener_check(L, 2, &l);
     if (l.max_body_size == 0) /* http: unless set, as large as a message */
         l.max_body_size = l.max_package_size;
     if (l.reuseport && l.addr.family == AF_UNIX)
@@ -362,6 +365,7 @@ lcore_listen(lua_State *L)
     lua_setfield(L, -2, "idleTimeout");
     lua_pushinteger(L, l.max_connections);
     lua_setfield(L, -2, "maxConnections");
+    ls_lua_udp_listener_table(L, &l);  /* udp: refuses stream callbacks */
     if (lua_istable(L, 2) && lua_getfield(L, 2, "protocol") == LUA_TTABLE)
         lua_setfield(L, -2, "protocol"); /* custom protocols are looked up here */
     else if (lua_istable(L, 2))

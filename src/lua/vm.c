@@ -672,7 +672,7 @@ vm_report(ls_vm_t *vm, lua_State *L, int status, unsigned refused,
         if (vm->depth == 0)
             lua_gc(L, LUA_GCCOLLECT);
         vm_format_size(vm->mem_limit, lim, sizeof(lim));
-        if (conn_id)
+        if (conn_id && conn_id != LS_VM_CLIENT)
             snprintf(ids, sizeof(ids), "conn %llu: ",
                      (unsigned long long)conn_id);
         static ls_log_limit_t mlim = LS_LOG_LIMIT("Lua memory limit", 0);
@@ -687,7 +687,11 @@ vm_report(ls_vm_t *vm, lua_State *L, int status, unsigned refused,
         /* a connection's callbacks fail on what clients send: rate-limited */
         static ls_log_limit_t lim = LS_LOG_LIMIT("Lua errors in connection "
                                                  "callbacks", 0);
-        if (conn_id)
+        if (conn_id == LS_VM_CLIENT)
+            ls_log_limited(&lim, LS_LOG_ERROR, 0, "%s: %s%s%s", what,
+                           status == LUA_ERRRUN ? "" : vm_status_name(status),
+                           status == LUA_ERRRUN ? "" : ": ", msg);
+        else if (conn_id)
             ls_log_limited(&lim, LS_LOG_ERROR, 0, "conn %llu: %s: %s%s%s",
                            (unsigned long long)conn_id, what,
                            status == LUA_ERRRUN ? "" : vm_status_name(status),

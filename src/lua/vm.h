@@ -60,6 +60,10 @@ ls_vm_t *ls_vm_new(int mode, const char *app, char *err, size_t errlen);
 void ls_vm_free(ls_vm_t *vm);
 void ls_vm_set_limits(ls_vm_t *vm, size_t mem_limit, double callback_timeout);
 int ls_vm_load_app(ls_vm_t *vm, char *err, size_t errlen);
+/* conn_id: the connection a callback runs for (its errors are rate-limited
+ * and name it), 0 for none, or LS_VM_CLIENT for none but caused by a
+ * client all the same (a udp datagram): rate-limited, no conn named. */
+#define LS_VM_CLIENT UINT64_MAX
 int ls_vm_call(ls_vm_t *vm, int nargs, int nres, const char *what,
                uint64_t conn_id);
 int ls_vm_resume(ls_vm_t *vm, struct lua_State *co, int nargs,

@@ -14,6 +14,7 @@
 #include "lua/lua_events.h"
 #include "lua/lua_proto.h"
 #include "lua/lua_timer.h"
+#include "lua/lua_udp_listener.h"
 #include "lua/vm.h"
 #include "net/conn.h"
 #include "net/server.h"
@@ -517,7 +518,10 @@ ls_worker_main(const ls_worker_args_t *a)
     }
     ls_conn_flush_all();
     if (!w->stopping) {
-        ls_server_listen(w);
+        if (!ls_addr_is_udp(&w->srv.conf.addr))
+            ls_server_listen(w);
+        else if (ls_lua_udp_listener_start(w) < 0)
+            exit(LS_WEXIT_STARTUP);
         if (w->srv.conf.max_requests)
             w->max_requests = worker_on_max_requests;
         if (w->srv.conf.max_memory) {
