@@ -90,7 +90,7 @@ ludpl_newindex(lua_State *L)
         for (int i = 0; udpl_stream_callbacks[i] != NULL; i++)
             if (strcmp(k, udpl_stream_callbacks[i]) == 0) {
                 lua_getfield(L, 1, "address");
-                luaL_where(L, 2);
+                luaL_where(L, 1);
                 lua_pushfstring(L, "%s does not apply to udp:// listeners "
                                 "(%s: there are no connections; each "
                                 "datagram comes to onMessage(peer, "
