@@ -66,10 +66,10 @@ luaserv.errors = {
 ---@class luaserv.listen_options
 ---@field name? string 1-63 printable characters, unique (default: the address).
 ---@field count? integer Worker processes for this listener, 1-1024 (default 1; `-w N` overrides).
----@field reusePort? boolean One SO_REUSEPORT socket per worker, TCP only (default false).
+---@field reusePort? boolean One SO_REUSEPORT socket per worker, TCP and UDP (default false).
 ---@field backlog? integer listen() backlog, 1-65535 (default 1024).
 ---@field deferAccept? boolean TCP_DEFER_ACCEPT (default true for http:// and websocket://, else false).
----@field maxPackageSize? integer Largest incoming message in bytes (default 10485760).
+---@field maxPackageSize? integer Largest incoming message in bytes (default 10485760; udp:// 65507, at most 65535: larger datagrams are dropped).
 ---@field maxSendBufferSize? integer Queued output before onBufferFull, bytes (default 1048576).
 ---@field maxHeaderSize? integer HTTP request line + headers, else 431 (default 16384).
 ---@field maxBodySize? integer HTTP request body, else 413 (default: maxPackageSize).
@@ -129,7 +129,7 @@ luaserv.errors = {
 ---@field onWorkerReload? fun(worker: luaserv.worker) This worker is being replaced by a new generation; it drains next.
 ---@field onWorkerStop? fun(worker: luaserv.worker) The worker stops accepting.
 ---@field onConnect? fun(conn: luaserv.conn) A connection was accepted.
----@field onMessage? fun(conn: luaserv.conn, msg: string|luaserv.http.request|any) A whole message: a string, a decoded value (Lua protocols) or an HTTP request table.
+---@field onMessage? fun(conn: luaserv.conn|luaserv.udp_peer, msg: string|luaserv.http.request|any) A whole message: a string, a decoded value (Lua protocols) or an HTTP request table; on udp:// `(peer, datagram)`.
 ---@field onClose? fun(conn: luaserv.conn) The connection is gone; exactly once.
 ---@field onError? fun(conn: luaserv.conn, code: integer, text: string) `code` is one of luaserv.errors; the connection closes after it.
 ---@field onBufferFull? fun(conn: luaserv.conn) Queued output reached maxSendBufferSize; sends are refused until it drains.
@@ -381,6 +381,20 @@ function udp:close() end
 ---receive's timeout in milliseconds (0: none; default 60000).
 ---@param ms number
 function udp:settimeout(ms) end
+
+---The sender of a datagram on a udp:// listener: `onMessage(peer, datagram)`.
+---`tostring(peer)` is "127.0.0.1:5678" ("[::1]:5678"); two peers are `==`
+---when address and port are.
+---@class luaserv.udp_peer
+---@field address string The sender's address, "127.0.0.1" or "::1".
+---@field port integer The sender's port.
+local udp_peer = {}
+
+---Answer the peer: one datagram from the listener's socket. Never waits.
+---@param data string|number
+---@return true|nil ok
+---@return string|nil err "would block" (send buffer full), "message too long", ...
+function udp_peer:send(data) end
 
 ---`require "luaserv.protocols.length"`: length-prefixed binary messages as
 ---a Lua protocol; the module itself is the 4-byte big-endian form with the

@@ -79,4 +79,19 @@ describe("examples", function()
         assert.are.same({ hits = 1, misses = 2 }, select(2, req("GET", "/stats")))
         assert.are.equal(404, (req("GET", "/nothing")))
     end)
+
+    it("examples/udp_echo.lua echoes datagrams with 2 workers", function()
+        local socket = require "socket"
+        local srv = server.start("examples/udp_echo.lua",
+            { wait = false, reload = false })
+        assert.is_truthy(srv:wait_log("master: ready: 2 worker(s)", 15),
+                         srv:log())
+        for i = 1, 4 do
+            local u = assert(socket.udp())
+            u:settimeout(5)
+            assert(u:sendto("hello " .. i, "127.0.0.1", srv.port))
+            assert.are.equal("hello " .. i, (u:receivefrom(100)))
+            u:close()
+        end
+    end)
 end)

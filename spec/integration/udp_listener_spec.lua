@@ -196,6 +196,11 @@ describe("udp:// listener", function()
         assert.is_truthy(server.wait_until(function()
             return sent() >= 200
         end, 20), "the stream did not start")
+        -- a callback of the first generation that waits through the reloads
+        -- still answers from the socket its worker kept
+        local waiter = udp()
+        assert(waiter:sendto("sleep 2 from generation 1", "127.0.0.1",
+                             srv.port))
         srv:reload()
         srv:reload()
         local at = sent()
@@ -222,6 +227,8 @@ describe("udp:// listener", function()
                         why .. "\n")
         assert.are.equal(res.sent, res.got, why)
         assert.are.equal(0, res.dup, why)
+        assert.are.equal(3, srv:generation())
+        assert.are.equal("from generation 1", (waiter:receivefrom(100)))
         -- the stream went through all three generations
         assert.is_truthy(res.gens["1"] and res.gens["2"] and res.gens["3"],
                          why)

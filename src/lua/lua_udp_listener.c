@@ -35,7 +35,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PEER_MT "luaserv.udp.peer"
+#define PEER_MT "luaserv.udp_peer"
 
 static const char peer_mt_key; /* registry: the peer metatable */
 

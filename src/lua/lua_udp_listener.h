@@ -1,7 +1,7 @@
 /*
  * lua_udp_listener.h -- udp:// listeners as the app sees them: the options
  * that apply, the callbacks that do not, onMessage(peer, datagram) and the
- * "luaserv.udp.peer" userdata (peer:send, peer.address, peer.port).
+ * "luaserv.udp_peer" userdata (peer:send, peer.address, peer.port).
  */
 #ifndef LS_LUA_UDP_LISTENER_H
 #define LS_LUA_UDP_LISTENER_H

@@ -678,6 +678,13 @@ master_check_reuseport_shrink(const ls_gen_t *g)
             if (!o->reuseport || o->count <= l->count ||
                 strcmp(o->addr.url, l->addr.url) != 0)
                 continue;
+            if (ls_addr_is_udp(&l->addr)) { /* no migration for datagrams */
+                ls_log(LS_LOG_WARN, 0, "listener \"%s\": reusePort count %d "
+                       "-> %d: datagrams that reach the %d surplus socket(s) "
+                       "until their old workers are gone are lost",
+                       l->name, o->count, l->count, o->count - l->count);
+                continue;
+            }
             if (migrate < 0) {
                 FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r");
                 migrate = 0;
