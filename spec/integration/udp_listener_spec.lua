@@ -152,6 +152,22 @@ describe("udp:// listener", function()
         srv:stop()
     end)
 
+    it("maxRequests counts datagrams: the worker is replaced after them",
+    function()
+        local srv = start({ env = { UDP_MAXREQ = "5" } })
+        local u = udp()
+        local first = ask(u, srv.port, "who"):match("^%d+ (%d+)")
+        for i = 2, 5 do assert.are.equal("d" .. i, ask(u, srv.port, "d" .. i)) end
+        -- the 5th asked for a replacement; once it serves, "who" says so
+        local other = server.wait_until(function()
+            local pid = ask(u, srv.port, "who", 2)
+            pid = pid and pid:match("^%d+ (%d+)")
+            return pid ~= first and pid
+        end, 20)
+        assert.is_truthy(other, "no replacement answered\n" .. srv:log())
+        srv:stop()
+    end)
+
     it("counts datagrams in and out in status", function()
         local srv = start()
         local u = udp()
@@ -260,7 +276,8 @@ describe("udp:// listener declarations", function()
     it("refuses stream callbacks on a udp listener at the script's line",
     function()
         for _, cb in ipairs({ "onConnect", "onClose", "onError",
-                              "onBufferFull", "onBufferDrain" }) do
+                              "onBufferFull", "onBufferDrain",
+                              "onDrain" }) do
             local r, path = check(
                 'local u = luaserv.listen("udp://127.0.0.1:9")\n' ..
                 "function u.onMessage(peer, d) peer:send(d) end\n" ..

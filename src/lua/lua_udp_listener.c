@@ -14,10 +14,10 @@
  * used later (a timer): it is only an address.
  *
  * There are no connections, so onConnect, onClose, onError, onBufferFull,
- * onBufferDrain and onWebSocketConnect do not apply: assigning one to a
- * udp:// listener table is an error at the script's line (the validator
- * fails, as for a bad option), rather than a callback silently never
- * called. The stream options (idleTimeout, backlog, protocol, ...) are
+ * onBufferDrain, onWebSocketConnect and onDrain do not apply: assigning
+ * one to a udp:// listener table is an error at the script's line (the
+ * validator fails, as for a bad option), rather than a callback silently
+ * never called. The stream options (idleTimeout, backlog, protocol, ...) are
  * refused in the same way.
  */
 #include "lua/lua_udp_listener.h"
@@ -53,7 +53,7 @@ static const char *const udpl_options[] = {
 
 static const char *const udpl_stream_callbacks[] = {
     "onConnect", "onClose", "onError", "onBufferFull", "onBufferDrain",
-    "onWebSocketConnect", NULL};
+    "onWebSocketConnect", "onDrain", NULL};
 
 void
 ls_lua_udp_listener_check(lua_State *L, int idx, const ls_listen_conf_t *l)
