@@ -95,7 +95,9 @@ describe("udp:// listener", function()
     end)
 
     it("drops datagrams over maxPackageSize, counted and logged", function()
-        local srv = start({ env = { UDP_MAX = "1000" } })
+        local mport = server.free_port()
+        local srv = start({ env = { UDP_MAX = "1000",
+                                    UDP_METRICS = "127.0.0.1:" .. mport } })
         local u = udp()
         assert.are.equal(string.rep("a", 1000),
                          ask(u, srv.port, string.rep("a", 1000)))
@@ -107,6 +109,22 @@ describe("udp:// listener", function()
         assert.is_truthy(srv:wait_log("3 dropped so far", 10), srv:log())
         assert.is_truthy(srv:log():find("dropped a 1001%-byte datagram from " ..
             "127.0.0.1:%d+ %(over maxPackageSize, 1000 bytes%)"))
+        -- and in the metrics: 3 dropped, the 2 that fit received and sent
+        local function metric(body, name)
+            return tonumber(body:match("\n" .. name .. "{[^}]*} (%d+)"))
+        end
+        local body = server.wait_until(function()
+            local c = socket.connect("127.0.0.1", mport)
+            if not c then return nil end
+            c:settimeout(5)
+            c:send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            local all = c:receive("*a") or ""
+            c:close()
+            return metric(all, "luaserv_udp_dropped_total") == 3 and all
+        end, 10)
+        assert.is_truthy(body, "luaserv_udp_dropped_total 3")
+        assert.are.equal(2, metric(body, "luaserv_messages_received_total"))
+        assert.are.equal(2, metric(body, "luaserv_messages_sent_total"))
         srv:stop()
     end)
 

@@ -23,6 +23,7 @@ typedef struct ls_stats {
     uint64_t lua_errors;
     uint64_t lua_mem;          /* bytes */
     uint64_t waiting;          /* callbacks that wait now */
+    uint64_t udp_dropped;      /* udp datagrams over maxPackageSize */
 } ls_stats_t;
 
 #endif

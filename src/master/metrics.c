@@ -191,6 +191,7 @@ static uint64_t f_emfile(const ls_stats_t *s, int k) { (void)k; return s->emfile
 static uint64_t f_err(const ls_stats_t *s, int k) { (void)k; return s->lua_errors; }
 static uint64_t f_mem(const ls_stats_t *s, int k) { (void)k; return s->lua_mem; }
 static uint64_t f_wait(const ls_stats_t *s, int k) { (void)k; return s->waiting; }
+static uint64_t f_udrop(const ls_stats_t *s, int k) { (void)k; return s->udp_dropped; }
 
 size_t
 ls_metrics_render(const ls_metrics_view_t *v, char **out)
@@ -277,6 +278,9 @@ ls_metrics_render(const ls_metrics_view_t *v, char **out)
     mb_per_worker(&b, v, "luaserv_waiting_callbacks", "gauge",
                   "Callbacks waiting now (luaserv.sleep, cosockets).",
                   f_wait, NULL, 0, NULL);
+    mb_per_worker(&b, v, "luaserv_udp_dropped_total", "counter",
+                  "udp:// datagrams dropped for being over maxPackageSize.",
+                  f_udrop, NULL, 0, NULL);
     if (b.failed) {
         free(b.p);
         *out = NULL;

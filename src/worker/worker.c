@@ -18,6 +18,7 @@
 #include "lua/vm.h"
 #include "net/conn.h"
 #include "net/server.h"
+#include "net/udp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -344,6 +345,7 @@ worker_stats_copy(ls_worker_t *w)
     st->lua_errors = w->vm->errors;
     st->lua_mem = w->vm->mem;
     st->waiting = (uint64_t)w->app_waiting;
+    st->udp_dropped = ls_udp != NULL ? ls_udp->dropped : 0;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     st->updated_ms = (uint64_t)ts.tv_sec * 1000 +
                      (uint64_t)ts.tv_nsec / 1000000;
