@@ -181,10 +181,8 @@ ls_udp_send(const struct sockaddr *sa, socklen_t salen, const char *p,
     do
         r = sendto(ls_udp->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL, sa, salen);
     while (r < 0 && errno == EINTR);
-    if (r < 0) {
-        ls_udp->send_fails++;
-        return -1;
-    }
+    if (r < 0)
+        return -1; /* the app is told (peer:send's nil, err) */
     srv->msgs_out++;
     srv->bytes_out += (uint64_t)r;
     return 0;

@@ -29,7 +29,6 @@ typedef struct ls_udp {
     size_t bufsize;         /* bytes per datagram buffer */
     char *bufs;             /* LS_UDP_BATCH buffers */
     uint64_t dropped;       /* over maxPackageSize */
-    uint64_t send_fails;    /* sendto() refused (would block, ...) */
 } ls_udp_t;
 
 extern ls_udp_t *ls_udp;    /* this worker's, or NULL: not a udp worker */
