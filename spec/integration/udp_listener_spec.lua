@@ -76,6 +76,9 @@ describe("udp:// listener", function()
                          ask(us[1], srv.port, "peer"))
         -- an empty datagram is a message too
         assert.are.equal("", ask(us[2], srv.port, ""))
+        -- udp:// is no address for an outbound connection
+        assert.is_truthy(ask(us[3], srv.port, "connect"):find("^false .*" ..
+            "udp:// has no connections %(use luaserv.udp%(%) to send"))
         srv:stop()
     end)
 

@@ -159,6 +159,9 @@ ls_lua_connect(lua_State *L)
     memset(&conf, 0, sizeof(conf));
     if (ls_listener_parse(url, &conf.addr, err, sizeof(err)) < 0)
         return luaL_error(L, "%s", err);
+    if (ls_addr_is_udp(&conf.addr))
+        return luaL_error(L, "luaserv.connect(): udp:// has no connections "
+                          "(use luaserv.udp() to send datagrams)");
     if (strcmp(conf.addr.proto, "http") == 0 || /* server-only protocols */
         strcmp(conf.addr.proto, "websocket") == 0 ||
         strcmp(conf.addr.proto, "ws") == 0)
