@@ -212,7 +212,10 @@ describe("udp:// listener", function()
     -- ones read from their start, so what is queued meanwhile is read by
     -- one of them. Datagrams the kernel itself drops for a full receive
     -- buffer (Udp RcvbufErrors) are outside that promise: the stream is a
-    -- modest 500 datagrams/s, so the buffer never fills.
+    -- modest 333 datagrams/s, so the buffer (about 200 KiB) fills only if
+    -- the workers get no CPU for half a second or more; a shortfall is
+    -- accepted only as far as the kernel counted such drops (in a network
+    -- namespace of the suite's own they are all ours).
     local function reload_stream(workers, reuse)
         local srv = start({ workers = workers,
                             env = { UDP_REUSEPORT = reuse and "1" or "0" } })
@@ -221,7 +224,7 @@ describe("udp:// listener", function()
                                        base .. ".result"
         local before = snmp_udp()
         os.execute(string.format("python3 spec/helpers/udp_stream.py %d " ..
-            "100000 0.002 %s %s %s >/dev/null 2>&1 &", srv.port, progress,
+            "100000 0.003 %s %s %s >/dev/null 2>&1 &", srv.port, progress,
             stop, result))
         local function sent()
             local f = io.open(progress)
@@ -233,11 +236,16 @@ describe("udp:// listener", function()
         assert.is_truthy(server.wait_until(function()
             return sent() >= 200
         end, 20), "the stream did not start")
-        -- a callback of the first generation that waits through the reloads
-        -- still answers from the socket its worker kept
-        local waiter = udp()
-        assert(waiter:sendto("sleep 2 from generation 1", "127.0.0.1",
-                             srv.port))
+        -- callbacks of the first generation that wait through the reloads
+        -- still answer from the socket their worker kept (from 8 source
+        -- ports: with reusePort, each worker likely gets one, and stays
+        -- on, draining, for those 2 s)
+        local waiters = {}
+        for i = 1, 8 do
+            waiters[i] = udp()
+            assert(waiters[i]:sendto("sleep 2 from generation 1",
+                                     "127.0.0.1", srv.port))
+        end
         srv:reload()
         srv:reload()
         local at = sent()
@@ -256,16 +264,18 @@ describe("udp:// listener", function()
         os.remove(base); os.remove(progress); os.remove(stop)
         os.remove(result)
         assert.is_truthy(res, "the stream wrote no result")
+        local kdrops = (after.RcvbufErrors or 0) - (before.RcvbufErrors or 0)
         local why = string.format("sent %d, echoed %d, missing %s, per " ..
-            "generation %s, kernel RcvbufErrors +%s", res.sent, res.got,
-            cjson.encode(res.missing), cjson.encode(res.gens),
-            tostring((after.RcvbufErrors or 0) - (before.RcvbufErrors or 0)))
+            "generation %s, kernel RcvbufErrors +%d", res.sent, res.got,
+            cjson.encode(res.missing), cjson.encode(res.gens), kdrops)
         io.stderr:write("udp reload stream (" .. workers .. " worker(s)): " ..
                         why .. "\n")
-        assert.are.equal(res.sent, res.got, why)
+        assert.is_true(res.sent - res.got <= kdrops, why)
         assert.are.equal(0, res.dup, why)
         assert.are.equal(3, srv:generation())
-        assert.are.equal("from generation 1", (waiter:receivefrom(100)))
+        for _, w in ipairs(waiters) do
+            assert.are.equal("from generation 1", (w:receivefrom(100)))
+        end
         -- the stream went through all three generations
         assert.is_truthy(res.gens["1"] and res.gens["2"] and res.gens["3"],
                          why)
