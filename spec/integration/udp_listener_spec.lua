@@ -82,6 +82,28 @@ describe("udp:// listener", function()
         srv:stop()
     end)
 
+    it("on a wildcard address, answers from the address the datagram " ..
+       "was sent to", function()
+        local srv = start({ env = { UDP_HOST = "0.0.0.0" } })
+        for _, dst in ipairs({ "127.0.0.1", "127.0.0.2", "127.9.8.7" }) do
+            local u = udp()
+            assert(u:sendto("to " .. dst, dst, srv.port))
+            local d, ip, port = u:receivefrom(100)
+            assert.are.equal("to " .. dst, d)
+            assert.are.equal(dst, ip)
+            assert.are.equal(srv.port, tonumber(port))
+            -- a connected client takes only answers from where it wrote
+            local c = assert(socket.udp())
+            c:settimeout(10)
+            assert(c:setpeername(dst, srv.port))
+            assert(c:send("connected " .. dst))
+            assert.are.equal("connected " .. dst, c:receive())
+            c:close()
+            u:close()
+        end
+        srv:stop()
+    end)
+
     it("echoes a datagram of 65507 bytes intact", function()
         local srv = start()
         local u = udp()

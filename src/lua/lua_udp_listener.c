@@ -39,10 +39,7 @@
 
 static const char peer_mt_key; /* registry: the peer metatable */
 
-typedef struct peer {
-    socklen_t len;
-    struct sockaddr_storage sa;
-} peer_t;
+typedef ls_udp_peer_t peer_t;
 
 /* ---- listen() ----------------------------------------------------------- */
 
@@ -144,7 +141,7 @@ lpeer_send(lua_State *L)
         lua_pushliteral(L, "closed");
         return 2;
     }
-    if (ls_udp_send((struct sockaddr *)&p->sa, p->len, data, n) < 0) {
+    if (ls_udp_send(p, data, n) < 0) {
         lua_pushnil(L);
         lua_pushstring(L, udpl_errstr(errno, buf, sizeof(buf)));
         return 2;
@@ -203,8 +200,8 @@ lpeer_eq(lua_State *L)
     peer_t *a = luaL_testudata(L, 1, PEER_MT);
     peer_t *b = luaL_testudata(L, 2, PEER_MT);
 
-    lua_pushboolean(L, a != NULL && b != NULL && a->len == b->len &&
-                           memcmp(&a->sa, &b->sa, a->len) == 0);
+    lua_pushboolean(L, a != NULL && b != NULL && a->salen == b->salen &&
+                           memcmp(&a->sa, &b->sa, a->salen) == 0);
     return 1;
 }
 
@@ -216,15 +213,15 @@ static const luaL_Reg peer_meta[] = {
 };
 
 static void
-udpl_push_peer(lua_State *L, const struct sockaddr *sa, socklen_t len)
+udpl_push_peer(lua_State *L, const ls_udp_peer_t *from)
 {
     peer_t *p = lua_newuserdatauv(L, sizeof(*p), 0);     /* peer */
 
-    if (len > sizeof(p->sa))
-        len = sizeof(p->sa);
-    memset(&p->sa, 0, sizeof(p->sa));
-    memcpy(&p->sa, sa, len);
-    p->len = len;
+    *p = *from;
+    if (p->salen > sizeof(p->sa))
+        p->salen = sizeof(p->sa);
+    /* no stray bytes of the read buffer past the address */
+    memset((char *)&p->sa + p->salen, 0, sizeof(p->sa) - p->salen);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &peer_mt_key);     /* peer mt */
     lua_setmetatable(L, -2);                             /* peer */
 }
@@ -233,8 +230,8 @@ udpl_push_peer(lua_State *L, const struct sockaddr *sa, socklen_t len)
 
 /* srv.onMessage(peer, datagram) in a coroutine of its own. */
 static void
-udpl_message(ls_server_t *srv, const struct sockaddr *sa, socklen_t salen,
-             const char *p, size_t n)
+udpl_message(ls_server_t *srv, const ls_udp_peer_t *peer, const char *p,
+             size_t n)
 {
     static ls_log_limit_t lim = LS_LOG_LIMIT("udp: no coroutine", 0);
     ls_vm_t *vm = ls_worker->vm;
@@ -254,7 +251,7 @@ udpl_message(ls_server_t *srv, const struct sockaddr *sa, socklen_t salen,
         return;
     }
     lua_remove(L, -2);                                   /* f */
-    udpl_push_peer(L, sa, salen);                        /* f peer */
+    udpl_push_peer(L, peer);                             /* f peer */
     lua_pushlstring(L, p, n);                            /* f peer dgram */
     ls_co_start(co, 2, "onMessage", NULL, LS_CO_CLIENT);
 }

@@ -4,7 +4,12 @@
  * level-triggered: what is left wakes the loop again after the other
  * events), each datagram handed to the layer above; datagrams over
  * maxPackageSize are dropped, counted and logged (rate-limited); answers go
- * out with one non-blocking sendto() each, which never waits.
+ * out with one non-blocking sendmsg() each, which never waits. On a socket
+ * bound to a wildcard address (0.0.0.0, ::) each datagram's local address
+ * comes with it (IP_PKTINFO, IPV6_RECVPKTINFO) and its answer leaves from
+ * that address: a client that wrote to 192.0.2.7 expects the answer from
+ * 192.0.2.7, not from whichever address the route prefers (nginx's
+ * "listen ... udp" does the same).
  *
  * The socket is the master's (core/listener.c opens it, master.c keeps it
  * across generations, as it keeps the stream listeners'), so what is queued
@@ -20,6 +25,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +62,37 @@ ls_udp_addr(const struct sockaddr *sa, char *ip, size_t iplen, int *port)
     return -1;
 }
 
+/* Room for either kind of pktinfo. */
+#define UDP_CTL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + \
+                      CMSG_SPACE(sizeof(struct in_pktinfo)))
+
+/* The datagram's local address from its control messages, if any. */
+static void
+udp_local(ls_udp_peer_t *peer, struct msghdr *h)
+{
+    peer->local_family = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm != NULL;
+         cm = CMSG_NXTHDR(h, cm)) {
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            /* ipi_spec_dst: the address to answer from (for a broadcast,
+             * the one the route gives, not the broadcast address) */
+            peer->local_family = AF_INET;
+            peer->local.v4 = pi.ipi_spec_dst;
+        } else if (cm->cmsg_level == IPPROTO_IPV6 &&
+                   cm->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            if (IN6_IS_ADDR_MULTICAST(&pi.ipi6_addr))
+                continue;
+            peer->local_family = AF_INET6;
+            peer->local.v6 = pi.ipi6_addr;
+            peer->local_ifindex = pi.ipi6_ifindex;
+        }
+    }
+}
+
 static void
 udp_drop(ls_server_t *srv, const struct sockaddr *sa, size_t len)
 {
@@ -82,7 +119,9 @@ udp_on_read(evutil_socket_t fd, short what, void *arg)
     ls_udp_t *u = ls_udp;
     struct mmsghdr msgs[LS_UDP_BATCH];
     struct iovec iov[LS_UDP_BATCH];
-    struct sockaddr_storage from[LS_UDP_BATCH];
+    ls_udp_peer_t from[LS_UDP_BATCH];
+    char ctl[LS_UDP_BATCH][UDP_CTL_SIZE]
+        __attribute__((aligned(__alignof__(struct cmsghdr))));
     int total = 0;
     (void)what;
 
@@ -96,10 +135,14 @@ udp_on_read(evutil_socket_t fd, short what, void *arg)
             iov[i].iov_base = u->bufs + (size_t)i * u->bufsize;
             iov[i].iov_len = u->bufsize;
             memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
-            msgs[i].msg_hdr.msg_name = &from[i];
-            msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+            msgs[i].msg_hdr.msg_name = &from[i].sa;
+            msgs[i].msg_hdr.msg_namelen = sizeof(from[i].sa);
             msgs[i].msg_hdr.msg_iov = &iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
+            if (u->pktinfo) {
+                msgs[i].msg_hdr.msg_control = ctl[i];
+                msgs[i].msg_hdr.msg_controllen = sizeof(ctl[i]);
+            }
             msgs[i].msg_len = 0;
         }
         /* MSG_TRUNC: msg_len is the datagram's real length, so that one
@@ -114,17 +157,21 @@ udp_on_read(evutil_socket_t fd, short what, void *arg)
             break;
         }
         for (int i = 0; i < n; i++) {
-            const struct sockaddr *sa = (const struct sockaddr *)&from[i];
+            ls_udp_peer_t *peer = &from[i];
             size_t len = msgs[i].msg_len;
 
             if (len > srv->conf.max_package_size || len > u->bufsize) {
-                udp_drop(srv, sa, len);
+                udp_drop(srv, (const struct sockaddr *)&peer->sa, len);
                 continue;
             }
+            peer->salen = msgs[i].msg_hdr.msg_namelen;
+            peer->local_family = 0;
+            if (u->pktinfo)
+                udp_local(peer, &msgs[i].msg_hdr);
             ls_server_took_message(srv);
             srv->bytes_in += len;
-            udp_events->message(srv, sa, msgs[i].msg_hdr.msg_namelen,
-                                (const char *)iov[i].iov_base, len);
+            udp_events->message(srv, peer, (const char *)iov[i].iov_base,
+                                len);
         }
         total += n;
         if ((unsigned)n < want)
@@ -139,6 +186,40 @@ udp_pause_unused(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
+}
+
+/* Bound to 0.0.0.0 or ::? Then ask for each datagram's local address
+ * (both kinds on an IPv6 socket: IPv4 senders reach it as ::ffff:a.b.c.d
+ * and come with IP_PKTINFO). */
+static int
+udp_wildcard(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int on = 1, any = 0;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        any = ((struct sockaddr_in *)&ss)->sin_addr.s_addr ==
+              htonl(INADDR_ANY);
+    else if (ss.ss_family == AF_INET6)
+        any = IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+    if (!any)
+        return 0;
+    if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on)) < 0 &&
+        ss.ss_family == AF_INET) {
+        ls_log(LS_LOG_WARN, errno, "udp: setsockopt(IP_PKTINFO) failed; "
+               "answers leave from the address the route picks");
+        return 0;
+    }
+    if (ss.ss_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on)) < 0) {
+        ls_log(LS_LOG_WARN, errno, "udp: setsockopt(IPV6_RECVPKTINFO) "
+               "failed; answers leave from the address the route picks");
+        return 0;
+    }
+    return 1;
 }
 
 int
@@ -161,6 +242,7 @@ ls_udp_listen(ls_worker_t *w)
     }
     u->fd = srv->fd;
     srv->fd = -1; /* ls_server_unlisten stops reading, does not close */
+    u->pktinfo = udp_wildcard(u->fd);
     ls_udp = u;
     /* ls_server_unlisten deletes these two: both must be set up. */
     evtimer_assign(&w->accept_pause_ev, w->base, udp_pause_unused, w);
@@ -172,14 +254,48 @@ ls_udp_listen(ls_worker_t *w)
 }
 
 int
-ls_udp_send(const struct sockaddr *sa, socklen_t salen, const char *p,
-            size_t n)
+ls_udp_send(const ls_udp_peer_t *peer, const char *p, size_t n)
 {
     ls_server_t *srv = &ls_worker->srv;
+    char ctl[UDP_CTL_SIZE] __attribute__((aligned(__alignof__(struct cmsghdr))));
+    struct iovec iov = {(void *)p, n};
+    struct msghdr h;
     ssize_t r;
 
+    memset(&h, 0, sizeof(h));
+    h.msg_name = (void *)&peer->sa;
+    h.msg_namelen = peer->salen;
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    if (peer->local_family != 0) {
+        struct cmsghdr *cm;
+        memset(ctl, 0, sizeof(ctl));
+        h.msg_control = ctl;
+        if (peer->local_family == AF_INET) {
+            struct in_pktinfo pi;
+            memset(&pi, 0, sizeof(pi));
+            pi.ipi_spec_dst = peer->local.v4;
+            h.msg_controllen = CMSG_SPACE(sizeof(pi));
+            cm = CMSG_FIRSTHDR(&h);
+            cm->cmsg_level = IPPROTO_IP;
+            cm->cmsg_type = IP_PKTINFO;
+            cm->cmsg_len = CMSG_LEN(sizeof(pi));
+            memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+        } else {
+            struct in6_pktinfo pi;
+            memset(&pi, 0, sizeof(pi));
+            pi.ipi6_addr = peer->local.v6;
+            pi.ipi6_ifindex = peer->local_ifindex;
+            h.msg_controllen = CMSG_SPACE(sizeof(pi));
+            cm = CMSG_FIRSTHDR(&h);
+            cm->cmsg_level = IPPROTO_IPV6;
+            cm->cmsg_type = IPV6_PKTINFO;
+            cm->cmsg_len = CMSG_LEN(sizeof(pi));
+            memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+        }
+    }
     do
-        r = sendto(ls_udp->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL, sa, salen);
+        r = sendmsg(ls_udp->fd, &h, MSG_DONTWAIT | MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return -1; /* the app is told (peer:send's nil, err) */

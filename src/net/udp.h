@@ -9,6 +9,7 @@
 
 #include "net/loop.h"
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -18,10 +19,24 @@
 #define LS_UDP_BATCH 16
 #define LS_UDP_BUDGET 64
 
+/* Who sent a datagram, and (on a socket bound to a wildcard address) to
+ * which of this host's addresses: the answer leaves from that one, as the
+ * sender expects, not from whichever the route would pick. */
+typedef struct ls_udp_peer {
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int local_family;       /* AF_INET, AF_INET6, or 0: none known */
+    unsigned local_ifindex; /* IPv6 */
+    union {
+        struct in_addr v4;
+        struct in6_addr v6;
+    } local;
+} ls_udp_peer_t;
+
 typedef struct ls_udp_events {
-    /* One datagram from peer (sa, salen): the app's onMessage. */
-    void (*message)(ls_server_t *srv, const struct sockaddr *sa,
-                    socklen_t salen, const char *p, size_t n);
+    /* One datagram from peer: the app's onMessage. */
+    void (*message)(ls_server_t *srv, const ls_udp_peer_t *peer,
+                    const char *p, size_t n);
 } ls_udp_events_t;
 
 typedef struct ls_udp {
@@ -29,6 +44,7 @@ typedef struct ls_udp {
     size_t bufsize;         /* bytes per datagram buffer */
     char *bufs;             /* LS_UDP_BATCH buffers */
     uint64_t dropped;       /* over maxPackageSize */
+    int pktinfo;            /* wildcard address: learn each local one */
 } ls_udp_t;
 
 extern ls_udp_t *ls_udp;    /* this worker's, or NULL: not a udp worker */
@@ -40,8 +56,8 @@ void ls_udp_set_events(const ls_udp_events_t *ev);
 int ls_udp_listen(ls_worker_t *w);
 /* "1.2.3.4" or "::1", and the port, of an inet address; -1 otherwise. */
 int ls_udp_addr(const struct sockaddr *sa, char *ip, size_t iplen, int *port);
-/* sendto(): 0, or -1 with errno (EAGAIN: it would block). */
-int ls_udp_send(const struct sockaddr *sa, socklen_t salen, const char *p,
-                size_t n);
+/* One datagram to peer, from the local address it wrote to if known: 0, or
+ * -1 with errno (EAGAIN: it would block). */
+int ls_udp_send(const ls_udp_peer_t *peer, const char *p, size_t n);
 
 #endif
