@@ -211,6 +211,33 @@ describe("udp:// listener", function()
         srv:stop()
     end)
 
+    it("a reload lowering a reusePort count warns that datagrams reaching " ..
+       "the surplus sockets are lost, then serves on", function()
+        local cf = os.tmpname()
+        local function set(n)
+            local f = assert(io.open(cf, "w"))
+            f:write(n, "\n")
+            f:close()
+        end
+        set(2)
+        local srv = start({ env = { UDP_REUSEPORT = "1",
+                                    UDP_COUNT_FILE = cf } })
+        srv:wait_workers(2)
+        set(1)
+        srv:reload()
+        os.remove(cf)
+        assert.is_truthy(srv:wait_log("reusePort count 2 -> 1: datagrams " ..
+            "that reach the 1 surplus socket(s) until their old workers " ..
+            "are gone are lost", 10), srv:log())
+        srv:wait_workers(1)
+        for i = 1, 8 do
+            local u = udp()
+            assert.are.equal("after " .. i, ask(u, srv.port, "after " .. i))
+            u:close()
+        end
+        srv:stop()
+    end)
+
     it("counts datagrams in and out in status", function()
         local srv = start()
         local u = udp()
