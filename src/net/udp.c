@@ -204,7 +204,8 @@ udp_wildcard(int fd)
         any = ((struct sockaddr_in *)&ss)->sin_addr.s_addr ==
               htonl(INADDR_ANY);
     else if (ss.ss_family == AF_INET6)
-        any = IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+        any = IN6_IS_ADDR_UNSPECIFIED(
+            &((struct sockaddr_in6 *)&ss)->sin6_addr);
     if (!any)
         return 0;
     if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on)) < 0 &&
@@ -257,7 +258,8 @@ int
 ls_udp_send(const ls_udp_peer_t *peer, const char *p, size_t n)
 {
     ls_server_t *srv = &ls_worker->srv;
-    char ctl[UDP_CTL_SIZE] __attribute__((aligned(__alignof__(struct cmsghdr))));
+    char ctl[UDP_CTL_SIZE]
+        __attribute__((aligned(__alignof__(struct cmsghdr))));
     struct iovec iov = {(void *)p, n};
     struct msghdr h;
     ssize_t r;
