@@ -1145,7 +1145,10 @@ master_on_chan(ls_slot_t *s)
                s->successor == NULL && !M.stopping) {
         master_recycle(s);
     } else if (strncmp(buf, "status ", 7) == 0) {
-        snprintf(s->status, sizeof(s->status), "%s", buf + 7);
+        /* a worker's line, cut to the column's size if need be */
+        size_t len = strnlen(buf + 7, sizeof(s->status) - 1);
+        memcpy(s->status, buf + 7, len);
+        s->status[len] = '\0';
         s->status_wait = 0;
         master_status_check();
     } else if (strncmp(buf, "conns ", 6) == 0 && s->conns_wait) {
