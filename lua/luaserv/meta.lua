@@ -29,6 +29,7 @@ local luaserv = {}
 ---@field name string The name of the listener this worker serves.
 ---@field listener string The same name.
 ---@field generation integer 1 at start, one more at each reload.
+---@field stopping false|"stop"|"reload" false while serving; "stop" once the instance stops; "reload" once a new generation replaces this worker.
 
 ---Codes passed to `onError(conn, code, text)`.
 ---@class luaserv.errors
@@ -107,6 +108,7 @@ luaserv.errors = {
 ---@field user? string Workers switch to this user when started as root.
 ---@field group? string Workers switch to this group when started as root.
 ---@field stopTimeout? number Seconds to drain on a graceful stop or reload, 0-86400 (default 5).
+---@field stopDelay? number Seconds a graceful stop serves on (accepting, worker.stopping = "stop") before it drains, 0-3600 (default 0).
 ---@field logLevel? "debug"|"info"|"warn"|"error" Default "info".
 ---@field luaMemoryLimit? integer Bytes per worker Lua state: 0, or at least 1048576 (default 1073741824).
 ---@field callbackTimeout? number Seconds one callback may run: 0, or 0.01-86400 (default 10).

@@ -102,6 +102,7 @@ ls_conf_write(const ls_conf_t *c, int fd)
 
     CONF_PUT("setting\tname\t%s\n", c->name);
     CONF_PUT("setting\tstopTimeout\t%.17g\n", c->stop_timeout);
+    CONF_PUT("setting\tstopDelay\t%.17g\n", c->stop_delay);
     CONF_PUT("setting\tpidFile\t%s\n", c->pid_file);
     CONF_PUT("setting\tlogFile\t%s\n", c->log_file);
     CONF_PUT("setting\tuser\t%s\n", c->user);
@@ -150,6 +151,8 @@ ls_conf_read(ls_conf_t *c, char *text, char *err, size_t errlen)
                 snprintf(c->name, sizeof(c->name), "%s", f[2]);
             else if (strcmp(f[1], "stopTimeout") == 0)
                 c->stop_timeout = strtod(f[2], NULL);
+            else if (strcmp(f[1], "stopDelay") == 0)
+                c->stop_delay = strtod(f[2], NULL);
             else if (strcmp(f[1], "pidFile") == 0)
                 snprintf(c->pid_file, sizeof(c->pid_file), "%s", f[2]);
             else if (strcmp(f[1], "logFile") == 0)

@@ -41,6 +41,7 @@ typedef struct ls_conf {
     int nlisteners;
     char name[LS_NAME_MAX];    /* settings.name */
     double stop_timeout;       /* settings.stopTimeout, seconds */
+    double stop_delay;         /* settings.stopDelay: accept on, s */
     char pid_file[4096];
     char log_file[4096];
     char user[64];

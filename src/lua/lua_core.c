@@ -35,6 +35,23 @@ ls_lua_core_push_worker(lua_State *L)
     lua_rawgetp(L, LUA_REGISTRYINDEX, &worker_key);
 }
 
+/* luaserv.worker.stopping = why ("stop" or "reload"); the first reason
+ * stays. Called by the worker when its stop begins. */
+void
+ls_lua_core_set_stopping(ls_vm_t *vm, const char *why)
+{
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &worker_key);      /* worker */
+    if (lua_istable(L, -1) &&
+        lua_getfield(L, -1, "stopping") != LUA_TSTRING) { /* worker old */
+        lua_pushstring(L, why);                          /* worker old why */
+        lua_setfield(L, top + 1, "stopping");            /* worker old */
+    }
+    lua_settop(L, top);
+}
+
 /* A printable string of at most max-1 bytes without tabs or newlines. */
 static int
 core_is_clean(const char *s, size_t len, size_t max)
@@ -414,6 +431,12 @@ lcore_settings(lua_State *L)
                 luaL_error(L, "bad setting 'stopTimeout' (seconds from 0 to "
                            "86400 expected)");
             c->stop_timeout = v;
+        } else if (strcmp(k, "stopDelay") == 0) {
+            lua_Number v = lua_tonumber(L, -1);
+            if (!lua_isnumber(L, -1) || !(v >= 0 && v <= 3600))
+                luaL_error(L, "bad setting 'stopDelay' (seconds from 0 to "
+                           "3600 expected)");
+            c->stop_delay = v;
         } else if (strcmp(k, "logLevel") == 0) {
             int lv = lua_type(L, -1) == LUA_TSTRING
                          ? ls_log_level_from_name(lua_tostring(L, -1))
@@ -442,7 +465,8 @@ lcore_settings(lua_State *L)
             snprintf(c->metrics, sizeof(c->metrics), "%s", v);
         } else {
             return luaL_error(L, "unknown setting '%s' (known: name, pidFile, "
-                              "logFile, user, group, stopTimeout, logLevel, "
+                              "logFile, user, group, stopTimeout, stopDelay, "
+                              "logLevel, "
                               "luaMemoryLimit, callbackTimeout, "
                               "watchdogTimeout, metrics)", k);
         }
@@ -573,7 +597,7 @@ luaopen_luaserv_core(lua_State *L)
      * code cannot depend on which worker it runs in. */
     if (vm->mode == LS_VM_WORKER && vm->worker != NULL) {
         ls_worker_t *w = vm->worker;
-        lua_createtable(L, 0, 5);                        /* core worker */
+        lua_createtable(L, 0, 6);                        /* core worker */
         lua_pushinteger(L, w->id);
         lua_setfield(L, -2, "id");
         lua_pushinteger(L, (lua_Integer)getpid());
@@ -584,6 +608,8 @@ luaopen_luaserv_core(lua_State *L)
         lua_setfield(L, -2, "listener");
         lua_pushinteger(L, w->generation);
         lua_setfield(L, -2, "generation");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "stopping");
         lua_pushvalue(L, -1);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &worker_key);
         lua_setfield(L, -2, "worker");                   /* core */

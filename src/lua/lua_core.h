@@ -11,6 +11,7 @@ struct ls_vm;
 int luaopen_luaserv_core(struct lua_State *L);
 void ls_lua_core_push_worker(struct lua_State *L);
 void ls_lua_core_install(struct ls_vm *vm);
+void ls_lua_core_set_stopping(struct ls_vm *vm, const char *why);
 
 void ls_lua_core_defaults(struct ls_listen_conf *l);
 void ls_lua_core_options(struct lua_State *L, int idx,

@@ -881,7 +881,8 @@ master_begin_stop(int how, const char *why)
         master_retire(M.slots[i], how == LS_STOP_FAST ? SIGTERM : SIGQUIT,
                       how == LS_STOP_FAST
                           ? FAST_STOP_GRACE
-                          : M.slots[i]->gen->conf.stop_timeout + DRAIN_GRACE);
+                          : M.slots[i]->gen->conf.stop_timeout +
+                                M.slots[i]->gen->conf.stop_delay + DRAIN_GRACE);
     master_slot_gc();
 }
 

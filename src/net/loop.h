@@ -56,6 +56,10 @@ typedef struct ls_worker {
     struct event *sigs[4];
     struct event stop_ev;
     int stopping;               /* 0, or LS_STOP_GRACEFUL / LS_STOP_FAST */
+    double stop_delay;          /* stopDelay: serve on before a stop */
+    struct event delay_ev;
+    int delaying;               /* in stopDelay: stopping, still accepting */
+    int serving;                /* onWorkerStart done, accepting began */
     struct ls_conn *flush_head; /* connections with output to write */
     struct ls_timer *timers;    /* active Lua timers */
     ls_server_t *outbound;      /* luaserv.connect() contexts */

@@ -88,6 +88,12 @@ worker_stop(ls_worker_t *w, int how)
 
     if (w->stopping >= how)
         return;
+    if (w->delaying) {
+        event_del(&w->delay_ev);
+        w->delaying = 0;
+    }
+    if (w->vm != NULL) /* "reload", when it came first, stays */
+        ls_lua_core_set_stopping(w->vm, "stop");
     if (!w->stopping) {
         ls_server_unlisten(w);
         w->stopping = how;
@@ -113,6 +119,45 @@ worker_stop(ls_worker_t *w, int how)
 }
 
 static void
+worker_on_stop_delay(evutil_socket_t fd, short what, void *arg)
+{
+    ls_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    w->delaying = 0;
+    worker_stop(w, LS_STOP_GRACEFUL);
+}
+
+/*
+ * A graceful stop of the instance (SIGQUIT). With stopDelay the worker
+ * first serves on, accepting included, for that long with
+ * luaserv.worker.stopping set, so that a load balancer's health check
+ * sees the host going (HAProxy's own "grace") before connections are
+ * refused; then it stops accepting and drains. A worker not serving yet
+ * stops at once.
+ */
+static void
+worker_stop_graceful(ls_worker_t *w)
+{
+    struct timeval tv;
+
+    if (w->stopping || w->delaying)
+        return;
+    if (w->stop_delay <= 0 || !w->serving) {
+        worker_stop(w, LS_STOP_GRACEFUL);
+        return;
+    }
+    ls_lua_core_set_stopping(w->vm, "stop");
+    w->delaying = 1;
+    tv.tv_sec = (time_t)w->stop_delay;
+    tv.tv_usec = (suseconds_t)((w->stop_delay - (double)tv.tv_sec) * 1e6);
+    evtimer_assign(&w->delay_ev, w->base, worker_on_stop_delay, w);
+    evtimer_add(&w->delay_ev, &tv);
+    ls_log(LS_LOG_INFO, 0, "stopping gracefully in %g s (stopDelay); "
+           "serving until then", w->stop_delay);
+}
+
+static void
 worker_on_signal(evutil_socket_t signo, short what, void *arg)
 {
     ls_worker_t *w = arg;
@@ -123,7 +168,7 @@ worker_on_signal(evutil_socket_t signo, short what, void *arg)
         worker_stop(w, LS_STOP_FAST);
         break;
     case SIGQUIT:
-        worker_stop(w, LS_STOP_GRACEFUL);
+        worker_stop_graceful(w);
         break;
     case SIGUSR2:
         ls_log_reopen();
@@ -282,6 +327,7 @@ worker_on_chan(evutil_socket_t fd, short what, void *arg)
             worker_send_connections(w);
         } else if (strcmp(buf, "reload") == 0 && !w->stopping) {
             /* A new generation serves now: this one drains. */
+            ls_lua_core_set_stopping(w->vm, "reload");
             ls_lua_events_worker(w->vm, "onWorkerReload", NULL);
             worker_stop(w, LS_STOP_GRACEFUL);
         }
@@ -436,6 +482,7 @@ ls_worker_main(const ls_worker_args_t *a)
     w->generation = a->generation;
     w->chan = a->chan;
     w->stop_timeout = a->conf->stop_timeout;
+    w->stop_delay = a->conf->stop_delay;
     w->started_wall = time(NULL);
     w->emfile_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     snprintf(role, sizeof(role), "worker %d [%s]", a->id, a->listener->name);
@@ -524,6 +571,7 @@ ls_worker_main(const ls_worker_args_t *a)
             ls_server_listen(w);
         else if (ls_lua_udp_listener_start(w) < 0)
             exit(LS_WEXIT_STARTUP);
+        w->serving = 1;
         if (w->srv.conf.max_requests)
             w->max_requests = worker_on_max_requests;
         if (w->srv.conf.max_memory) {
