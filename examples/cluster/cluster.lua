@@ -321,13 +321,12 @@ end
 -- whatever is left is killed by pid. Returns exit code, output.
 function Cluster:stop_host(i, graceful)
     local h = self.hosts[i]
-    if not h.pid or not alive(h.pid) then return 0, "" end
-    self:host_pids(i)
-    local code, out
-    if graceful then
-        code, out = self:luaserv_cmd(i, "stop", "-g")
-    else
-        code, out = self:luaserv_cmd(i, "stop")
+    if not h.pid then return 0, "" end
+    local code, out = 0, ""
+    -- (a master that is gone, kill -9, leaves only leftovers, by pid)
+    if alive(h.pid) then
+        self:host_pids(i)
+        code, out = self:luaserv_cmd(i, "stop", graceful and "-g" or nil)
     end
     stop_pid(h.pid, 10)
     for p in pairs(h.seen) do stop_pid(p, 5) end
@@ -498,6 +497,31 @@ function Cluster:start()
     self:start_redis()
     for i = 1, 3 do self:start_host(i) end
     self:start_haproxy()
+end
+
+--- Start again whatever is not running (redis, a host) and wait until
+-- HAProxy sees every host UP; so that one failed scenario does not spoil
+-- the next.
+function Cluster:heal()
+    if not self.redis.pid or not alive(self.redis.pid) then
+        self:start_redis()
+    end
+    for i, h in ipairs(self.hosts) do
+        if not h.pid or not alive(h.pid) then
+            self:stop_host(i)       -- what is left of it, by pid
+            self:start_host(i)
+        end
+    end
+    for i = 1, 3 do
+        assert(self:wait_status(i, "UP", 10), "h" .. i .. " is not UP")
+    end
+end
+
+--- End the clients still running (their final reports are kept).
+function Cluster:finish_loadgens()
+    for _, lg in ipairs(self.loadgens) do
+        if not lg.done then pcall(lg.finish, lg) end
+    end
 end
 
 --- Wait until HAProxy's api backend shows host i as want ("UP", "DOWN");
