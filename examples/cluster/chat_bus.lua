@@ -14,7 +14,9 @@
 --   holds after ID before the live entries, so it misses nothing either.
 --
 -- Frames to clients are JSON: welcome, msg, ack (your message is in the
--- stream, with its id), error (it is not), caught_up (after a replay).
+-- stream, with its id), error (it is not), caught_up (after a replay),
+-- gap (the stream no longer holds what came after your last id: trimmed,
+-- or Redis lost its data).
 -- Rooms are a field of each entry; who is in which room is a sorted set
 -- per room in Redis (room:NAME, scored by when the member was last seen),
 -- refreshed by each worker every 2 s so that the members of a host that
@@ -102,7 +104,7 @@ end
 -- The worker's reader: XREAD BLOCK from the last id handled, forever;
 -- when Redis fails, back off (0.1 s doubling to 3 s, with jitter) and go on
 -- from the same id.
-local function reader()
+local function read_loop()
     local backoff, failures = 0.1, 0
     while not quit do
         local r, err = client()
@@ -153,17 +155,55 @@ local function reader()
     end
 end
 
+-- A bug in the loop must not leave the worker deaf: log it, start again.
+local function reader()
+    while not quit do
+        local ok, err = pcall(read_loop)
+        if ok then break end
+        luaserv.log("error", "chat bus: reader failed: %s; restarting it",
+                    tostring(err))
+        luaserv.sleep(1)
+    end
+end
+
 -- Replay to a returning client what the stream holds after its last id,
 -- then hand it over to the reader. The reader skips it meanwhile, so the
 -- hand-over is only done once the replay has reached the reader's cursor:
 -- every entry up to the cursor came from the replay, every later one will
 -- come from the reader, none twice (d.last filters).
+--
+-- The first round also checks that the client's last id is still in the
+-- stream: when it is not (trimmed past MAXLEN, or a Redis that lost its
+-- data) what came between is gone, and the client is told so ("gap") rather
+-- than left to believe it has everything.
+local function check_gap(conn, r)
+    local d = conn.data
+    if d.last == "0-0" then return true end
+    r:init_pipeline()
+    r:xrange(STREAM, d.last, d.last, "COUNT", 1)
+    r:xrange(STREAM, "-", "+", "COUNT", 1)
+    local res, err = r:commit_pipeline()
+    if not res then return nil, err end
+    local mine, first = res[1], res[2]
+    if type(mine) == "table" and #mine == 0 and type(first) == "table" and
+       first[1] and after(first[1][1], d.last) then
+        return conn:send(cjson.encode { type = "gap", after = d.last,
+                                        first = first[1][1] })
+    end
+    return true
+end
+
 local function replay(conn)
     local d = conn.data
     local backoff = 0.1
+    local checked = false
     while d.replaying and not quit do
         local r, err = client()
         local res
+        if r and not checked then
+            checked, err = check_gap(conn, r)
+            if not checked then r:close() r = nil end
+        end
         if r then
             res, err = r:xrange(STREAM, "(" .. d.last, "+", "COUNT",
                                 REPLAY_BATCH)

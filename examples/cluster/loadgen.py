@@ -67,6 +67,7 @@ class ChatClient:
         self.disconnects = 0
         self.connected = False
         self.caught_up = 0
+        self.gaps = 0
         self.out_of_order = 0
         self.ws = None
         self.seq = 0
@@ -127,6 +128,9 @@ class ChatClient:
                                                        f.get("error")))
         elif t == "caught_up":
             self.caught_up += 1
+        elif t == "gap":
+            self.gaps += 1
+            self.notes.append("%.3f gap after %s" % (time.time(), f["after"]))
 
     async def send_one(self):
         ws = self.ws
@@ -167,7 +171,8 @@ def chat_report(clients, seq, sending):
                     "received": len(c.received), "expected": len(expected),
                     "delivered": d, "duplicated": dup, "lost": len(missing),
                     "missing": missing[:10], "out_of_order": c.out_of_order,
-                    "caught_up": c.caught_up, "written": c.sent,
+                    "caught_up": c.caught_up, "gaps": c.gaps,
+                    "written": c.sent,
                     "acked": len(c.acked), "errors": len(c.errors),
                     "error_samples": list(c.errors.values())[:3],
                     "notes": c.notes[-5:]})
@@ -182,6 +187,7 @@ def chat_report(clients, seq, sending):
             "send_errors": sum(len(c.errors) for c in clients),
             "delivered": delivered, "duplicated": duplicated, "lost": lost,
             "out_of_order": sum(c.out_of_order for c in clients),
+            "gaps": sum(c.gaps for c in clients),
             "unconfirmed_delivered": len(unconfirmed),
             "connected": sum(1 for c in clients if c.connected),
             "hosts": [c.hosts[-1] if c.hosts and c.connected else None

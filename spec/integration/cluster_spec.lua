@@ -117,6 +117,60 @@ describe("cluster of 3 luaserv hosts behind HAProxy, state in Redis", function()
         assert.are.equal(404, (cluster.http(c.lb, "GET", "/nothing")))
     end)
 
+    it_cluster("knows who is in which room, serves a room's history, " ..
+               "and tells a returning client of a gap", function()
+        local chat = c:loadgen("chat", { "--clients", "3", "--room", "den" })
+        chat:wait(function(r) return r.connected == 3 end, 30)
+        chat:cmd("send")
+        local r = chat:wait(function(x) return x.sent >= 10 end, 30)
+        assert.truthy(r, "no message acked")
+        -- presence is refreshed every 2 s by each worker
+        local seen = cluster.wait_until(function()
+            local st, body = cluster.http(c.lb, "GET", "/rooms")
+            return st == 200 and body:match('"den":3') and body
+        end, 10)
+        assert.truthy(seen, "GET /rooms never showed 3 members in den")
+        local first = r.clients[1].start
+        local st, body = cluster.http(c.lb, "GET",
+                                      "/rooms/den/history?after=" .. first)
+        assert.are.equal(200, st, body)
+        assert.matches('"nick":"c%d"', body)
+        assert.matches('"room":"den"', body)
+        assert.are.equal(400, (cluster.http(c.lb, "GET",
+                                            "/rooms/den/history?after=x")))
+        local fin = chat:finish()
+        -- ?last= an id older than anything in the stream, and not in it:
+        -- a gap, then the replay, then caught_up; a bad id is refused
+        local py = [[
+import asyncio, json, sys, websockets
+async def main(url):
+    async with websockets.connect(url) as ws:
+        while True:
+            f = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            print(f["type"])
+            if f["type"] == "caught_up":
+                return
+try:
+    asyncio.run(main(sys.argv[1]))
+except websockets.exceptions.InvalidStatusCode as e:
+    print("status %d" % e.status_code)
+]]
+        local function run_py(query)
+            local f = io.popen(PY .. " -c " .. cluster.shquote(py) .. " " ..
+                cluster.shquote("ws://" .. c.lb .. "/chat?room=den&" .. query) ..
+                " 2>&1")
+            local out = f:read("a")
+            f:close()
+            return out
+        end
+        local out = run_py("last=1-0")
+        assert.matches("^welcome\ngap\n", out)
+        assert.matches("\nmsg\n.*caught_up\n$", out)
+        assert.are.equal("welcome\ncaught_up\n", run_py("last=" .. fin.max_id))
+        assert.are.equal("status 400\n", run_py("last=nope"))
+        assert.are.equal("status 400\n", run_py("nick=a%20b"))
+    end)
+
     it_cluster("stop -g: /health says draining, HAProxy takes the host out " ..
                "before it stops accepting, no request fails", function()
         local r = scenarios.drain_stop(c, 3)
