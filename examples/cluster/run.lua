@@ -86,8 +86,10 @@ local ok, err = pcall(function()
     print("\nredis-server stopped and started again (chat clients sending)")
     local rs = scenarios.redis_restart(c, { clients = opts.clients,
                                             after = opts.messages })
-    print(string.format("  senders told after %.2f s; every host's readers " ..
-        "back %.2f s after the restart", rs.down_seconds, rs.back_after))
+    print(string.format("  down %.2f s (senders told after %.2f s); every " ..
+        "host's readers back %.2f s after the restart, %d messages acked " ..
+        "meanwhile", rs.down_seconds, rs.told_after, rs.back_after,
+        rs.sent_while_reconnecting))
     print(string.format("  chat: %s", scenarios.summary(rs.chat)))
     check(rs.hosts_back == 3, "every host reconnected")
     check(rs.session_after, "a session made before the restart survived")

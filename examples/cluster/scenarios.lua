@@ -170,17 +170,19 @@ function _M.kill_host(c, i, opts)
     return out
 end
 
--- How many hosts logged "chat bus: redis is back" more than before.
-local function hosts_back(c, before)
+-- How many hosts logged text at least more times than before (or than 0).
+local function hosts_logged(c, text, before, more)
     local n, counts = 0, {}
     for k, h in ipairs(c.hosts) do
-        local _, m = (cluster.readfile(h.log) or ""):gsub(
-            "chat bus: redis is back", "")
+        local _, m = (cluster.readfile(h.log) or ""):gsub(text, "")
         counts[k] = m
-        if m > (before and before[k] or 0) then n = n + 1 end
+        if m >= (before and before[k] or 0) + (more or 1) then n = n + 1 end
     end
     return n, counts
 end
+
+local BACK = "chat bus: redis is back"
+local RETRY = "chat bus: redis [^\n]* retrying in"
 
 --- Stop redis-server (SIGTERM) while the chat clients send, wait until a
 -- sender is told its message did not go in, start it again on the same
@@ -193,7 +195,8 @@ function _M.redis_restart(c, opts)
     assert(st == 201, "POST /sessions: " .. tostring(st) .. " " ..
            tostring(body))
     local id = body:match('"id":"(%x+)"')
-    local _, back0 = hosts_back(c)
+    local _, back0 = hosts_logged(c, BACK)
+    local _, retry0 = hosts_logged(c, RETRY)
     local chat = chat_clients(c, n)
     chat:cmd("send")
     out.sent_before = wait_sent(chat, opts.before or 30).sent
@@ -201,13 +204,23 @@ function _M.redis_restart(c, opts)
     local t_down = cluster.now()
     out.told = chat:wait(function(r) return r.send_errors > 0 end, 30)
         and true or false
-    out.down_seconds = cluster.now() - t_down
+    out.told_after = cluster.now() - t_down
+    -- down long enough for the readers' back-off to grow (about four
+    -- retries per worker: waits of about 0.1, 0.2, 0.4, 0.8 s, the next
+    -- one 1.6 s), so that messages go into the stream again while they
+    -- still wait
+    cluster.wait_until(function()
+        return hosts_logged(c, RETRY, retry0, 4 * c.workers) == 3
+    end, 30)
     c:start_redis()
+    out.down_seconds = cluster.now() - t_down
     local t_up = cluster.now()
+    local sent_up = chat:cmd("report").sent
     out.hosts_back = cluster.wait_until(function()
-        return hosts_back(c, back0) == 3
-    end, 30) and 3 or hosts_back(c, back0)
+        return hosts_logged(c, BACK, back0) == 3
+    end, 30) and 3 or hosts_logged(c, BACK, back0)
     out.back_after = cluster.now() - t_up
+    out.sent_while_reconnecting = chat:cmd("report").sent - sent_up
     wait_sent(chat, chat:cmd("report").sent + (opts.after or 60))
     chat:cmd("hold")
     out.chat = settle(chat, n)

@@ -229,9 +229,11 @@ except websockets.exceptions.InvalidStatusCode as e:
     it_cluster("Redis restarted: the hosts reconnect and resume, nothing " ..
                "acked is lost", function()
         local r = scenarios.redis_restart(c)
-        note("Redis stopped and restarted (%d acked before): %s; every " ..
-             "host's readers were back %.2f s after the restart",
-             r.sent_before, scenarios.summary(r.chat), r.back_after)
+        note("Redis stopped for %.2f s and restarted (%d acked before, " ..
+             "about %d while the readers were still backing off): %s; " ..
+             "every host's readers were back %.2f s after the restart",
+             r.down_seconds, r.sent_before, r.sent_while_reconnecting,
+             scenarios.summary(r.chat), r.back_after)
         assert.is_true(r.stopped_cleanly, "redis-server did not stop on SIGTERM")
         assert.is_true(r.told, "no sender was told its message was not sent")
         assert.are.equal(3, r.hosts_back,
