@@ -6,19 +6,20 @@ package.path = arg[0]:match("^(.*/)") .. "?.lua;" .. package.path
 local cluster = require "cluster"
 local scenarios = require "scenarios"
 
-local opts = { clients = 6, conns = 4, messages = 60 }
+local opts = { clients = 6, conns = 4, messages = 60, rounds = 1 }
 local i = 1
 while arg[i] do
     local a = arg[i]
     if a == "--keep" then
         opts.keep = true
-    elseif (a == "--clients" or a == "--conns" or a == "--messages") and
+    elseif (a == "--clients" or a == "--conns" or a == "--messages" or
+            a == "--rounds") and
            tonumber(arg[i + 1]) then
         opts[a:sub(3)] = math.tointeger(tonumber(arg[i + 1]))
         i = i + 1
     else
         io.stderr:write("usage: run.sh [--clients N] [--conns N] " ..
-                        "[--messages N] [--keep]\n")
+                        "[--messages N] [--rounds N] [--keep]\n")
         os.exit(2)
     end
     i = i + 1
@@ -58,10 +59,15 @@ local ok, err = pcall(function()
     check(d.http.failed == 0, "no HTTP request failed")
     c:heal()
 
-    print("\nrolling reload of h1, h2, h3 (HTTP load, " .. opts.clients ..
-          " chat clients sending)")
+    print("\nrolling reload of h1, h2, h3, " .. opts.rounds .. " round(s) " ..
+          "(HTTP load, " .. opts.clients .. " chat clients sending)")
     local rr = scenarios.rolling_reload(c, { conns = opts.conns,
-                                             clients = opts.clients })
+        clients = opts.clients, rounds = opts.rounds, after = opts.messages })
+    local reload_ok = true
+    for _, x in ipairs(rr.reloads) do
+        if x.code ~= 0 then reload_ok = false end
+    end
+    check(reload_ok, #rr.reloads .. " reloads succeeded")
     print(string.format("  HTTP: %d requests, %d failed", rr.http.requests,
                         rr.http.failed))
     print(string.format("  chat: %s; %d reconnections",

@@ -5,7 +5,10 @@
 # their own (`unshare -n`, so nothing outside sees them), then prints what
 # it measured (README "Running on several machines").
 #
-#   examples/cluster/run.sh [--clients N] [--conns N] [--messages N] [--keep]
+#   examples/cluster/run.sh [--clients N] [--conns N] [--messages N] [--rounds N] [--keep]
+#
+# --messages: chat messages to have acked after each fault (60);
+# --rounds: rolling reloads of the three hosts (1); --keep: keep the logs.
 #
 # Needs root (for unshare -n), a built luaserv ($LUASERV_BIN, default
 # build/luaserv), redis-server, haproxy and python3-websockets (.ci/deps).

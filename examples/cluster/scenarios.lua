@@ -120,15 +120,19 @@ function _M.rolling_reload(c, opts)
     local http = c:loadgen("http", { "--conns", tostring(opts.conns or 4) })
     chat:cmd("send")
     wait_requests(http, opts.requests or 200)
-    for i = 1, 3 do
-        local code, text = c:reload_host(i)
-        out.reloads[i] = { code = code, output = text }
-        out.status_during[i] = (c:status() or {})["h" .. i]
-        local before = http:cmd("report")
-        wait_requests(http, before.requests + (opts.between or 100))
+    for round = 1, opts.rounds or 1 do
+        for i = 1, 3 do
+            local code, text = c:reload_host(i)
+            local k = #out.reloads + 1
+            out.reloads[k] = { host = "h" .. i, round = round, code = code,
+                               output = text }
+            out.status_during[k] = (c:status() or {})["h" .. i]
+            local before = http:cmd("report")
+            wait_requests(http, before.requests + (opts.between or 100))
+        end
     end
     chat:wait(function(r) return r.connected == n end, 30)
-    wait_sent(chat, chat:cmd("report").sent + 30)
+    wait_sent(chat, chat:cmd("report").sent + (opts.after or 30))
     chat:cmd("hold")
     out.http = http:finish()
     out.chat = settle(chat, n)

@@ -194,6 +194,7 @@ except websockets.exceptions.InvalidStatusCode as e:
              "%d requests, %d failed", r.http.requests, r.http.failed)
         note("chat during the rolling reload (%d clients, %d reconnections): %s",
              CLIENTS, r.reconnects, scenarios.summary(r.chat))
+        assert.are.equal(3, #r.reloads)
         for i = 1, 3 do
             assert.are.equal(0, r.reloads[i].code, r.reloads[i].output)
             assert.matches("reloaded, generation %d+", r.reloads[i].output)
