@@ -34,6 +34,10 @@
 static ls_co_t *co_free;        /* the pool */
 static int co_nfree;
 static int co_nwaiting;
+/* The waiting ones, linked so that they stay reachable: a worker that exits
+ * with some (a fast stop does not resume them) frees nothing, as for the
+ * pool, and LeakSanitizer sees no leak. */
+static ls_co_t *co_waiting;
 static ls_co_t *co_stack[LS_VM_RUN_MAX]; /* running now, innermost last */
 static int co_depth;
 
@@ -80,6 +84,13 @@ co_done(ls_co_t *co, int waited)
     ls_conn_t *c = co->c;
 
     if (waited) {
+        if (co->prev != NULL)
+            co->prev->next = co->next;
+        else
+            co_waiting = co->next;
+        if (co->next != NULL)
+            co->next->prev = co->prev;
+        co->next = co->prev = NULL;
         co_nwaiting--;
         ls_worker->app_waiting = co_nwaiting;
         ls_server_check_done(ls_worker); /* a stop waited for it */
@@ -129,6 +140,11 @@ ls_co_start(ls_co_t *co, int nargs, const char *what, ls_conn_t *c,
         co_done(co, 0);
         return r;
     }
+    co->prev = NULL;
+    co->next = co_waiting;
+    if (co_waiting != NULL)
+        co_waiting->prev = co;
+    co_waiting = co;
     co_nwaiting++;
     ls_worker->app_waiting = co_nwaiting;
     if (c != NULL) {

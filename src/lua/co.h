@@ -29,7 +29,8 @@ typedef struct ls_co {
     int timer_set;
     int *done;                  /* set to 1 (ok) or -1 (failed) when a
                                    callback that waited is done; or NULL */
-    struct ls_co *next;         /* the pool's free list */
+    struct ls_co *next;         /* the pool's free list, or the waiting */
+    struct ls_co *prev;         /* the waiting list */
 } ls_co_t;
 
 /* A coroutine to run a callback in: push the function and its arguments
