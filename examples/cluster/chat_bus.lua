@@ -219,8 +219,17 @@ local function replay(conn)
         else
             for _, e in ipairs(res) do
                 local f = fields_of(e[2])
-                if f.room == d.room and not conn:send(frame(e[1], f)) then
-                    return          -- gone (closed, or its buffer is full)
+                if f.room == d.room then
+                    local ok, why = conn:send(frame(e[1], f))
+                    if not ok then
+                        -- a replay larger than its send buffer: it comes
+                        -- back with ?last= where it got to, for the rest
+                        if why == "buffer full" then
+                            conn:close(1013, "replay too large; reconnect " ..
+                                       "with last")
+                        end
+                        return
+                    end
                 end
                 d.last = e[1]       -- scanned up to here, any room
             end

@@ -117,6 +117,21 @@ local function route(req)
     if room and m == "GET" then return routes.history, room end
 end
 
+-- While Redis is down every request fails: one log line a second, with
+-- how many others failed meanwhile.
+local warned_at, unwarned = 0, 0
+local function warn_redis(req, err)
+    local now = os.time()
+    if now == warned_at then
+        unwarned = unwarned + 1
+        return
+    end
+    luaserv.log("warn", "%s %s: redis: %s%s", req.method, req.path,
+                tostring(err), unwarned > 0 and
+                string.format(" (and %d more since)", unwarned) or "")
+    warned_at, unwarned = now, 0
+end
+
 --- onMessage for an HTTP request.
 function _M.handle(conn, req)
     if req.path == "/health" then
@@ -146,7 +161,7 @@ function _M.handle(conn, req)
             return
         end
     end
-    luaserv.log("warn", "%s %s: redis: %s", req.method, req.path, tostring(err))
+    warn_redis(req, err)
     reply(conn, 503, { error = "redis: " .. tostring(err) })
 end
 
