@@ -33,6 +33,10 @@ local function check(ok, what)
 end
 
 local function chat_checks(r)
+    if r.send_errors > 0 then
+        print("  send errors (the sender was told): " ..
+              scenarios.error_kinds(r))
+    end
     check(r.sent > 0 and r.lost == 0 and r.duplicated == 0 and
           r.out_of_order == 0 and r.delivered == r.sent * opts.clients,
           "every acked message reached every client exactly once, in order")

@@ -17,6 +17,22 @@ function _M.summary(r)
         r.unconfirmed_delivered)
 end
 
+--- The distinct reasons of a chat report's send errors, with counts of
+-- the samples (each client keeps its first three).
+function _M.error_kinds(r)
+    local n, keys = {}, {}
+    for _, c in ipairs(r.clients or {}) do
+        for _, e in ipairs(c.error_samples or {}) do
+            local k = tostring(e):gsub("%d+", "N")
+            if not n[k] then keys[#keys + 1] = k end
+            n[k] = (n[k] or 0) + 1
+        end
+    end
+    local t = {}
+    for _, k in ipairs(keys) do t[#t + 1] = k .. " (" .. n[k] .. ")" end
+    return table.concat(t, "; ")
+end
+
 --- Every client of a chat report, one line each (for failure messages).
 function _M.describe_clients(r)
     local t = {}
