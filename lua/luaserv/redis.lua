@@ -660,8 +660,14 @@ end
 -- ---- helpers ---------------------------------------------------------
 
 --- {k1, v1, k2, v2, ...} (what HGETALL returns) as {k1 = v1, k2 = v2}.
--- Works as `r:array_to_hash(t)` and `redis:array_to_hash(t)`.
-function methods.array_to_hash(_, t)
+-- Works as `r:array_to_hash(t)`, `redis:array_to_hash(t)` and
+-- `redis.array_to_hash(t)`.
+function methods.array_to_hash(a, b)
+    local t = b
+    if select("#", a, b) >= 1 and b == nil and a ~= _M and
+       getmetatable(a) ~= _M.mt then
+        t = a            -- redis.array_to_hash(t)
+    end
     if type(t) ~= "table" then
         error("bad argument #1 to 'array_to_hash' (table expected, got " ..
               type(t) .. ")", 2)

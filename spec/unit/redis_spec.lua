@@ -618,6 +618,8 @@ describe("luaserv.redis", function()
             assert.are.same({ a = "1", b = "2" },
                             r:array_to_hash { "a", "1", "b", "2" })
             assert.are.same({ x = "y" }, redis:array_to_hash { "x", "y" })
+            assert.are.same({ p = "q" }, redis.array_to_hash { "p", "q" })
+            assert.has_error(function() redis.array_to_hash() end)
             assert.has_error(function() r:array_to_hash("x") end,
                 "bad argument #1 to 'array_to_hash' (table expected, got " ..
                 "string)")
