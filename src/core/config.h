@@ -34,6 +34,11 @@ typedef struct ls_listen_conf {
     int64_t lua_memory_limit;  /* overrides the setting; -1: not set */
     double callback_timeout;   /* overrides the setting; -1: not set */
     ls_framing_t framing;
+    /* TLS (the ssl option): the certificates, loaded by listen() in the
+     * worker that serves the listener (NULL elsewhere, and without ssl) */
+    struct ls_tls *tls;
+    int tls_http;              /* ALPN http/1.1, plain-HTTP answer */
+    double handshake_timeout;  /* s; 0: none */
 } ls_listen_conf_t;
 
 typedef struct ls_conf {

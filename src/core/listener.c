@@ -104,6 +104,12 @@ ls_listener_parse(const char *url, ls_addr_t *a, char *err, size_t errlen)
         long port;
 
         memcpy(a->proto, scheme, strlen(scheme) + 1);
+        /* https:// and wss:// are http:// and websocket:// with TLS */
+        if (strcmp(scheme, "https") == 0 || strcmp(scheme, "wss") == 0) {
+            snprintf(a->proto, sizeof(a->proto), "%s",
+                     scheme[0] == 'h' ? "http" : "websocket");
+            a->tls = 1;
+        }
         if (*rest == '[') {
             const char *rb = strchr(rest, ']');
             if (rb == NULL || rb[1] != ':') {
@@ -151,7 +157,7 @@ ls_listener_parse(const char *url, ls_addr_t *a, char *err, size_t errlen)
     }
     if (!in_list(a->proto, proto_supported)) {
         snprintf(err, errlen, "listen address \"%s\": unknown protocol \"%s\" "
-                 "(known: tcp, text, frame, http, websocket, udp, unix)", url, a->proto);
+                 "(known: tcp, text, frame, http, https, websocket, wss, udp, unix)", url, a->proto);
         return -1;
     }
     return 0;

@@ -13,6 +13,7 @@
 typedef struct ls_addr {
     char url[LS_URL_MAX];  /* as written by the app */
     char proto[16];        /* application protocol: "tcp", "text", "frame" */
+    int tls;               /* https:// or wss://: the ssl option is required */
     int family;            /* AF_INET, AF_INET6 or AF_UNIX */
     char host[256];        /* inet: as written, without brackets */
     int port;              /* inet */

@@ -99,6 +99,7 @@
 #include "core/log.h"
 #include "core/mempool.h"
 #include "net/conn.h"
+#include "net/tls.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -661,8 +662,7 @@ http_on_out(struct evbuffer *out, const struct evbuffer_cb_info *info,
         h->linger_cb == NULL)
         return;
     evbuffer_cb_clear_flags(out, h->linger_cb, EVBUFFER_CB_ENABLED);
-    if (c->fd >= 0)
-        shutdown(c->fd, SHUT_WR);
+    ls_conn_shutdown_write(c);
 }
 
 /*
@@ -696,7 +696,7 @@ http_linger(ls_conn_t *c, ls_http_t *h)
      * joins the output buffer, which the linger then waits for) */
     ls_conn_stage_write(c);
     if (c->out == NULL || evbuffer_get_length(c->out) == 0) {
-        shutdown(c->fd, SHUT_WR);
+        ls_conn_shutdown_write(c);
         return;
     }
     h->linger_cb = evbuffer_add_cb(c->out, http_on_out, c);
@@ -1037,7 +1037,8 @@ static int
 http_unread(const ls_conn_t *c)
 {
     int n = 0;
-    return c->fd >= 0 && ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+    return c->fd >= 0 && ((ioctl(c->fd, FIONREAD, &n) == 0 && n > 0) ||
+                          ls_tls_pending(c));
 }
 
 static void

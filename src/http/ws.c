@@ -732,7 +732,7 @@ ws_stop(ls_conn_t *c)
     if (c->fd < 0)
         return;
     if (c->out != NULL && (left = evbuffer_get_length(c->out)) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+        int n = ls_conn_write_out(c);
         if (n > 0) {
             c->srv->bytes_out += (size_t)n;
             left -= (size_t)n;

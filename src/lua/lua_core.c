@@ -17,6 +17,7 @@
 #include "lua/lua_udp.h"
 #include "lua/lua_udp_listener.h"
 #include "lua/lua_timer.h"
+#include "lua/lua_tls.h"
 #include "net/conn.h"
 
 #include <lauxlib.h>
@@ -232,6 +233,7 @@ ls_lua_core_defaults(ls_listen_conf_t *l)
     l->body_timeout = LS_DEFAULT_BODY_TIMEOUT;
     l->lua_memory_limit = -1;
     l->callback_timeout = -1;
+    l->handshake_timeout = LS_DEFAULT_HANDSHAKE_TIMEOUT;
     /* The client speaks first in HTTP and WebSocket: wake the worker once
      * the request is there, not for the bare handshake (nginx's
      * "listen ... deferred"). */
@@ -308,6 +310,10 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
             l->header_timeout = core_opt_seconds(L, k);
         else if (!outbound && strcmp(k, "bodyTimeout") == 0)
             l->body_timeout = core_opt_seconds(L, k);
+        else if (!outbound && strcmp(k, "handshakeTimeout") == 0)
+            l->handshake_timeout = core_opt_seconds(L, k);
+        else if (!outbound && strcmp(k, "ssl") == 0)
+            ; /* checked by listen() (core_listen_tls) */
         else if (outbound && strncmp(k, "on", 2) == 0 &&
                  lua_isfunction(L, -1))
             ; /* a callback */
@@ -322,9 +328,56 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
                        "maxSendBufferSize, maxHeaderSize, maxBodySize, "
                        "idleTimeout, sendTimeout, headerTimeout, "
                        "bodyTimeout, maxConnections, maxRequests, maxMemory, "
-                       "protocol, luaMemoryLimit, callbackTimeout)", k, fn);
+                       "protocol, luaMemoryLimit, callbackTimeout, ssl, "
+                       "handshakeTimeout)", k, fn);
         lua_pop(L, 1);                                   /* ... k */
     }
+}
+
+/*
+ * The ssl option (and https:// / wss://, which require it): checked
+ * everywhere; the certificates are loaded by the validator (so that a
+ * missing, unreadable or mismatched file fails the start or the reload,
+ * and the old generation keeps serving) and by the worker that serves the
+ * listener, which keeps them. TLS listeners defer accepting by default:
+ * the client speaks first.
+ */
+static void
+core_listen_tls(lua_State *L, ls_vm_t *vm, ls_listen_conf_t *l)
+{
+    char dir[sizeof(vm->app)];
+    char *slash;
+    int serves, build;
+    ls_tls_t *t;
+
+    if (!lua_istable(L, 2) || lua_getfield(L, 2, "ssl") == LUA_TNIL) {
+        if (lua_istable(L, 2))
+            lua_pop(L, 1);
+        if (l->addr.tls)
+            luaL_error(L, "%s needs the 'ssl' option (ssl = { cert = "
+                       "\"cert.pem\", key = \"key.pem\" })", l->addr.url);
+        return;
+    }
+    if (lua_getfield(L, 2, "deferAccept") == LUA_TNIL)
+        l->defer_accept = 1;
+    lua_pop(L, 1);
+    l->tls_http = strcmp(l->addr.proto, "http") == 0 ||
+                  strcmp(l->addr.proto, "websocket") == 0 ||
+                  strcmp(l->addr.proto, "ws") == 0;
+    snprintf(dir, sizeof(dir), "%s", vm->app);
+    slash = strrchr(dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    else
+        dir[0] = '\0';
+    serves = vm->mode == LS_VM_WORKER && strcmp(l->name, vm->serve_name) == 0;
+    build = vm->mode == LS_VM_VALIDATE || serves;
+    t = ls_lua_tls_server(L, -1, dir, l->tls_http, build);
+    lua_pop(L, 1);
+    if (serves)
+        l->tls = t;
+    else
+        ls_tls_free(t);
 }
 
 /* luaserv.listen(address [, options]) -> listener table   [-1..2, +1, e] */
@@ -363,6 +416,7 @@ lcore_listen(lua_State *L)
                           url);
     if (ls_conf_add_listener(&vm->conf, &l, err, sizeof(err)) < 0)
         return luaL_error(L, "%s", err);
+    core_listen_tls(L, vm, &l);
 
     /* The listener table: its settings, and the app's callbacks later. */
     lua_createtable(L, 0, 12);                           /* srv */

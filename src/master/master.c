@@ -24,6 +24,7 @@
 #include "master/signals.h"
 #include "master/validate.h"
 #include "worker/worker.h"
+#include "net/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1402,6 +1403,7 @@ ls_master_run(const ls_master_opts_t *opts)
     M.started_wall = time(NULL);
     ls_log_set_role("master");
     ls_validate_set_child_hook(master_validator_hook);
+    ls_tls_init(); /* before any fork: workers share the ticket keys */
 
     M.cur = master_gen_new(1);
     if (M.cur == NULL)

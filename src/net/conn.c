@@ -11,6 +11,7 @@
 #include "net/conn.h"
 #include "core/log.h"
 #include "core/mempool.h"
+#include "net/tls.h"
 
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -292,7 +293,7 @@ conn_read_some(ls_conn_t *c, char *p, size_t n)
     ssize_t r;
 
     do {
-        r = read(c->fd, p, n);
+        r = c->tls ? ls_tls_read(c, p, n) : read(c->fd, p, n);
     } while (r < 0 && errno == EINTR);
     if (r > 0) {
         c->srv->bytes_in += (size_t)r;
@@ -334,7 +335,7 @@ conn_lowat(ls_conn_t *c)
     size_t want = 0;
     int v;
 
-    if (c->proto != &ls_proto_stream || c->fd < 0 ||
+    if (c->proto != &ls_proto_stream || c->fd < 0 || c->tls ||
         (c->flags & CONN_STOPPED))
         return;
     if (b->len > 0)
@@ -450,6 +451,10 @@ conn_read_event(ls_conn_t *c)
     conn_read(c);
     if (c->lowat || c->in.len > 0)
         conn_lowat(c);
+    /* records OpenSSL read ahead of what fitted: epoll will not tell */
+    if (c->tls && (c->flags & (CONN_STOPPED | LS_CONN_READING)) ==
+                      LS_CONN_READING && ls_tls_pending(c))
+        event_active(&c->rev, EV_READ, 0);
 }
 
 static void
@@ -528,7 +533,8 @@ conn_stage_end(ls_conn_t *c)
         conn_unstage(c);
         return;
     }
-    n = write(c->fd, w->stage, w->stage_len);
+    n = c->tls ? ls_tls_write(c, w->stage, w->stage_len)
+               : write(c->fd, w->stage, w->stage_len);
     if (n <= 0) {
         conn_unstage(c);
         return;
@@ -679,7 +685,7 @@ ls_conn_flush(ls_conn_t *c)
         return; /* queued output leaves once connected */
     conn_unstage(c);
     while (c->out && evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+        int n = ls_conn_write_out(c);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -787,6 +793,10 @@ conn_shutdown(ls_conn_t *c)
         event_free(c->timer);
         c->timer = NULL;
     }
+    if (c->tls) {
+        ls_tls_shutdown(c);
+        ls_tls_release(c);
+    }
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -817,6 +827,27 @@ conn_shutdown(ls_conn_t *c)
     if (ls_worker->conn_closed)
         ls_worker->conn_closed(ls_worker);
     ls_conn_decref(c); /* the "open" reference */
+}
+
+/* One write of the head of the output buffer (as evbuffer_write does),
+ * through TLS if the connection has it. */
+int
+ls_conn_write_out(ls_conn_t *c)
+{
+    if (c->tls)
+        return ls_tls_write_buffer(c, c->out);
+    return evbuffer_write(c->out, c->fd);
+}
+
+/* shutdown(SHUT_WR), after a close_notify on TLS (a lingering close). */
+void
+ls_conn_shutdown_write(ls_conn_t *c)
+{
+    if (c->fd < 0)
+        return;
+    if (c->tls)
+        ls_tls_shutdown(c);
+    shutdown(c->fd, SHUT_WR);
 }
 
 /* conn:close(): stop reading, write what is queued, then shut down. */
@@ -873,6 +904,8 @@ ls_conn_resume(ls_conn_t *c)
     if (c->in.len > 0) {
         c->flags |= LS_CONN_RESUMED;
         event_active(&c->rev, EV_READ, 0);
+    } else if (c->tls && ls_tls_pending(c)) {
+        event_active(&c->rev, EV_READ, 0);
     }
 }
 
@@ -907,6 +940,8 @@ ls_conn_unhold(ls_conn_t *c)
     c->flags |= LS_CONN_READING;
     if (c->in.len > 0) {
         c->flags |= LS_CONN_RESUMED;
+        event_active(&c->rev, EV_READ, 0);
+    } else if (c->tls && ls_tls_pending(c)) {
         event_active(&c->rev, EV_READ, 0);
     }
 }

@@ -65,6 +65,7 @@ typedef struct ls_conn {
     double born;                   /* accepted or connected (loop time) */
     uint64_t bytes_in, bytes_out;  /* for `luaserv APP connections` */
     struct event *timer;           /* outbound: connect timeout */
+    struct ssl_st *tls;            /* TLS (net/tls.c), or NULL: plain */
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
@@ -153,6 +154,8 @@ void ls_conn_unhold(ls_conn_t *c);
 void ls_conn_flush(ls_conn_t *c);
 void ls_conn_flush_all(void);
 int ls_conn_input_waiting(ls_conn_t *c);
+int ls_conn_write_out(ls_conn_t *c);
+void ls_conn_shutdown_write(ls_conn_t *c);
 void ls_conn_incref(ls_conn_t *c);
 void ls_conn_decref(ls_conn_t *c);
 int ls_conn_connect(ls_conn_t *c, const struct sockaddr *sa, socklen_t len,

@@ -7,6 +7,7 @@
 #include "net/server.h"
 #include "core/log.h"
 #include "net/conn.h"
+#include "net/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +31,8 @@ server_conn_closed(ls_worker_t *w)
 
     ls_server_check_done(w);
     if (srv->full && !w->stopping &&
-        srv->nconns < (size_t)srv->conf.max_connections) {
+        srv->nconns + ls_tls_handshakes() <
+            (size_t)srv->conf.max_connections) {
         srv->full = 0;
         ls_log_limited(&lim, LS_LOG_INFO, 0, "below maxConnections (%d) "
                        "again; accepting", srv->conf.max_connections);
@@ -236,15 +238,21 @@ server_on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         if (srv->nodelay_each)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-        c = ls_conn_new(srv, fd, (struct sockaddr *)&ss, len);
-        if (c == NULL) {
-            ls_log(LS_LOG_ERROR, ENOMEM, "cannot allocate a connection");
-            close(fd);
-            continue;
+        if (srv->conf.tls != NULL) {
+            /* a connection once its handshake is done (net/tls.c) */
+            ls_tls_accept(srv, fd, (struct sockaddr *)&ss, len);
+        } else {
+            c = ls_conn_new(srv, fd, (struct sockaddr *)&ss, len);
+            if (c == NULL) {
+                ls_log(LS_LOG_ERROR, ENOMEM, "cannot allocate a connection");
+                close(fd);
+                continue;
+            }
+            ls_conn_start(c);
         }
-        ls_conn_start(c);
         if (srv->conf.max_connections > 0 &&
-            srv->nconns >= (size_t)srv->conf.max_connections &&
+            srv->nconns + ls_tls_handshakes() >=
+                (size_t)srv->conf.max_connections &&
             !w->stopping && !srv->full) {
             srv->full = 1;
             event_del(&srv->accept_ev);
@@ -263,7 +271,7 @@ server_on_accept(evutil_socket_t lfd, short what, void *arg)
 void
 ls_server_check_done(ls_worker_t *w)
 {
-    if (w->stopping && w->srv.nconns == 0 &&
+    if (w->stopping && w->srv.nconns == 0 && ls_tls_handshakes() == 0 &&
         (w->stopping == LS_STOP_FAST || w->app_waiting == 0))
         event_base_loopbreak(w->base);
 }
@@ -322,6 +330,7 @@ ls_server_destroy_all(ls_server_t *srv)
 {
     ls_conn_t *c;
 
+    ls_tls_drop_all(); /* handshakes in progress */
     while ((c = srv->conns) != NULL) {
         if (c->proto->stop)
             c->proto->stop(c);

@@ -1,0 +1,394 @@
+-- TLS listeners (the ssl option, https://, wss://) with real clients: curl,
+-- openssl s_client (TLS 1.2, 1.3, SNI, resumption), python3's ssl and
+-- websockets; bad input (plain HTTP, garbage, half a handshake, a client
+-- that says nothing); certificates re-read by a reload, and broken ones
+-- refused while the old generation serves. The certificates are made here,
+-- with the openssl command, in a directory of the test's own.
+local server = require "helpers.server"
+local life = require "integration.lifecycle"
+local socket = require "socket"
+
+local shquote = server.shquote
+local APP = "tls.lua"
+
+-- Run a shell command; its output (stdout and stderr) and exit code.
+local function run(cmd)
+    local p = io.popen("(" .. cmd .. ") 2>&1; echo \"rc=$?\"", "r")
+    local out = p:read("a")
+    p:close()
+    local code = tonumber(out:match("rc=(%d+)\n?$"))
+    return out:gsub("rc=%d+\n?$", ""), code
+end
+
+-- A self-signed certificate (RSA, or EC with ec = true) for name.
+local function make_cert(dir, crt, key, name, ec)
+    local alg = ec and "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+        or "-newkey rsa:2048"
+    local san = name == "localhost" and "DNS:localhost,IP:127.0.0.1"
+        or "DNS:" .. name
+    local out, code = run(string.format(
+        "cd %s && openssl req -x509 %s -nodes -keyout %s -out %s -days 2 " ..
+        "-subj /CN=%s -addext subjectAltName=%s", shquote(dir), alg, key, crt,
+        name, san))
+    assert(code == 0, "openssl req: " .. out)
+end
+
+local function setup(opts)
+    opts = opts or {}
+    local dir = life.tmpdir()
+    life.copy_fixtures(dir, APP)
+    make_cert(dir, "cert.pem", "key.pem", "localhost")
+    make_cert(dir, "b.crt", "b.key", "b.test", true)
+    local ports = { server.free_port(), server.free_port(),
+                    server.free_port(), server.free_port() }
+    local srv = life.start(dir, APP, {
+        port = ports[1], wait_workers = 5,
+        env = { LUASERV_TEST_PORT2 = tostring(ports[2]),
+                LUASERV_TEST_PORT3 = tostring(ports[3]),
+                LUASERV_TEST_PORT4 = tostring(ports[4]) },
+        reload = opts.reload,
+    })
+    srv.ports = ports
+    return srv, dir
+end
+
+local function curl(srv, path, extra)
+    return run(string.format("curl -sS -m 20 --cacert %s %s " ..
+        "https://localhost:%d%s", shquote(srv.ca or srv.dir .. "/cert.pem"),
+        extra or "", srv.port, path))
+end
+
+-- openssl s_client against port with args, stdin from input; its output.
+local function s_client(srv, port, args, input)
+    return run(string.format("printf %%s %s | timeout 20 openssl s_client " ..
+        "-connect 127.0.0.1:%d -CAfile %s %s", shquote(input or ""), port,
+        shquote(srv.ca or srv.dir .. "/cert.pem"), args))
+end
+
+local PY = io.open("/usr/bin/python3", "r") and "/usr/bin/python3" or "python3"
+
+-- A python3 script (text), its output.
+local function python(srv, text, ...)
+    local f = srv.dir .. "/client.py"
+    life.writefile(f, text)
+    local args = {}
+    for i, a in ipairs({ ... }) do args[i] = shquote(tostring(a)) end
+    return run(string.format("timeout 30 %s %s %s", PY, shquote(f),
+        table.concat(args, " ")))
+end
+
+-- Connect, send data (if any), then wait for the server to close: true
+-- once it has (within timeout), and what it sent.
+local function closed_by_server(port, data, timeout)
+    local c = assert(socket.connect("127.0.0.1", port))
+    if data then assert(c:send(data)) end
+    c:settimeout(timeout or 10)
+    local got = {}
+    while true do
+        local s, err, partial = c:receive(4096)
+        local piece = s or partial
+        if piece and #piece > 0 then got[#got + 1] = piece end
+        if err == "closed" then c:close(); return true, table.concat(got) end
+        if err == "timeout" then c:close(); return false, table.concat(got) end
+    end
+end
+
+local function no_key_in(text)
+    assert.is_falsy(text:find("PRIVATE KEY", 1, true), "a key in the log")
+    assert.is_falsy(text:find("MII", 1, true), "key material in the log")
+end
+
+describe("tls", function()
+    after_each(function()
+        server.cleanup()
+        life.cleanup()
+    end)
+
+    it("serves https to curl with ALPN http/1.1, keep-alive and a large body",
+    function()
+        local srv = setup()
+        local out, code = curl(srv, "/hello")
+        assert.are.equal(0, code, out)
+        assert.are.equal("v1 /hello", out)
+        out, code = curl(srv, "/a", "-v")
+        assert.are.equal(0, code, out)
+        assert.is_truthy(out:find("ALPN: server accepted http/1.1", 1, true),
+            out)
+        assert.is_truthy(out:find("SSL connection using TLSv1.3", 1, true),
+            out)
+        -- two requests on one connection (the second connects nothing),
+        -- then a body of many records
+        out, code = curl(srv, "/one https://localhost:" .. srv.port .. "/two",
+            "-w ' %{num_connects}\\n'")
+        assert.are.equal(0, code, out)
+        assert.are.equal("v1 /one 1\nv1 /two 0\n", out)
+        out, code = run(string.format("curl -sS -m 20 --cacert %s " ..
+            "https://localhost:%d/big | wc -c", shquote(srv.dir ..
+            "/cert.pem"), srv.port))
+        assert.are.equal(0, code, out)
+        assert.are.equal("1000000", out:match("%d+"))
+        -- plain http:// to the same port: told so in plain HTTP
+        out, code = run("curl -sS -m 20 -i http://127.0.0.1:" .. srv.port ..
+            "/")
+        assert.are.equal(0, code, out)
+        assert.is_truthy(out:find("^HTTP/1.1 400"), out)
+        assert.is_truthy(out:find("The plain HTTP request was sent to HTTPS " ..
+            "port", 1, true), out)
+        assert.are.equal(0, srv:stop())
+        no_key_in(srv:rawlog())
+    end)
+
+    it("speaks TLS 1.2 and 1.3 on text:// and tcp:// to openssl s_client",
+    function()
+        local srv = setup()
+        for _, v in ipairs({ "1_2", "1_3" }) do
+            local out, code = s_client(srv, srv.ports[2], "-tls" .. v ..
+                " -quiet -verify_return_error", "line one\nline two\nquit\n")
+            assert.are.equal(0, code, out)
+            assert.is_truthy(out:find("line one\nline two\nbye\n", 1, true),
+                out)
+            out = s_client(srv, srv.ports[2], "-tls" .. v, "x\n")
+            assert.is_truthy(out:find("New, TLSv" .. v:gsub("_", ".") ..
+                ", Cipher", 1, true), out)
+            assert.is_truthy(out:find("Verify return code: 0 (ok)", 1, true),
+                out)
+        end
+        -- tcp:// allows TLS 1.3 only (protocols = "TLSv1.3")
+        local out = s_client(srv, srv.ports[4], "-tls1_2", "raw")
+        assert.is_falsy(out:find("New, TLSv1.2", 1, true), out)
+        assert.is_truthy(out:find("alert protocol version", 1, true), out)
+        local code
+        out, code = s_client(srv, srv.ports[4], "-tls1_3 -quiet", "raw bytes quit")
+        assert.are.equal(0, code, out)
+        assert.is_truthy(out:find("raw bytes quit", 1, true), out)
+        assert.are.equal(0, srv:stop())
+    end)
+
+    it("picks the certificate by SNI", function()
+        local srv = setup()
+        local out = s_client(srv, srv.ports[2], "-servername b.test", "x\n")
+        assert.is_truthy(out:find("subject=CN = b.test", 1, true), out)
+        out = s_client(srv, srv.port, "-servername B.TEST", "")
+        assert.is_truthy(out:find("subject=CN = b.test", 1, true), out)
+        out = s_client(srv, srv.ports[2], "-servername localhost", "x\n")
+        assert.is_truthy(out:find("subject=CN = localhost", 1, true), out)
+        out = s_client(srv, srv.ports[2], "-servername other.test", "x\n")
+        assert.is_truthy(out:find("subject=CN = localhost", 1, true), out)
+        out = s_client(srv, srv.ports[2], "-noservername", "x\n")
+        assert.is_truthy(out:find("subject=CN = localhost", 1, true), out)
+        -- curl resolving b.test to us verifies against b.test's certificate
+        local code
+        out, code = run(string.format("curl -sS -m 20 --cacert %s --resolve " ..
+            "b.test:%d:127.0.0.1 https://b.test:%d/sni", shquote(srv.dir ..
+            "/b.crt"), srv.port, srv.port))
+        assert.are.equal(0, code, out)
+        assert.are.equal("v1 /sni", out)
+        assert.are.equal(0, srv:stop())
+    end)
+
+    it("resumes sessions from tickets, across the workers", function()
+        local srv = setup()
+        -- HTTP/1.0: the server closes after its answer, so s_client
+        -- (-ign_eof) stays until then and has the TLS 1.3 ticket, which
+        -- comes after the handshake
+        local req = "GET / HTTP/1.0\r\n\r\n"
+        for _, v in ipairs({ "1_2", "1_3" }) do
+            local sess = srv.dir .. "/sess" .. v
+            local out = s_client(srv, srv.port, "-ign_eof -tls" .. v ..
+                " -sess_out " .. shquote(sess), req)
+            assert.is_truthy(out:find("New, TLSv1", 1, true), out)
+            -- the https listener has two workers: several connections
+            -- reach both, and each takes the ticket
+            for i = 1, 6 do
+                out = s_client(srv, srv.port, "-ign_eof -tls" .. v ..
+                    " -sess_in " .. shquote(sess), req)
+                assert.is_truthy(out:find("Reused, TLSv1", 1, true),
+                    "resumption " .. i .. " (TLS " .. v .. "): " .. out)
+            end
+        end
+        assert.are.equal(0, srv:stop())
+    end)
+
+    it("serves python3's ssl module", function()
+        local srv = setup()
+        local out, code = python(srv, [[
+import http.client, socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+with socket.create_connection(("127.0.0.1", int(sys.argv[3]))) as s:
+    with ctx.wrap_socket(s, server_hostname="localhost") as t:
+        t.sendall(b"hello\nworld\n")
+        buf = b""
+        while buf.count(b"\n") < 2:
+            buf += t.recv(100)
+        print(t.version(), buf.decode().split())
+h = http.client.HTTPSConnection("localhost", int(sys.argv[2]), context=ctx)
+for p in ("/a", "/b"):
+    h.request("GET", p)
+    r = h.getresponse()
+    print(r.status, r.read().decode())
+print(h.sock.selected_alpn_protocol())
+]], srv.dir .. "/cert.pem", srv.port, srv.ports[2])
+        assert.are.equal(0, code, out)
+        assert.is_truthy(out:find("TLSv1.3 ['hello', 'world']", 1, true), out)
+        assert.is_truthy(out:find("200 v1 /a\n200 v1 /b\n", 1, true), out)
+        assert.is_truthy(out:find("None\n", 1, true) or
+            out:find("http/1.1", 1, true), out)
+        assert.are.equal(0, srv:stop())
+    end)
+
+    it("serves wss:// to python3-websockets", function()
+        local srv = setup()
+        local out, code = python(srv, [[
+import asyncio, ssl, sys
+import websockets
+async def main():
+    ctx = ssl.create_default_context(cafile=sys.argv[1])
+    url = "wss://localhost:%s/echo" % sys.argv[2]
+    async with websockets.connect(url, ssl=ctx) as ws:
+        for m in ("one", "x" * 100000):
+            await ws.send(m)
+            r = await asyncio.wait_for(ws.recv(), 10)
+            print(len(r), r[:5])
+asyncio.run(main())
+]], srv.dir .. "/cert.pem", srv.ports[3])
+        assert.are.equal(0, code, out)
+        assert.are.equal("3 one\n100000 xxxxx\n", out)
+        assert.are.equal(0, srv:stop())
+    end)
+
+    it("closes garbage, half handshakes and silent clients, and serves on",
+    function()
+        local srv = setup()
+        local port = srv.ports[2]
+        -- garbage: closed at once, and the worker serves others
+        local closed = closed_by_server(port, string.rep("\0garbage", 100))
+        assert.is_true(closed)
+        -- plain text to a text:// TLS port: closed, no HTTP answer
+        local got
+        closed, got = closed_by_server(port, "GET / HTTP/1.1\r\n\r\n")
+        assert.is_true(closed)
+        assert.are.equal("", got)
+        -- half a ClientHello, and a client that sends nothing: both
+        -- closed by handshakeTimeout (1 s here) while others are served
+        local half = assert(socket.connect("127.0.0.1", port))
+        assert(half:send("\22\3\1\2\0\1\0\1\252\3\3"))
+        local silent = assert(socket.connect("127.0.0.1", port))
+        local out, code = s_client(srv, port, "-quiet", "meanwhile\nquit\n")
+        assert.are.equal(0, code, out)
+        assert.is_truthy(out:find("meanwhile", 1, true), out)
+        for _, c in ipairs({ half, silent }) do
+            c:settimeout(15)
+            local s, err = c:receive(1)
+            assert.is_nil(s)
+            assert.are.equal("closed", err)
+            c:close()
+        end
+        -- many bad clients: each closed, the log line rate-limited
+        for _ = 1, 40 do
+            assert.is_true((closed_by_server(port, "\1\2\3\4\5\6\7\8\9")))
+        end
+        out, code = s_client(srv, port, "-quiet", "still here\nquit\n")
+        assert.are.equal(0, code, out)
+        assert.is_truthy(out:find("still here", 1, true), out)
+        assert.is_truthy(srv:wait_log("handshakeTimeout", 10))
+        srv:wait_log("suppressed", 5)
+        local n = srv:count_log("TLS handshake with 127%.0%.0%.1:%d+ failed")
+        assert.is_true(n >= 3 and n <= 30, "logged " .. n .. " times")
+        assert.are.equal(0, srv:stop())
+    end)
+
+    it("picks up a renewed certificate on reload; a broken one is refused",
+    function()
+        local srv, dir = setup({ reload = false })
+        local function served_cert()
+            local out = s_client(srv, srv.port, "", "")
+            return out:match("(%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-" ..
+                "%-%-%-%-%-END CERTIFICATE%-%-%-%-%-)")
+        end
+        local old = server.readfile(dir .. "/cert.pem")
+        assert.are.equal(old:gsub("%s+$", ""), served_cert())
+        -- the certbot case: new files under the same names, then reload
+        make_cert(dir, "cert.pem", "key.pem", "localhost")
+        local r = life.cmd(srv, "reload")
+        assert.are.equal(0, r.code, life.describe_run(r))
+        local renewed = server.readfile(dir .. "/cert.pem")
+        assert.are_not.equal(old, renewed)
+        srv.ca = dir .. "/ca.pem" -- curl's copy, while cert.pem is broken
+        life.writefile(srv.ca, renewed)
+        assert.are.equal(renewed:gsub("%s+$", ""), served_cert())
+        local out = s_client(srv, srv.port, "-verify_return_error", "")
+        assert.is_truthy(out:find("Verify return code: 0 (ok)", 1, true), out)
+        local code
+        out, code = curl(srv, "/renewed")
+        assert.are.equal(0, code, out)
+        assert.are.equal("v1 /renewed", out)
+
+        srv:expect_error("reload")
+        srv:expect_error("ssl%.")
+        local function refused(what, pattern)
+            r = life.cmd(srv, "reload")
+            assert.are.equal(1, r.code, what .. ": " .. life.describe_run(r))
+            assert.is_truthy(r.stderr:find(pattern), what .. ": " ..
+                life.describe_run(r))
+            no_key_in(r.stderr)
+            -- the old generation serves, with the renewed certificate
+            out, code = curl(srv, "/still")
+            assert.are.equal(0, code, what .. ": " .. out)
+            assert.are.equal("v1 /still", out)
+            assert.are.equal(renewed:gsub("%s+$", ""), served_cert())
+        end
+        -- a key that belongs to another certificate
+        local key = server.readfile(dir .. "/key.pem")
+        life.writefile(dir .. "/key.pem", server.readfile(dir .. "/b.key"))
+        refused("mismatched key", 'ssl%.key "[^"]*key%.pem" does not match ' ..
+            'ssl%.cert "[^"]*cert%.pem"')
+        life.writefile(dir .. "/key.pem", key)
+        -- a certificate that is not one
+        life.writefile(dir .. "/cert.pem", "not a certificate\n")
+        refused("garbage cert", 'ssl%.cert "[^"]*cert%.pem": not a usable ' ..
+            'PEM certificate')
+        -- a missing key
+        life.writefile(dir .. "/cert.pem", renewed)
+        os.remove(dir .. "/key.pem")
+        refused("missing key", 'ssl%.key "[^"]*key%.pem": cannot read it: ' ..
+            'No such file or directory')
+        life.writefile(dir .. "/key.pem", key)
+        r = life.cmd(srv, "reload")
+        assert.are.equal(0, r.code, life.describe_run(r))
+        assert.are.equal(0, srv:stop())
+        no_key_in(srv:rawlog())
+    end)
+
+    it("refuses to start without a usable certificate, and https:// " ..
+       "without ssl", function()
+        local dir = life.tmpdir()
+        life.writefile(dir .. "/a.lua", [[
+local luaserv = require "luaserv"
+luaserv.listen("https://127.0.0.1:1", { ssl = { cert = "nope.pem",
+                                                key = "nope.key" } })
+]])
+        local r = life.ctl({ dir .. "/a.lua", "check" })
+        assert.are.equal(1, r.code, life.describe_run(r))
+        assert.is_truthy(r.stderr:find('ssl.cert "' .. dir ..
+            '/nope.pem": cannot read it', 1, true), life.describe_run(r))
+        assert.is_truthy(r.stderr:find("a.lua:2:", 1, true),
+            life.describe_run(r))
+        life.writefile(dir .. "/b.lua", [[
+local luaserv = require "luaserv"
+luaserv.listen("wss://127.0.0.1:1")
+]])
+        r = life.ctl({ dir .. "/b.lua", "check" })
+        assert.are.equal(1, r.code, life.describe_run(r))
+        assert.is_truthy(r.stderr:find("needs the 'ssl' option", 1, true),
+            life.describe_run(r))
+        life.writefile(dir .. "/c.lua", [[
+local luaserv = require "luaserv"
+luaserv.listen("text://127.0.0.1:1", { ssl = { cert = "c", key = "k",
+                                               protocol = "TLSv1.3" } })
+]])
+        r = life.ctl({ dir .. "/c.lua", "check" })
+        assert.are.equal(1, r.code, life.describe_run(r))
+        assert.is_truthy(r.stderr:find("unknown field 'protocol'", 1, true),
+            life.describe_run(r))
+    end)
+end)

@@ -1,0 +1,799 @@
+/*
+ * tls.c -- TLS for listeners with the `ssl` option, with OpenSSL 3 on the
+ * socket itself (a socket BIO, read-ahead on): no bufferevent, no memory
+ * BIO copies.
+ *
+ * Contexts: one SSL_CTX for the default certificate and one per `sni`
+ * host, all with the same protocols, ciphers, ALPN and ticket keys; the
+ * servername callback switches a handshake to its host's context.
+ *
+ * Session resumption uses tickets only (no per-worker session cache): the
+ * ticket keys derive from a secret the master draws once, before it forks
+ * anything, and from the hour, so every worker of every generation issues
+ * and accepts the same tickets; a ticket of the previous hour is still
+ * taken (and renewed). A new master starts afresh.
+ *
+ * Handshakes: an accepted socket waits here (its own event, a deadline of
+ * handshakeTimeout) until SSL_do_handshake is done, then becomes a
+ * connection; a client that sends garbage, plain HTTP, half a handshake
+ * or nothing is closed, counted (ls_tls_stats) and logged at most a few
+ * times a second.
+ */
+#include "net/tls.h"
+#include "core/log.h"
+#include "net/conn.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TLS_RECORD 16384        /* bytes per SSL_write: one record */
+#define TLS_TICKET_PERIOD 3600  /* s a ticket key is issued for */
+
+struct ls_tls {
+    SSL_CTX *ctx;               /* the default certificate */
+    int nsni;
+    struct {
+        char host[256];
+        SSL_CTX *ctx;
+    } sni[];
+};
+
+ls_tls_stats_t ls_tls_stats;
+
+static unsigned char tls_secret[32];
+static int tls_secret_set;
+
+void
+ls_tls_init(void)
+{
+    size_t got = 0;
+
+    while (got < sizeof(tls_secret)) {
+        ssize_t n = getrandom(tls_secret + got, sizeof(tls_secret) - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* each worker draws its own: no sharing */
+        got += (size_t)n;
+    }
+    tls_secret_set = 1;
+}
+
+/* ---- session tickets ------------------------------------------------ */
+
+typedef struct tls_ticket_key {
+    uint64_t period;
+    int ok;
+    unsigned char name[16], aes[32], hmac[32];
+} tls_ticket_key_t;
+
+static int
+tls_derive(const char *label, uint64_t period, unsigned char *out,
+           size_t outlen)
+{
+    unsigned char msg[64], md[EVP_MAX_MD_SIZE];
+    size_t mdlen = 0, ll = strlen(label);
+
+    memcpy(msg, label, ll);
+    memcpy(msg + ll, &period, sizeof(period));
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, tls_secret,
+                  sizeof(tls_secret), msg, ll + sizeof(period), md,
+                  sizeof(md), &mdlen) == NULL || mdlen < outlen)
+        return -1;
+    memcpy(out, md, outlen);
+    return 0;
+}
+
+/* The keys of a period, derived once and kept (two periods in use). */
+static const tls_ticket_key_t *
+tls_ticket_key(uint64_t period)
+{
+    static tls_ticket_key_t keys[2];
+    tls_ticket_key_t *k = &keys[period & 1];
+
+    if (!tls_secret_set)
+        ls_tls_init();
+    if (k->ok && k->period == period)
+        return k;
+    k->ok = tls_derive("luaserv ticket name", period, k->name, 16) == 0 &&
+            tls_derive("luaserv ticket aes", period, k->aes, 32) == 0 &&
+            tls_derive("luaserv ticket hmac", period, k->hmac, 32) == 0;
+    k->period = period;
+    return k->ok ? k : NULL;
+}
+
+static int
+tls_ticket_hmac(EVP_MAC_CTX *hctx, const tls_ticket_key_t *k)
+{
+    OSSL_PARAM params[3];
+
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+                                                  (void *)k->hmac, 32);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *)"SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    return EVP_MAC_CTX_set_params(hctx, params);
+}
+
+/* OpenSSL's ticket key callback: 1 use, 2 use and renew, 0 unknown key
+ * (a full handshake), -1 failure. */
+static int
+tls_on_ticket(SSL *s, unsigned char name[16], unsigned char *iv,
+              EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    uint64_t period = (uint64_t)time(NULL) / TLS_TICKET_PERIOD;
+    const tls_ticket_key_t *k;
+    (void)s;
+
+    if (enc) {
+        if ((k = tls_ticket_key(period)) == NULL || RAND_bytes(iv, 16) <= 0)
+            return -1;
+        memcpy(name, k->name, 16);
+        if (!EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) ||
+            !tls_ticket_hmac(hctx, k))
+            return -1;
+        return 1;
+    }
+    for (uint64_t i = 0; i < 2; i++) {
+        k = tls_ticket_key(period - i);
+        if (k == NULL || memcmp(name, k->name, 16) != 0)
+            continue;
+        if (!tls_ticket_hmac(hctx, k) ||
+            !EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv))
+            return -1;
+        return i == 0 ? 1 : 2;
+    }
+    return 0;
+}
+
+/* ---- contexts ------------------------------------------------------- */
+
+/* The reason of the last OpenSSL error, or dflt. */
+static const char *
+tls_reason(const char *dflt)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    return r ? r : dflt;
+}
+
+static int
+tls_no_password(char *buf, int size, int rw, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rw;
+    (void)u;
+    return -1; /* an encrypted key would otherwise prompt on the tty */
+}
+
+static int
+tls_on_alpn(SSL *s, const unsigned char **out, unsigned char *outlen,
+            const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char http11[] = "\x08http/1.1";
+    (void)s;
+    (void)arg;
+
+    if (SSL_select_next_proto((unsigned char **)out, outlen, http11,
+                              sizeof(http11) - 1, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK; /* no common protocol: go on without */
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int
+tls_host_match(const char *pattern, const char *name)
+{
+    if (strcasecmp(pattern, name) == 0)
+        return 1;
+    if (pattern[0] == '*' && pattern[1] == '.') {
+        const char *dot = strchr(name, '.');
+        return dot != NULL && dot != name &&
+               strcasecmp(pattern + 1, dot) == 0;
+    }
+    return 0;
+}
+
+static int
+tls_on_servername(SSL *s, int *alert, void *arg)
+{
+    ls_tls_t *t = arg;
+    const char *name = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
+    (void)alert;
+
+    if (name == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    for (int pass = 0; pass < 2; pass++) /* exact names before wildcards */
+        for (int i = 0; i < t->nsni; i++)
+            if ((t->sni[i].host[0] == '*') == pass &&
+                tls_host_match(t->sni[i].host, name)) {
+                SSL_set_SSL_CTX(s, t->sni[i].ctx);
+                return SSL_TLSEXT_ERR_OK;
+            }
+    return SSL_TLSEXT_ERR_NOACK; /* the default certificate */
+}
+
+static int
+tls_version(const char *tok, size_t n)
+{
+    static const struct {
+        const char *name;
+        int v;
+    } vs[] = {{"TLSv1", TLS1_VERSION}, {"TLSv1.1", TLS1_1_VERSION},
+              {"TLSv1.2", TLS1_2_VERSION}, {"TLSv1.3", TLS1_3_VERSION}};
+
+    for (size_t i = 0; i < sizeof(vs) / sizeof(*vs); i++)
+        if (strlen(vs[i].name) == n && strncmp(vs[i].name, tok, n) == 0)
+            return vs[i].v;
+    return 0;
+}
+
+/* "TLSv1.2 TLSv1.3" -> the lowest and highest version named. */
+static int
+tls_protocols(const char *s, int *minv, int *maxv, char *err, size_t errlen)
+{
+    *minv = *maxv = 0;
+    while (*s) {
+        size_t n;
+        int v;
+        s += strspn(s, " ,:");
+        n = strcspn(s, " ,:");
+        if (n == 0)
+            break;
+        if ((v = tls_version(s, n)) == 0) {
+            snprintf(err, errlen, "bad ssl.protocols: unknown protocol "
+                     "\"%.*s\" (known: TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)",
+                     (int)(n > 32 ? 32 : n), s);
+            return -1;
+        }
+        if (*minv == 0 || v < *minv)
+            *minv = v;
+        if (v > *maxv)
+            *maxv = v;
+        s += n;
+    }
+    if (*minv == 0) {
+        snprintf(err, errlen, "bad ssl.protocols: no protocol named "
+                 "(e.g. \"TLSv1.2 TLSv1.3\")");
+        return -1;
+    }
+    return 0;
+}
+
+/* A file the process cannot open gets the system's reason, which says
+ * more than OpenSSL's "system lib". */
+static int
+tls_readable(const char *what, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL) {
+        snprintf(err, errlen, "ssl.%s \"%s\": cannot read it: %s", what,
+                 path, strerror(errno));
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
+static SSL_CTX *
+tls_ctx_new(const ls_tls_conf_t *conf, const char *cert, const char *key,
+            int minv, int maxv, char *err, size_t errlen)
+{
+    static const unsigned char sid[] = "luaserv";
+    SSL_CTX *ctx;
+
+    if (tls_readable("cert", cert, err, errlen) < 0 ||
+        tls_readable("key", key, err, errlen) < 0)
+        return NULL;
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "SSL_CTX_new() failed: %s",
+                 tls_reason("out of memory"));
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, minv);
+    SSL_CTX_set_max_proto_version(ctx, maxv);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_default_passwd_cb(ctx, tls_no_password);
+    if (conf->ciphers != NULL &&
+        !SSL_CTX_set_cipher_list(ctx, conf->ciphers)) {
+        snprintf(err, errlen, "bad ssl.ciphers \"%.200s\": %s", conf->ciphers,
+                 tls_reason("no cipher matches"));
+        goto fail;
+    }
+    if (!SSL_CTX_use_certificate_chain_file(ctx, cert)) {
+        snprintf(err, errlen, "ssl.cert \"%s\": not a usable PEM "
+                 "certificate: %s", cert, tls_reason("unknown error"));
+        goto fail;
+    }
+    ERR_clear_error();
+    if (!SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM)) {
+        unsigned long e = ERR_peek_last_error();
+        if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+            snprintf(err, errlen, "ssl.key \"%s\" does not match ssl.cert "
+                     "\"%s\"", key, cert);
+        else
+            snprintf(err, errlen, "ssl.key \"%s\": not a usable PEM private "
+                     "key (an encrypted one is not supported): %s", key,
+                     tls_reason("unknown error"));
+        goto fail;
+    }
+    if (!SSL_CTX_check_private_key(ctx)) {
+        snprintf(err, errlen, "ssl.key \"%s\" does not match ssl.cert \"%s\"",
+                 key, cert);
+        goto fail;
+    }
+    /* tickets only: a per-worker session cache would rarely be hit */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+    SSL_CTX_set_timeout(ctx, TLS_TICKET_PERIOD);
+    SSL_CTX_set_num_tickets(ctx, 1);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_on_ticket);
+    if (conf->alpn_http)
+        SSL_CTX_set_alpn_select_cb(ctx, tls_on_alpn, NULL);
+    ERR_clear_error();
+    return ctx;
+
+fail:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+ls_tls_t *
+ls_tls_new(const ls_tls_conf_t *conf, char *err, size_t errlen)
+{
+    ls_tls_t *t;
+    int minv, maxv;
+
+    if (tls_protocols(conf->protocols ? conf->protocols : "TLSv1.2 TLSv1.3",
+                      &minv, &maxv, err, errlen) < 0)
+        return NULL;
+    t = calloc(1, sizeof(*t) + sizeof(t->sni[0]) * (size_t)conf->nsni);
+    if (t == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    t->ctx = tls_ctx_new(conf, conf->cert, conf->key, minv, maxv, err,
+                         errlen);
+    if (t->ctx == NULL)
+        goto fail;
+    for (int i = 0; i < conf->nsni; i++) {
+        char e[LS_ERRLEN];
+        SSL_CTX *ctx = tls_ctx_new(conf, conf->sni[i].cert, conf->sni[i].key,
+                                   minv, maxv, e, sizeof(e));
+        if (ctx == NULL) {
+            snprintf(err, errlen, "ssl.sni[\"%s\"]: %s", conf->sni[i].host, e);
+            goto fail;
+        }
+        snprintf(t->sni[i].host, sizeof(t->sni[i].host), "%s",
+                 conf->sni[i].host);
+        t->sni[i].ctx = ctx;
+        t->nsni = i + 1;
+    }
+    if (t->nsni > 0) {
+        SSL_CTX_set_tlsext_servername_callback(t->ctx, tls_on_servername);
+        SSL_CTX_set_tlsext_servername_arg(t->ctx, t);
+    }
+    return t;
+
+fail:
+    ls_tls_free(t);
+    return NULL;
+}
+
+void
+ls_tls_free(ls_tls_t *t)
+{
+    if (t == NULL)
+        return;
+    for (int i = 0; i < t->nsni; i++)
+        SSL_CTX_free(t->sni[i].ctx);
+    SSL_CTX_free(t->ctx);
+    free(t);
+}
+
+/* ---- handshakes ----------------------------------------------------- */
+
+typedef struct tls_hs {
+    struct tls_hs *next, *prev;
+    ls_server_t *srv;
+    SSL *ssl;
+    int fd;
+    struct event ev;
+    double deadline;           /* 0: no handshakeTimeout */
+    socklen_t salen;
+    struct sockaddr_storage sa;
+} tls_hs_t;
+
+static tls_hs_t *hs_list;
+static size_t hs_count;
+
+size_t
+ls_tls_handshakes(void)
+{
+    return hs_count;
+}
+
+static void
+tls_hs_free(tls_hs_t *hs, int close_fd)
+{
+    event_del(&hs->ev);
+    if (hs->prev)
+        hs->prev->next = hs->next;
+    else
+        hs_list = hs->next;
+    if (hs->next)
+        hs->next->prev = hs->prev;
+    hs_count--;
+    if (close_fd) {
+        SSL_free(hs->ssl);
+        close(hs->fd);
+    }
+    free(hs);
+}
+
+static void
+tls_peer(const tls_hs_t *hs, char *buf, size_t len)
+{
+    ls_conn_t tmp; /* only for ls_conn_peer's formatting */
+    char ip[64];
+    int port;
+
+    memset(&tmp.peer, 0, sizeof(tmp.peer));
+    memcpy(&tmp.peer, &hs->sa,
+           hs->salen < sizeof(tmp.peer) ? hs->salen : sizeof(tmp.peer));
+    if (ls_conn_peer(&tmp, ip, sizeof(ip), &port) < 0 || !ip[0])
+        snprintf(buf, len, "unix");
+    else
+        snprintf(buf, len, "%s:%d", ip, port);
+}
+
+/* A plain HTTP request on an https:// port: say so, in plain HTTP, as
+ * nginx does; what else the client sent is read away so that the close
+ * is not a reset that destroys the answer. Best effort, never waits. */
+static void
+tls_hs_plain_http(tls_hs_t *hs)
+{
+    static const char reply[] =
+        "HTTP/1.1 400 Bad Request\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Length: 47\r\n"
+        "Connection: close\r\n\r\n"
+        "The plain HTTP request was sent to HTTPS port\r\n";
+    char junk[4096];
+
+    if (send(hs->fd, reply, sizeof(reply) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) <
+        0)
+        return;
+    shutdown(hs->fd, SHUT_WR);
+    for (int i = 0; i < 16; i++)
+        if (recv(hs->fd, junk, sizeof(junk), MSG_DONTWAIT) <= 0)
+            break;
+}
+
+static void
+tls_hs_fail(tls_hs_t *hs, const char *why, int timeout)
+{
+    static ls_log_limit_t lim = LS_LOG_LIMIT("TLS handshake failures", 0);
+    char peer[96];
+
+    if (timeout)
+        ls_tls_stats.timeouts++;
+    else
+        ls_tls_stats.failed++;
+    tls_peer(hs, peer, sizeof(peer));
+    ls_log_limited(&lim, LS_LOG_INFO, 0, "TLS handshake with %s failed: %s; "
+                   "closing", peer, why);
+    tls_hs_free(hs, 1);
+    if (ls_worker->conn_closed)
+        ls_worker->conn_closed(ls_worker);
+}
+
+static void tls_hs_on_event(evutil_socket_t fd, short what, void *arg);
+
+/* The handshake is done: it becomes a connection (onConnect). */
+static void
+tls_hs_done(tls_hs_t *hs)
+{
+    ls_server_t *srv = hs->srv;
+    SSL *ssl = hs->ssl;
+    int fd = hs->fd;
+    ls_conn_t *c;
+
+    c = ls_conn_new(srv, fd, (struct sockaddr *)&hs->sa, hs->salen);
+    if (c == NULL) {
+        ls_log(LS_LOG_ERROR, ENOMEM, "cannot allocate a connection");
+        tls_hs_free(hs, 1);
+        return;
+    }
+    tls_hs_free(hs, 0);
+    ls_tls_stats.handshakes++;
+    if (SSL_session_reused(ssl))
+        ls_tls_stats.resumed++;
+    c->tls = ssl;
+    ls_conn_incref(c);
+    ls_conn_start(c);
+    if (!(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)) && ls_worker->stopping &&
+        c->proto->drain)
+        c->proto->drain(c); /* a graceful stop began meanwhile */
+    if ((c->flags & (LS_CONN_READING | LS_CONN_CLOSED)) == LS_CONN_READING &&
+        SSL_has_pending(ssl))
+        event_active(&c->rev, EV_READ, 0); /* read along with the handshake */
+    ls_conn_decref(c);
+}
+
+static void
+tls_hs_step(tls_hs_t *hs)
+{
+    char why[256];
+    unsigned long e;
+    int r, se;
+
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_do_handshake(hs->ssl);
+    if (r == 1) {
+        tls_hs_done(hs);
+        return;
+    }
+    se = SSL_get_error(hs->ssl, r);
+    if (se == SSL_ERROR_WANT_READ || se == SSL_ERROR_WANT_WRITE) {
+        struct timeval tv, *tvp = NULL;
+        if (hs->deadline > 0) {
+            double left = hs->deadline - ls_loop_time();
+            if (left <= 0) {
+                tls_hs_fail(hs, "handshakeTimeout", 1);
+                return;
+            }
+            tv.tv_sec = (time_t)left;
+            tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+            tvp = &tv;
+        }
+        event_assign(&hs->ev, ls_worker->base, hs->fd,
+                     se == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE,
+                     tls_hs_on_event, hs);
+        event_add(&hs->ev, tvp);
+        return;
+    }
+    e = ERR_peek_error();
+    if (se == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+        ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST) {
+        snprintf(why, sizeof(why), "a plain HTTP request");
+        if (hs->srv->conf.tls_http)
+            tls_hs_plain_http(hs);
+    } else if (se == SSL_ERROR_SSL) {
+        snprintf(why, sizeof(why), "%s", tls_reason("protocol error"));
+    } else if (se == SSL_ERROR_SYSCALL && errno != 0) {
+        snprintf(why, sizeof(why), "%s", strerror(errno));
+    } else {
+        snprintf(why, sizeof(why), "the peer closed the connection");
+    }
+    ERR_clear_error();
+    tls_hs_fail(hs, why, 0);
+}
+
+static void
+tls_hs_on_event(evutil_socket_t fd, short what, void *arg)
+{
+    tls_hs_t *hs = arg;
+    (void)fd;
+
+    if (what & EV_TIMEOUT)
+        tls_hs_fail(hs, "handshakeTimeout", 1);
+    else
+        tls_hs_step(hs);
+    ls_conn_flush_all();
+}
+
+void
+ls_tls_accept(ls_server_t *srv, int fd, const struct sockaddr *sa,
+              socklen_t salen)
+{
+    tls_hs_t *hs = calloc(1, sizeof(*hs));
+
+    if (hs == NULL || (hs->ssl = SSL_new(srv->conf.tls->ctx)) == NULL ||
+        !SSL_set_fd(hs->ssl, fd)) {
+        ls_log(LS_LOG_ERROR, ENOMEM, "cannot start a TLS handshake");
+        if (hs != NULL)
+            SSL_free(hs->ssl);
+        free(hs);
+        close(fd);
+        ERR_clear_error();
+        return;
+    }
+    SSL_set_accept_state(hs->ssl);
+    hs->srv = srv;
+    hs->fd = fd;
+    if (salen > sizeof(hs->sa))
+        salen = sizeof(hs->sa);
+    memcpy(&hs->sa, sa, salen);
+    hs->salen = salen;
+    if (srv->conf.handshake_timeout > 0)
+        hs->deadline = ls_loop_time() + srv->conf.handshake_timeout;
+    event_assign(&hs->ev, ls_worker->base, fd, EV_READ, tls_hs_on_event, hs);
+    hs->next = hs_list;
+    if (hs_list)
+        hs_list->prev = hs;
+    hs_list = hs;
+    hs_count++;
+    if (srv->conf.defer_accept) {
+        tls_hs_step(hs); /* the ClientHello is in */
+    } else {
+        struct timeval tv;
+        double t = srv->conf.handshake_timeout;
+        tv.tv_sec = (time_t)t;
+        tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
+        event_add(&hs->ev, t > 0 ? &tv : NULL);
+    }
+}
+
+void
+ls_tls_drop_all(void)
+{
+    while (hs_list != NULL)
+        tls_hs_free(hs_list, 1);
+}
+
+/* ---- the connection's seam ------------------------------------------ */
+
+/* A fatal error on an established connection: no close_notify after it. */
+static void
+tls_fatal(ls_conn_t *c, const char *what)
+{
+    static ls_log_limit_t lim = LS_LOG_LIMIT("TLS errors", 0);
+
+    ls_log_limited(&lim, LS_LOG_INFO, 0, "conn %llu: TLS %s failed: %s; "
+                   "closing", (unsigned long long)c->id, what,
+                   tls_reason("protocol error"));
+    SSL_set_quiet_shutdown(c->tls, 1);
+    ERR_clear_error();
+    errno = ECONNRESET;
+}
+
+ssize_t
+ls_tls_read(ls_conn_t *c, char *p, size_t n)
+{
+    SSL *ssl = c->tls;
+    size_t got = 0, r;
+
+    for (;;) {
+        int se;
+        ERR_clear_error();
+        errno = 0;
+        if (SSL_read_ex(ssl, p + got, n - got, &r)) {
+            got += r;
+            if (got == n || !SSL_has_pending(ssl))
+                return (ssize_t)got;
+            continue;
+        }
+        se = SSL_get_error(ssl, 0);
+        if (got > 0) { /* what stopped us comes again next time */
+            ERR_clear_error();
+            return (ssize_t)got;
+        }
+        switch (se) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            errno = EAGAIN;
+            return -1;
+        case SSL_ERROR_ZERO_RETURN: /* close_notify */
+            return 0;
+        case SSL_ERROR_SYSCALL:
+            ERR_clear_error();
+            SSL_set_quiet_shutdown(ssl, 1);
+            if (errno == 0)
+                return 0; /* EOF without close_notify */
+            return -1;
+        default:
+            tls_fatal(c, "read");
+            return -1;
+        }
+    }
+}
+
+ssize_t
+ls_tls_write(ls_conn_t *c, const char *p, size_t n)
+{
+    SSL *ssl = c->tls;
+    size_t done = 0, w;
+
+    while (done < n) {
+        size_t k = n - done > TLS_RECORD ? TLS_RECORD : n - done;
+        int se;
+        ERR_clear_error();
+        errno = 0;
+        if (SSL_write_ex(ssl, p + done, k, &w)) {
+            done += w;
+            continue;
+        }
+        /* a record that did not leave is retried with at least as many
+         * bytes: the caller keeps them at the head of its output */
+        if (done > 0) {
+            ERR_clear_error();
+            return (ssize_t)done;
+        }
+        se = SSL_get_error(ssl, 0);
+        if (se == SSL_ERROR_WANT_WRITE || se == SSL_ERROR_WANT_READ) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (se == SSL_ERROR_SYSCALL) {
+            ERR_clear_error();
+            SSL_set_quiet_shutdown(ssl, 1);
+            if (errno == 0)
+                errno = EPIPE;
+            return -1;
+        }
+        tls_fatal(c, "write");
+        errno = EPIPE;
+        return -1;
+    }
+    return (ssize_t)done;
+}
+
+int
+ls_tls_write_buffer(ls_conn_t *c, struct evbuffer *b)
+{
+    size_t len = evbuffer_get_length(b);
+    size_t k = len > TLS_RECORD ? TLS_RECORD : len;
+    unsigned char *p = evbuffer_pullup(b, (ev_ssize_t)k);
+    ssize_t n;
+
+    if (p == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    n = ls_tls_write(c, (const char *)p, k);
+    if (n > 0)
+        evbuffer_drain(b, (size_t)n);
+    return (int)n;
+}
+
+int
+ls_tls_pending(const ls_conn_t *c)
+{
+    return c->tls != NULL && SSL_has_pending(c->tls);
+}
+
+void
+ls_tls_shutdown(ls_conn_t *c)
+{
+    SSL *ssl = c->tls;
+
+    if (ssl == NULL || SSL_get_quiet_shutdown(ssl) ||
+        (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) ||
+        !SSL_is_init_finished(ssl))
+        return;
+    ERR_clear_error();
+    SSL_shutdown(ssl);
+    ERR_clear_error();
+}
+
+void
+ls_tls_release(ls_conn_t *c)
+{
+    SSL_free(c->tls);
+    c->tls = NULL;
+}
