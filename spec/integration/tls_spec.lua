@@ -40,12 +40,14 @@ local function setup(opts)
     make_cert(dir, "cert.pem", "key.pem", "localhost")
     make_cert(dir, "b.crt", "b.key", "b.test", true)
     local ports = { server.free_port(), server.free_port(),
-                    server.free_port(), server.free_port() }
+                    server.free_port(), server.free_port(),
+                    server.free_port() }
     local srv = life.start(dir, APP, {
         port = ports[1], wait_workers = 5,
         env = { LUASERV_TEST_PORT2 = tostring(ports[2]),
                 LUASERV_TEST_PORT3 = tostring(ports[3]),
-                LUASERV_TEST_PORT4 = tostring(ports[4]) },
+                LUASERV_TEST_PORT4 = tostring(ports[4]),
+                LUASERV_TEST_PORT5 = tostring(ports[5]) },
         reload = opts.reload,
     })
     srv.ports = ports
@@ -91,6 +93,24 @@ local function closed_by_server(port, data, timeout)
         if err == "closed" then c:close(); return true, table.concat(got) end
         if err == "timeout" then c:close(); return false, table.concat(got) end
     end
+end
+
+-- luaserv_tls_handshakes_total{result=...} summed over the text
+-- listener's workers, from the master's /metrics.
+local function handshakes(srv)
+    local c = assert(socket.connect("127.0.0.1", srv.ports[5]))
+    c:settimeout(10)
+    assert(c:send("GET /metrics HTTP/1.0\r\n\r\n"))
+    local all = c:receive("*a")
+    c:close()
+    local t = {}
+    for labels, v in all:gmatch("luaserv_tls_handshakes_total{([^}]*)} (%d+)") do
+        if labels:find('listener="text"', 1, true) then
+            local r = labels:match('result="(%w+)"')
+            t[r] = (t[r] or 0) + tonumber(v)
+        end
+    end
+    return t
 end
 
 local function no_key_in(text)
@@ -294,6 +314,15 @@ asyncio.run(main())
         srv:wait_log("suppressed", 5)
         local n = srv:count_log("TLS handshake with 127%.0%.0%.1:%d+ failed")
         assert.is_true(n >= 3 and n <= 30, "logged " .. n .. " times")
+        -- counted: 42 bad, 2 timed out, 2 good (the figures are copied
+        -- every half second)
+        local t = server.wait_until(function()
+            local h = handshakes(srv)
+            return (h.failed or 0) >= 42 and (h.full or 0) >= 2 and h
+        end, 10) or handshakes(srv)
+        assert.are.equal(42, t.failed)
+        assert.are.equal(2, t.timeout)
+        assert.are.equal(2, t.full)
         assert.are.equal(0, srv:stop())
     end)
 

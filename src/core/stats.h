@@ -12,6 +12,9 @@
 
 enum { LS_STAT_TMO_HEADER, LS_STAT_TMO_BODY, LS_STAT_TMO_SEND,
        LS_STAT_TMO_IDLE, LS_STAT_TMO_N };
+/* TLS handshakes by outcome (net/tls.c) */
+enum { LS_STAT_TLS_OK, LS_STAT_TLS_RESUMED, LS_STAT_TLS_FAILED,
+       LS_STAT_TLS_TIMEOUT, LS_STAT_TLS_N };
 
 typedef struct ls_stats {
     uint64_t seq;              /* odd while the worker writes */
@@ -24,6 +27,7 @@ typedef struct ls_stats {
     uint64_t lua_mem;          /* bytes */
     uint64_t waiting;          /* callbacks that wait now */
     uint64_t udp_dropped;      /* udp datagrams over maxPackageSize */
+    uint64_t tls[LS_STAT_TLS_N];
 } ls_stats_t;
 
 #endif

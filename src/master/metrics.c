@@ -192,11 +192,14 @@ static uint64_t f_err(const ls_stats_t *s, int k) { (void)k; return s->lua_error
 static uint64_t f_mem(const ls_stats_t *s, int k) { (void)k; return s->lua_mem; }
 static uint64_t f_wait(const ls_stats_t *s, int k) { (void)k; return s->waiting; }
 static uint64_t f_udrop(const ls_stats_t *s, int k) { (void)k; return s->udp_dropped; }
+static uint64_t f_tls(const ls_stats_t *s, int k) { return s->tls[k]; }
 
 size_t
 ls_metrics_render(const ls_metrics_view_t *v, char **out)
 {
     static const char *const tmo[] = {"header", "body", "send", "idle"};
+    static const char *const tls[] = {"full", "resumed", "failed",
+                                      "timeout"};
     mbuf_t b = {malloc(16384), 0, 16384, 0};
     struct timespec ts;
     uint64_t now_ms;
@@ -281,6 +284,10 @@ ls_metrics_render(const ls_metrics_view_t *v, char **out)
     mb_per_worker(&b, v, "luaserv_udp_dropped_total", "counter",
                   "udp:// datagrams dropped for being over maxPackageSize.",
                   f_udrop, NULL, 0, NULL);
+    mb_per_worker(&b, v, "luaserv_tls_handshakes_total", "counter",
+                  "TLS handshakes by outcome: full, resumed (a session "
+                  "ticket), failed (bad input, reset), timeout "
+                  "(handshakeTimeout).", f_tls, tls, 4, "result");
     if (b.failed) {
         free(b.p);
         *out = NULL;

@@ -19,6 +19,7 @@
 #include "net/conn.h"
 #include "net/server.h"
 #include "net/udp.h"
+#include "net/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -392,6 +393,10 @@ worker_stats_copy(ls_worker_t *w)
     st->lua_mem = w->vm->mem;
     st->waiting = (uint64_t)w->app_waiting;
     st->udp_dropped = ls_udp != NULL ? ls_udp->dropped : 0;
+    st->tls[LS_STAT_TLS_OK] = ls_tls_stats.handshakes - ls_tls_stats.resumed;
+    st->tls[LS_STAT_TLS_RESUMED] = ls_tls_stats.resumed;
+    st->tls[LS_STAT_TLS_FAILED] = ls_tls_stats.failed;
+    st->tls[LS_STAT_TLS_TIMEOUT] = ls_tls_stats.timeouts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     st->updated_ms = (uint64_t)ts.tv_sec * 1000 +
                      (uint64_t)ts.tv_nsec / 1000000;
