@@ -6,7 +6,7 @@
 --     -- res.status (200), res.reason ("OK"), res.version ("1.1"),
 --     -- res.headers (lower-case names), res.body
 --
--- Request options: `url` (required; http:// only), `method` (default
+-- Request options: `url` (required; http:// or https://), `method` (default
 -- "GET", or "POST" when a body is given), `headers` (name -> string,
 -- number, or an array of them, one line each), `body` (a string, or an
 -- array of strings sent as they are), `timeout` (ms, for each of connect,
@@ -15,7 +15,12 @@
 -- host:port when the response allows it), `keepaliveTimeout` (ms idle in
 -- the pool, default 60000), `keepalivePool` (connections kept per
 -- host:port, default 32), `maxBodySize` (bytes, default 64 MiB; a longer
--- response body is nil, "response body too large (over N bytes)").
+-- response body is nil, "response body too large (over N bytes)"),
+-- `sslVerify` (https: check the server's certificate against the system's
+-- CA store and the sslTrustedCertificate setting, and its name against
+-- the URL's host; default true). An https:// connection does its TLS
+-- handshake (SNI: the URL's host) once; pooled, it stays TLS, in a pool of
+-- its own.
 --
 -- The request carries `Host` (host[:port] from the URL, unless given),
 -- `Content-Length` for a body (a given Content-Length or Transfer-Encoding
@@ -32,8 +37,9 @@
 -- response came (the server closed it while it idled).
 --
 -- Errors: nil, err with the cosocket's words ("connection refused",
--- "timeout", "closed", name-resolution errors) or "bad url: ...",
--- "unsupported scheme 'https'", "bad response: ...", "response head too
+-- "timeout", "closed", name-resolution errors, "certificate verify
+-- failed: ...", "handshake failed: ...") or "bad url: ...",
+-- "unsupported scheme 'ftp'", "bad response: ...", "response head too
 -- large", "response body too large (over N bytes)". Wrong argument types
 -- and bad header names or values (CR, LF) raise.
 -- @module luaserv.http_client
@@ -61,7 +67,7 @@ local _M = {
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true,
                      OPTIONS = true, TRACE = true }
 
---- Split an http:// URL. Returns scheme, host, port, path (with the
+--- Split an http:// or https:// URL. Returns scheme, host, port, path (with the
 -- query; "/" when empty), and the Host header's value; or nil, err.
 function _M.parse_url(url)
     local scheme, rest = smatch(url, "^(%a[%w+.-]*)://(.*)$")
@@ -69,9 +75,10 @@ function _M.parse_url(url)
         return nil, "bad url: " .. url
     end
     scheme = slower(scheme)
-    if scheme ~= "http" then
+    if scheme ~= "http" and scheme ~= "https" then
         return nil, "unsupported scheme '" .. scheme .. "'"
     end
+    local default = scheme == "https" and 443 or 80
     local authority, path = smatch(rest, "^([^/?#]*)(.*)$")
     path = sgsub(path, "#.*$", "")
     if path == "" then
@@ -97,13 +104,13 @@ function _M.parse_url(url)
         return nil, "bad url: bad host in " .. url
     end
     if port == "" then
-        port = 80
+        port = default
     else
         port = tonumber(port)
         if port < 1 or port > 65535 then
             return nil, "bad url: bad port in " .. url
         end
-        if port ~= 80 then
+        if port ~= default then
             hosthdr = hosthdr .. ":" .. port
         end
     end
@@ -361,11 +368,18 @@ local function attempt(o)
     if o.timeout then
         sock:settimeout(o.timeout)
     end
-    local ok, err = sock:connect(o.host, o.port)
+    local ok, err = sock:connect(o.host, o.port, o.ssl and
+        { pool = "https:" .. o.host .. ":" .. o.port } or nil)
     if not ok then
         return nil, err
     end
     local reused = sock:getreusedtimes() or 0
+    if o.ssl and reused == 0 then
+        ok, err = sock:sslhandshake(false, o.host, o.verify)
+        if not ok then
+            return nil, err
+        end
+    end
     local function fail(e, early)
         sock:close()
         return nil, e, early and reused > 0 and IDEMPOTENT[o.method]
@@ -446,6 +460,13 @@ function _M.request(opts)
         bad_option("keepalivePool", "positive integer", pool)
     end
 
+    local verify = opts.sslVerify
+    if verify == nil then
+        verify = true
+    elseif type(verify) ~= "boolean" then
+        bad_option("sslVerify", "boolean", type(verify))
+    end
+
     local scheme, host, port, path, hosthdr = _M.parse_url(url)
     if not scheme then
         return nil, host
@@ -454,7 +475,7 @@ function _M.request(opts)
     local o = {
         host = host, port = port, method = method, head = head, body = body,
         timeout = timeout, keepalive = keepalive, idle = idle, pool = pool,
-        max = max, close = close,
+        max = max, close = close, ssl = scheme == "https", verify = verify,
     }
     local res, err, retry = attempt(o)
     if not res and retry then

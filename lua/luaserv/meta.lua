@@ -84,6 +84,16 @@ luaserv.errors = {
 ---@field luaMemoryLimit? integer Overrides the setting for this listener's workers: 0, or at least 1048576.
 ---@field callbackTimeout? number Overrides the setting for this listener's workers: 0, or 0.01-86400 s.
 ---@field protocol? luaserv.protocol Framing other than the scheme's.
+---@field ssl? luaserv.ssl TLS on this listener (required by https:// and wss://).
+---@field handshakeTimeout? number TLS: seconds until the handshake is done, else closed (default 10; 0: none).
+
+---The `ssl` listener option. Relative paths are taken from the script's directory.
+---@class luaserv.ssl
+---@field cert string PEM certificate chain file.
+---@field key string PEM private key file (unencrypted).
+---@field protocols? string TLS versions, lowest to highest named (default "TLSv1.2 TLSv1.3").
+---@field ciphers? string OpenSSL cipher list for TLS 1.2 and below.
+---@field sni? table<string, {cert: string, key: string}> More certificates by server name ("*.example.net" matches one label).
 
 ---Options and callbacks of `luaserv.connect(address, options)`: the table is
 ---also the connection's callback table, looked up at each event.
@@ -114,6 +124,7 @@ luaserv.errors = {
 ---@field callbackTimeout? number Seconds one callback may run: 0, or 0.01-86400 (default 10).
 ---@field watchdogTimeout? number Seconds without an event-loop turn before the worker is killed: 0, or 1-86400 (default 30).
 ---@field metrics? string "host:port" where the master serves GET /metrics (Prometheus text format) from the workers' figures in shared memory; unset: no endpoint.
+---@field sslTrustedCertificate? string PEM file of CA certificates sock:sslhandshake(..., verify) trusts besides the system's store.
 
 ---The table `luaserv.listen()` returns: what luaserv resolved, plus the
 ---app's callbacks, which are looked up at each event.
@@ -347,6 +358,18 @@ function tcp:settimeout(ms) end
 ---@param send_ms number
 ---@param read_ms number
 function tcp:settimeouts(connect_ms, send_ms, read_ms) end
+
+---TLS on the connected socket (waits, with the connect timeout). A
+---connection from the pool that speaks TLS already returns at once.
+---@param reused_session? luaserv.ssl_session|false A session to resume; false: return true instead of a session.
+---@param server_name? string SNI, and the name the certificate must match with verify.
+---@param verify? boolean Check the certificate against the system's CA store and sslTrustedCertificate.
+---@return luaserv.ssl_session|true|nil session
+---@return string|nil err "certificate verify failed: 18: self-signed certificate", "handshake failed: ...", "timeout", ...
+function tcp:sslhandshake(reused_session, server_name, verify) end
+
+---A TLS session from sock:sslhandshake, for resuming the next one.
+---@class luaserv.ssl_session
 
 ---A connected datagram cosocket (OpenResty's ngx.socket.udp). Only in a
 ---worker; setpeername (with a name) and receive wait where luaserv.sleep may.

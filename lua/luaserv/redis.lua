@@ -87,7 +87,11 @@ end
 --   or `path` (a unix socket path, instead of host and port); `timeout`
 --   (ms, for connect, send and read; default the cosocket's, 60000);
 --   `password` (AUTH on a fresh connection), `user` (AUTH user password,
---   Redis 6 ACLs); `db` (SELECT on a fresh connection when not 0).
+--   Redis 6 ACLs); `db` (SELECT on a fresh connection when not 0);
+--   `ssl` (true: TLS on a fresh connection, before AUTH), `sslVerify`
+--   (with ssl: check the certificate against the system's CA store and the
+--   sslTrustedCertificate setting, and its name against `serverName`,
+--   default `host`; default false, as lua-resty-redis), `serverName` (SNI).
 -- @return the client
 -- @raise on a bad option
 function _M.new(opts, more)
@@ -134,6 +138,15 @@ function _M.new(opts, more)
     if db ~= nil and (mtype(db) ~= "integer" or db < 0) then
         bad_option("db", "non-negative integer", db)
     end
+    for _, k in ipairs({ "ssl", "sslVerify" }) do
+        if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
+            bad_option(k, "boolean", opts[k])
+        end
+    end
+    local sni = opts.serverName
+    if sni ~= nil and (type(sni) ~= "string" or sni == "") then
+        bad_option("serverName", "non-empty string", sni)
+    end
     -- Every field exists (false when unset): __index makes commands of
     -- missing names, so state is never looked up through it.
     return setmetatable({
@@ -141,6 +154,8 @@ function _M.new(opts, more)
         _timeouts = timeout and { timeout, timeout, timeout } or false,
         _password = opts.password or false, _user = opts.user or false,
         _db = db or 0,
+        _ssl = opts.ssl or false, _verify = opts.sslVerify or false,
+        _sni = sni or (not path and host) or false,
         _sock = false,
         _reqs = false,          -- the pipeline's queued requests
         _subscribed = false,
@@ -352,7 +367,8 @@ function methods.connect(self)
     local pool = (self._path and "unix:" .. self._path or
                   self._host .. ":" .. self._port) .. "/" ..
                  tostring(self._user or "") .. "/" ..
-                 (self._password and "auth" or "") .. "/" .. self._db
+                 (self._password and "auth" or "") .. "/" .. self._db ..
+                 (self._ssl and "/ssl" or "")
     if self._password then
         -- different passwords must not share; the text itself stays out
         local h = 5381
@@ -376,6 +392,12 @@ function methods.connect(self)
         return fail(self, err)
     end
     if reused == 0 then
+        if self._ssl then
+            ok, err = sock:sslhandshake(false, self._sni or nil, self._verify)
+            if not ok then
+                return fail(self, err)
+            end
+        end
         if self._password then
             local res
             if self._user then

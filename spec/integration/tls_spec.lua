@@ -39,15 +39,16 @@ local function setup(opts)
     life.copy_fixtures(dir, APP)
     make_cert(dir, "cert.pem", "key.pem", "localhost")
     make_cert(dir, "b.crt", "b.key", "b.test", true)
-    local ports = { server.free_port(), server.free_port(),
-                    server.free_port(), server.free_port(),
-                    server.free_port() }
+    local ports = {}
+    for i = 1, 7 do ports[i] = server.free_port() end
     local srv = life.start(dir, APP, {
-        port = ports[1], wait_workers = 5,
+        port = ports[1], wait_workers = 7,
         env = { LUASERV_TEST_PORT2 = tostring(ports[2]),
                 LUASERV_TEST_PORT3 = tostring(ports[3]),
                 LUASERV_TEST_PORT4 = tostring(ports[4]),
-                LUASERV_TEST_PORT5 = tostring(ports[5]) },
+                LUASERV_TEST_PORT5 = tostring(ports[5]),
+                LUASERV_TEST_PORT6 = tostring(ports[6]),
+                LUASERV_TEST_PORT7 = tostring(ports[7]) },
         reload = opts.reload,
     })
     srv.ports = ports
@@ -95,9 +96,9 @@ local function closed_by_server(port, data, timeout)
     end
 end
 
--- luaserv_tls_handshakes_total{result=...} summed over the text
--- listener's workers, from the master's /metrics.
-local function handshakes(srv)
+-- luaserv_tls_handshakes_total{result=...} summed over the workers of a
+-- listener (default "text"), from the master's /metrics.
+local function handshakes(srv, listener)
     local c = assert(socket.connect("127.0.0.1", srv.ports[5]))
     c:settimeout(10)
     assert(c:send("GET /metrics HTTP/1.0\r\n\r\n"))
@@ -105,7 +106,8 @@ local function handshakes(srv)
     c:close()
     local t = {}
     for labels, v in all:gmatch("luaserv_tls_handshakes_total{([^}]*)} (%d+)") do
-        if labels:find('listener="text"', 1, true) then
+        if labels:find('listener="' .. (listener or "text") .. '"', 1,
+                       true) then
             local r = labels:match('result="(%w+)"')
             t[r] = (t[r] or 0) + tonumber(v)
         end
@@ -419,5 +421,42 @@ luaserv.listen("text://127.0.0.1:1", { ssl = { cert = "c", key = "k",
         assert.are.equal(1, r.code, life.describe_run(r))
         assert.is_truthy(r.stderr:find("unknown field 'protocol'", 1, true),
             life.describe_run(r))
+    end)
+
+    it("speaks TLS outbound: sock:sslhandshake, https:// and redis ssl",
+    function()
+        local srv = setup()
+        local function case(name)
+            local out, code = run(string.format("curl -sS -m 30 " ..
+                "http://127.0.0.1:%d/out/%s", srv.ports[6], name))
+            assert.are.equal(0, code, out)
+            return out
+        end
+        local before = handshakes(srv)
+        -- verified against sslTrustedCertificate, then resumed
+        assert.are.equal("ok over tls userdata over tls", case("verified"))
+        assert.are.equal("ok over tls true", case("nosession"))
+        local after = server.wait_until(function()
+            local h = handshakes(srv)
+            return (h.resumed or 0) > (before.resumed or 0) and h
+        end, 10) or handshakes(srv)
+        assert.are.equal((before.resumed or 0) + 1, after.resumed)
+        assert.is_truthy(case("selfsigned"):find(
+            "^err certificate verify failed: 18: self%-signed certificate"))
+        assert.is_truthy(case("mismatch"):find(
+            "^err certificate verify failed: 62: hostname mismatch"))
+        assert.are.equal("ok over tls", case("unverified"))
+        assert.is_truthy(case("plain"):find("^err handshake failed"))
+        assert.are.equal("ok 200 v1 /c1, 200 v1 /c2, 200 v1 /c3, 1000000",
+            case("https"))
+        -- the https:// requests shared one connection: one full handshake
+        local function web_handshakes()
+            local h = handshakes(srv, "web")
+            return (h.full or 0) + (h.resumed or 0)
+        end
+        server.wait_until(function() return web_handshakes() > 0 end, 10)
+        assert.are.equal(1, web_handshakes())
+        assert.are.equal("ok PONG tls 0, PONG tls 1", case("redis"))
+        assert.are.equal(0, srv:stop())
     end)
 end)

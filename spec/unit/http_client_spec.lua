@@ -40,11 +40,15 @@ describe("luaserv.http_client", function()
                             { http.parse_url("http://[::1]:81?q") })
             assert.are.same({ "http", "h", 80, "/", "h" },
                             { http.parse_url("http://h:80/") })
+            assert.are.same({ "https", "h", 443, "/x", "h" },
+                            { http.parse_url("HTTPS://h:443/x") })
+            assert.are.same({ "https", "h", 8443, "/", "h:8443" },
+                            { http.parse_url("https://h:8443") })
         end)
 
         it("refuses what it cannot serve", function()
-            assert.are.same({ nil, "unsupported scheme 'https'" },
-                            { http.parse_url("https://example.com/") })
+            assert.are.same({ nil, "unsupported scheme 'ftp'" },
+                            { http.parse_url("ftp://example.com/") })
             assert.are.same({ nil, "bad url: example.com/x" },
                             { http.parse_url("example.com/x") })
             assert.are.same({ nil, "bad url: bad port in http://h:0/" },
@@ -152,8 +156,8 @@ describe("luaserv.http_client", function()
 
         it("returns nil, err for a URL it cannot use, without connecting",
         function()
-            assert.are.same({ nil, "unsupported scheme 'https'" },
-                            { http.request { url = "https://h/" } })
+            assert.are.same({ nil, "unsupported scheme 'ftp'" },
+                            { http.request { url = "ftp://h/" } })
         end)
     end)
 

@@ -380,6 +380,25 @@ core_listen_tls(lua_State *L, ls_vm_t *vm, ls_listen_conf_t *l)
         ls_tls_free(t);
 }
 
+/* settings.sslTrustedCertificate: a PEM file of CA certificates that
+ * sock:sslhandshake(..., verify) trusts besides the system's (a relative
+ * path from the script's directory); read now, so a bad one fails here. */
+static void
+core_setting_trusted(lua_State *L, ls_vm_t *vm)
+{
+    const char *v = core_opt_string(L, "sslTrustedCertificate", 4000);
+    char path[8192], err[LS_ERRLEN];
+    const char *slash = strrchr(vm->app, '/');
+
+    if (v[0] != '/' && slash != NULL)
+        snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - vm->app),
+                 vm->app, v);
+    else
+        snprintf(path, sizeof(path), "%s", v);
+    if (ls_tls_client_trust(path, err, sizeof(err)) < 0)
+        luaL_error(L, "bad setting %s", err);
+}
+
 /* luaserv.listen(address [, options]) -> listener table   [-1..2, +1, e] */
 static int
 lcore_listen(lua_State *L)
@@ -517,12 +536,15 @@ lcore_settings(lua_State *L)
                 luaL_error(L, "bad setting 'metrics' (\"host:port\" "
                            "expected, e.g. \"127.0.0.1:9145\"): %s", err);
             snprintf(c->metrics, sizeof(c->metrics), "%s", v);
+        } else if (strcmp(k, "sslTrustedCertificate") == 0) {
+            core_setting_trusted(L, ls_vm_of(L));
         } else {
             return luaL_error(L, "unknown setting '%s' (known: name, pidFile, "
                               "logFile, user, group, stopTimeout, stopDelay, "
                               "logLevel, "
                               "luaMemoryLimit, callbackTimeout, "
-                              "watchdogTimeout, metrics)", k);
+                              "watchdogTimeout, metrics, "
+                              "sslTrustedCertificate)", k);
         }
         lua_pop(L, 1);
     }

@@ -14,6 +14,8 @@
  *   sock:receiveuntil(pattern)              -> it; it() -> data | nil, err, partial
  *   sock:setkeepalive(idle_ms, pool_size)   -> 1 | nil, err
  *   sock:getreusedtimes()                   -> n | nil, err
+ *   sock:sslhandshake(reused_session, server_name, verify)
+ *                                           -> session | true | nil, err
  *   sock:close()                            -> 1 | nil, err
  *
  * Failures are nil plus a short lower-case text ("timeout", "closed",
@@ -25,12 +27,15 @@
  *
  * The keep-alive pool keeps idle connections per "host:port" (or unix
  * path) for this worker; one that the peer closes, or that sends anything,
- * while idle is dropped, and so is one idle for longer than idle_ms.
+ * while idle is dropped, and so is one idle for longer than idle_ms. A TLS
+ * connection goes into the pool with its TLS state, and comes out of it
+ * speaking TLS (sslhandshake on it returns at once).
  */
 #include "lua/lua_socket.h"
 #include "core/log.h"
 #include "lua/binding.h"
 #include "lua/co.h"
+#include "lua/lua_tls.h"
 
 #include <lauxlib.h>
 
@@ -56,7 +61,7 @@
 #define SOCK_KEY_MAX 300
 
 enum { S_NEW, S_RESOLVING, S_CONNECTING, S_CONNECTED, S_CLOSED };
-enum { OP_NONE, OP_CONNECT, OP_SEND, OP_RECV };
+enum { OP_NONE, OP_CONNECT, OP_SEND, OP_RECV, OP_HANDSHAKE };
 enum { RX_LINE, RX_ALL, RX_N, RX_UNTIL };
 enum { T_CONNECT, T_SEND, T_READ };
 
@@ -87,11 +92,14 @@ typedef struct sock {
     int in_lookup;              /* inside evdns_getaddrinfo: answered now? */
     int sync_r;                 /* ... how (as sock_connect_to returns) */
     char sync_err[300];
+    struct ssl_st *ssl;         /* TLS (sslhandshake), or NULL */
+    int ssl_ret;                /* sslhandshake returns: 1 the session */
 } sock_t;
 
 typedef struct pool_ent {
     uint32_t hash;
     int fd;
+    struct ssl_st *ssl;         /* its TLS state, or NULL */
     int reused;
     char key[SOCK_KEY_MAX];
     struct event ev;            /* readable (peer gone) or idle timeout */
@@ -185,6 +193,8 @@ sock_shut(sock_t *s)
     }
     event_del(&s->rev);
     event_del(&s->wev);
+    ls_tls_client_close(s->ssl);
+    s->ssl = NULL;
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
@@ -336,9 +346,10 @@ pool_unlink(pool_ent_t *e)
     free(e);
 }
 
-/* Take an idle connection for key from the pool: its fd, or -1. */
+/* Take an idle connection for key from the pool: its fd (and TLS state),
+ * or -1. */
 static int
-pool_take(uint32_t hash, const char *key, int *reused)
+pool_take(uint32_t hash, const char *key, int *reused, struct ssl_st **ssl)
 {
     for (pool_ent_t *e = sock_pool; e != NULL; e = e->next) {
         int fd;
@@ -346,6 +357,7 @@ pool_take(uint32_t hash, const char *key, int *reused)
             continue;
         fd = e->fd;
         *reused = e->reused;
+        *ssl = e->ssl;
         pool_unlink(e);
         return fd;
     }
@@ -417,7 +429,7 @@ sock_connect(lua_State *L)
         lua_pop(L, 1);
     }
     s->hash = sock_hash(s->key);
-    if ((s->fd = pool_take(s->hash, s->key, &s->reused)) >= 0) {
+    if ((s->fd = pool_take(s->hash, s->key, &s->reused, &s->ssl)) >= 0) {
         s->reused++;
         s->state = S_CONNECTED;
         sock_assign(s);
@@ -497,8 +509,10 @@ static int
 sock_write(sock_t *s, char *err, size_t errlen)
 {
     while (s->soff < s->slen) {
-        ssize_t n = send(s->fd, s->sp + s->soff, s->slen - s->soff,
-                         MSG_NOSIGNAL);
+        ssize_t n = s->ssl ? ls_tls_swrite(s->ssl, s->sp + s->soff,
+                                           s->slen - s->soff)
+                           : send(s->fd, s->sp + s->soff, s->slen - s->soff,
+                                  MSG_NOSIGNAL);
         if (n > 0) {
             s->soff += (size_t)n;
             continue;
@@ -517,6 +531,8 @@ sock_write(sock_t *s, char *err, size_t errlen)
     return 1;
 }
 
+static void sock_handshake_step(sock_t *s, short what);
+
 static void
 sock_on_write(evutil_socket_t fd, short what, void *arg)
 {
@@ -524,6 +540,10 @@ sock_on_write(evutil_socket_t fd, short what, void *arg)
     char err[128];
     (void)fd;
 
+    if (s->op == OP_HANDSHAKE) {
+        sock_handshake_step(s, what);
+        return;
+    }
     if (s->op == OP_CONNECT) {
         int e = 0;
         socklen_t len = sizeof(e);
@@ -716,7 +736,10 @@ sock_fill(sock_t *s, char *err, size_t errlen)
         }
     }
     do {
-        n = read(s->fd, s->buf + s->off + s->len, s->cap - s->off - s->len);
+        n = s->ssl ? ls_tls_sread(s->ssl, s->buf + s->off + s->len,
+                                  s->cap - s->off - s->len)
+                   : read(s->fd, s->buf + s->off + s->len,
+                          s->cap - s->off - s->len);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
         s->len += (size_t)n;
@@ -767,6 +790,10 @@ sock_on_read(evutil_socket_t fd, short what, void *arg)
     int r;
     (void)fd;
 
+    if (s->op == OP_HANDSHAKE) {
+        sock_handshake_step(s, what);
+        return;
+    }
     if (s->op != OP_RECV || T == NULL)
         return;
     if (what & EV_TIMEOUT) {
@@ -887,6 +914,7 @@ sock_close(lua_State *L)
 static void
 pool_drop(pool_ent_t *e)
 {
+    ls_tls_client_close(e->ssl);
     close(e->fd);
     pool_unlink(e);
 }
@@ -936,6 +964,8 @@ sock_setkeepalive(lua_State *L)
     event_del(&s->rev);
     event_del(&s->wev);
     e->fd = s->fd;
+    e->ssl = s->ssl;
+    s->ssl = NULL;
     e->hash = s->hash;
     e->reused = s->reused;
     memcpy(e->key, s->key, sizeof(e->key));
@@ -960,6 +990,101 @@ sock_getreusedtimes(lua_State *L)
         return sock_fail(L, s->state == S_NEW ? "not connected" : "closed");
     lua_pushinteger(L, s->reused);
     return 1;
+}
+
+/* ---- TLS --------------------------------------------------------------- */
+
+/* sslhandshake's result on T: the session object (the connection's
+ * session box, which fills once the server's ticket arrives), or true. */
+static int
+sock_ssl_result(sock_t *s, lua_State *T)
+{
+    if (!s->ssl_ret) {
+        lua_pushboolean(T, 1);
+        return 1;
+    }
+    ls_lua_tls_session_push(T, ls_tls_client_session(s->ssl));
+    return 1;
+}
+
+/* Go on with the handshake: done, failed (the socket closes), or wait
+ * again for the side OpenSSL wants. */
+static void
+sock_handshake_step(sock_t *s, short what)
+{
+    lua_State *T = s->waiter ? s->waiter->L : NULL;
+    struct timeval tv;
+    char err[300];
+    int r;
+
+    if (T == NULL)
+        return;
+    if (what & EV_TIMEOUT) {
+        sock_shut(s);
+        sock_wake_fail(s, "timeout");
+        return;
+    }
+    r = ls_tls_client_step(s->ssl, err, sizeof(err));
+    if (r == 1) {
+        sock_wake(s, sock_ssl_result(s, T));
+        return;
+    }
+    if (r < 0) {
+        sock_shut(s);
+        sock_wake_fail(s, err);
+        return;
+    }
+    event_add(r == 0 ? &s->rev : &s->wev, sock_tv(s->tmo[T_CONNECT], &tv));
+}
+
+/* sock:sslhandshake([reused_session [, server_name [, verify]]])
+ *   -> session | true | nil, err                  [-1..4, +1..2, -]
+ * reused_session: a session from an earlier sslhandshake (resumed if the
+ * server takes it), nil, or false (then the result is true). server_name:
+ * SNI and, with verify, the name the certificate must match. verify:
+ * check the chain against the system's CA store (and
+ * sslTrustedCertificate). On a TLS connection from the pool: at once. */
+static int
+sock_sslhandshake(lua_State *L)
+{
+    sock_t *s = sock_check(L);
+    ls_tls_session_t *reuse = NULL, *box;
+    const char *name = luaL_optstring(L, 3, NULL);
+    int verify = lua_toboolean(L, 4);
+    struct timeval tv;
+    char err[300];
+    int r;
+
+    if (!lua_isnoneornil(L, 2) && !(lua_isboolean(L, 2) &&
+                                    !lua_toboolean(L, 2)))
+        reuse = ls_lua_tls_session_check(L, 2);
+    luaL_argcheck(L, name == NULL || (strlen(name) > 0 && strlen(name) < 256),
+                  3, "bad server name");
+    ls_co_check(L, "sock:sslhandshake");
+    if (s->waiter != NULL)
+        return sock_fail(L, "socket busy");
+    if (s->state != S_CONNECTED)
+        return sock_fail(L, s->state == S_NEW ? "not connected" : "closed");
+    s->ssl_ret = !(lua_isboolean(L, 2) && !lua_toboolean(L, 2));
+    if (s->ssl != NULL) /* already: from the pool, or a second call */
+        return sock_ssl_result(s, L);
+    s->ssl = ls_tls_client_new(s->fd, name, verify, reuse, &box, err,
+                               sizeof(err));
+    if (s->ssl == NULL) {
+        sock_shut(s);
+        return sock_fail(L, err);
+    }
+    r = ls_tls_client_step(s->ssl, err, sizeof(err));
+    if (r == 1)
+        return sock_ssl_result(s, L);
+    if (r < 0) {
+        sock_shut(s);
+        return sock_fail(L, err);
+    }
+    s->waiter = ls_co_running(L);
+    s->op = OP_HANDSHAKE;
+    event_add(r == 0 ? &s->rev : &s->wev, sock_tv(s->tmo[T_CONNECT], &tv));
+    return lua_yield(L, 0);
 }
 
 static double
@@ -1048,6 +1173,7 @@ static const luaL_Reg sock_methods[] = {
     {"getreusedtimes", sock_getreusedtimes},
     {"settimeout", sock_settimeout},
     {"settimeouts", sock_settimeouts},
+    {"sslhandshake", sock_sslhandshake},
     {NULL, NULL},
 };
 
@@ -1063,6 +1189,7 @@ ls_lua_socket_register(lua_State *L)
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);                                       /* t */
+    ls_lua_tls_register(L);
     lua_pushcfunction(L, sock_new);
     lua_setfield(L, -2, "tcp");
 }

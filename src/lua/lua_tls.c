@@ -5,7 +5,9 @@
  *           ciphers = "...", sni = { ["host"] = { cert = , key = } } }
  *
  * checked when listen() runs (unknown fields are errors, as for every
- * option), then handed to net/tls.c, which loads the files.
+ * option), then handed to net/tls.c, which loads the files. And the
+ * "luaserv.ssl_session" userdata of sock:sslhandshake: a reference to a
+ * connection's session box (net/tls.c), which the server's ticket fills.
  */
 #include "lua/lua_tls.h"
 
@@ -13,6 +15,8 @@
 
 #include <stdio.h>
 #include <string.h>
+
+#define SESSION_MT "luaserv.ssl_session"
 
 /* Keeps the strings conf points to alive: a table at the stack's top. */
 typedef struct tls_opts {
@@ -158,4 +162,39 @@ ls_lua_tls_server(lua_State *L, int idx, const char *appdir, int alpn_http,
         luaL_error(L, "%s", err);
     lua_pop(L, 2);
     return t;
+}
+
+void
+ls_lua_tls_session_push(lua_State *L, ls_tls_session_t *box)
+{
+    ls_tls_session_t **u = lua_newuserdatauv(L, sizeof(*u), 0);
+
+    *u = ls_tls_session_ref(box);
+    luaL_setmetatable(L, SESSION_MT);
+}
+
+ls_tls_session_t *
+ls_lua_tls_session_check(lua_State *L, int idx)
+{
+    return *(ls_tls_session_t **)luaL_checkudata(L, idx, SESSION_MT);
+}
+
+static int
+lsession_gc(lua_State *L)
+{
+    ls_tls_session_t **u = luaL_checkudata(L, 1, SESSION_MT);
+
+    ls_tls_session_unref(*u);
+    *u = NULL;
+    return 0;
+}
+
+void
+ls_lua_tls_register(lua_State *L)
+{
+    if (luaL_newmetatable(L, SESSION_MT)) {              /* mt */
+        lua_pushcfunction(L, lsession_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
 }

@@ -16,4 +16,9 @@ struct lua_State;
 ls_tls_t *ls_lua_tls_server(struct lua_State *L, int idx, const char *appdir,
                             int alpn_http, int build);
 
+/* "luaserv.ssl_session": what sock:sslhandshake returns and takes. */
+void ls_lua_tls_register(struct lua_State *L);
+void ls_lua_tls_session_push(struct lua_State *L, ls_tls_session_t *box);
+ls_tls_session_t *ls_lua_tls_session_check(struct lua_State *L, int idx);
+
 #endif

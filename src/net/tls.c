@@ -29,6 +29,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -658,24 +659,32 @@ ls_tls_drop_all(void)
 
 /* ---- the connection's seam ------------------------------------------ */
 
-/* A fatal error on an established connection: no close_notify after it. */
+/* A fatal error on an established connection: no close_notify after it.
+ * who: "conn 12", "cosocket 10.0.0.1:443". */
 static void
-tls_fatal(ls_conn_t *c, const char *what)
+tls_fatal(SSL *ssl, const char *who, const char *what)
 {
     static ls_log_limit_t lim = LS_LOG_LIMIT("TLS errors", 0);
 
-    ls_log_limited(&lim, LS_LOG_INFO, 0, "conn %llu: TLS %s failed: %s; "
-                   "closing", (unsigned long long)c->id, what,
-                   tls_reason("protocol error"));
-    SSL_set_quiet_shutdown(c->tls, 1);
+    ls_log_limited(&lim, LS_LOG_INFO, 0, "%s: TLS %s failed: %s; closing",
+                   who, what, tls_reason("protocol error"));
+    SSL_set_quiet_shutdown(ssl, 1);
     ERR_clear_error();
     errno = ECONNRESET;
 }
 
-ssize_t
-ls_tls_read(ls_conn_t *c, char *p, size_t n)
+static const char *
+tls_conn_name(const ls_conn_t *c, char *buf, size_t len)
 {
-    SSL *ssl = c->tls;
+    snprintf(buf, len, "conn %llu", (unsigned long long)c->id);
+    return buf;
+}
+
+/* read(2)'s outcomes (see tls.h); fatal: set on a TLS error (then -1,
+ * ECONNRESET, the caller logs). */
+static ssize_t
+tls_read(SSL *ssl, char *p, size_t n, int *fatal)
+{
     size_t got = 0, r;
 
     for (;;) {
@@ -707,16 +716,29 @@ ls_tls_read(ls_conn_t *c, char *p, size_t n)
                 return 0; /* EOF without close_notify */
             return -1;
         default:
-            tls_fatal(c, "read");
+            *fatal = 1;
+            errno = ECONNRESET;
             return -1;
         }
     }
 }
 
 ssize_t
-ls_tls_write(ls_conn_t *c, const char *p, size_t n)
+ls_tls_read(ls_conn_t *c, char *p, size_t n)
 {
-    SSL *ssl = c->tls;
+    int fatal = 0;
+    ssize_t r = tls_read(c->tls, p, n, &fatal);
+    char who[32];
+
+    if (fatal)
+        tls_fatal(c->tls, tls_conn_name(c, who, sizeof(who)), "read");
+    return r;
+}
+
+/* write(2)'s outcomes; fatal as for tls_read (then -1, EPIPE). */
+static ssize_t
+tls_write(SSL *ssl, const char *p, size_t n, int *fatal)
+{
     size_t done = 0, w;
 
     while (done < n) {
@@ -746,11 +768,25 @@ ls_tls_write(ls_conn_t *c, const char *p, size_t n)
                 errno = EPIPE;
             return -1;
         }
-        tls_fatal(c, "write");
+        *fatal = 1;
         errno = EPIPE;
         return -1;
     }
     return (ssize_t)done;
+}
+
+ssize_t
+ls_tls_write(ls_conn_t *c, const char *p, size_t n)
+{
+    int fatal = 0;
+    ssize_t r = tls_write(c->tls, p, n, &fatal);
+    char who[32];
+
+    if (fatal) {
+        tls_fatal(c->tls, tls_conn_name(c, who, sizeof(who)), "write");
+        errno = EPIPE;
+    }
+    return r;
 }
 
 int
@@ -796,4 +832,233 @@ ls_tls_release(ls_conn_t *c)
 {
     SSL_free(c->tls);
     c->tls = NULL;
+}
+
+/* ---- client: cosockets (sock:sslhandshake) -------------------------- */
+
+struct ls_tls_session {
+    int refs;
+    SSL_SESSION *sess;          /* the newest the server gave; or NULL */
+};
+
+static SSL_CTX *client_ctx;
+static char client_cafile[4096];
+
+ls_tls_session_t *
+ls_tls_session_ref(ls_tls_session_t *b)
+{
+    if (b != NULL)
+        b->refs++;
+    return b;
+}
+
+ls_tls_session_t *
+ls_tls_client_session(SSL *ssl)
+{
+    return SSL_get_app_data(ssl);
+}
+
+void
+ls_tls_session_unref(ls_tls_session_t *b)
+{
+    if (b == NULL || --b->refs > 0)
+        return;
+    SSL_SESSION_free(b->sess);
+    free(b);
+}
+
+/* A session (a TLS 1.3 ticket comes after the handshake): into the box of
+ * its connection, for the next sslhandshake(session). */
+static int
+tls_on_client_session(SSL *ssl, SSL_SESSION *sess)
+{
+    ls_tls_session_t *b = SSL_get_app_data(ssl);
+
+    if (b == NULL)
+        return 0;
+    SSL_SESSION_free(b->sess);
+    b->sess = sess;
+    return 1; /* the reference is ours */
+}
+
+int
+ls_tls_client_trust(const char *cafile, char *err, size_t errlen)
+{
+    SSL_CTX *ctx;
+    int ok;
+
+    if (strlen(cafile) >= sizeof(client_cafile)) {
+        snprintf(err, errlen, "sslTrustedCertificate: path too long");
+        return -1;
+    }
+    if (tls_readable("trusted", cafile, err, errlen) < 0) {
+        snprintf(err, errlen, "sslTrustedCertificate \"%s\": cannot read "
+                 "it: %s", cafile, strerror(errno));
+        return -1;
+    }
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_client_method());
+    ok = ctx != NULL && SSL_CTX_load_verify_locations(ctx, cafile, NULL);
+    if (!ok)
+        snprintf(err, errlen, "sslTrustedCertificate \"%s\": no PEM "
+                 "certificate in it: %s", cafile, tls_reason("bad file"));
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    if (!ok)
+        return -1;
+    snprintf(client_cafile, sizeof(client_cafile), "%s", cafile);
+    return 0;
+}
+
+static SSL_CTX *
+tls_client_ctx(char *err, size_t errlen)
+{
+    SSL_CTX *ctx;
+
+    if (client_ctx != NULL)
+        return client_ctx;
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "SSL_CTX_new() failed: %s",
+                 tls_reason("out of memory"));
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (!SSL_CTX_set_default_verify_paths(ctx))
+        ls_log(LS_LOG_WARN, 0, "TLS: the system's CA store: %s",
+               tls_reason("cannot load it"));
+    if (client_cafile[0] &&
+        !SSL_CTX_load_verify_locations(ctx, client_cafile, NULL))
+        ls_log(LS_LOG_WARN, 0, "TLS: sslTrustedCertificate \"%s\": %s",
+               client_cafile, tls_reason("cannot load it"));
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+                                            SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, tls_on_client_session);
+    ERR_clear_error();
+    client_ctx = ctx;
+    return ctx;
+}
+
+SSL *
+ls_tls_client_new(int fd, const char *server_name, int verify,
+                  ls_tls_session_t *reuse, ls_tls_session_t **box, char *err,
+                  size_t errlen)
+{
+    SSL_CTX *ctx = tls_client_ctx(err, errlen);
+    unsigned char addr[16];
+    int is_ip;
+    SSL *ssl;
+
+    *box = NULL;
+    if (ctx == NULL)
+        return NULL;
+    ERR_clear_error();
+    if ((ssl = SSL_new(ctx)) == NULL || !SSL_set_fd(ssl, fd))
+        goto fail;
+    SSL_set_connect_state(ssl);
+    is_ip = server_name != NULL &&
+            (inet_pton(AF_INET, server_name, addr) == 1 ||
+             inet_pton(AF_INET6, server_name, addr) == 1);
+    if (server_name != NULL && !is_ip &&
+        !SSL_set_tlsext_host_name(ssl, server_name))
+        goto fail;
+    SSL_set_verify(ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    if (verify && server_name != NULL) {
+        X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+        if (!(is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, server_name)
+                    : SSL_set1_host(ssl, server_name)))
+            goto fail;
+    }
+    if (reuse != NULL && reuse->sess != NULL &&
+        !SSL_set_session(ssl, reuse->sess))
+        goto fail;
+    if ((*box = calloc(1, sizeof(**box))) == NULL)
+        goto fail;
+    (*box)->refs = 1;
+    SSL_set_app_data(ssl, *box);
+    return ssl;
+
+fail:
+    snprintf(err, errlen, "handshake failed: %s",
+             tls_reason("out of memory"));
+    ERR_clear_error();
+    SSL_free(ssl);
+    return NULL;
+}
+
+int
+ls_tls_client_step(SSL *ssl, char *err, size_t errlen)
+{
+    long v;
+    int r, se;
+
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_do_handshake(ssl);
+    if (r == 1)
+        return 1;
+    se = SSL_get_error(ssl, r);
+    if (se == SSL_ERROR_WANT_READ)
+        return 0;
+    if (se == SSL_ERROR_WANT_WRITE)
+        return 2;
+    v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK)
+        snprintf(err, errlen, "certificate verify failed: %ld: %s", v,
+                 X509_verify_cert_error_string(v));
+    else if (se == SSL_ERROR_SSL)
+        snprintf(err, errlen, "handshake failed: %s",
+                 tls_reason("protocol error"));
+    else if (se == SSL_ERROR_SYSCALL && errno != 0)
+        snprintf(err, errlen, "handshake failed: %s", strerror(errno));
+    else
+        snprintf(err, errlen, "handshake failed: the peer closed the "
+                 "connection");
+    SSL_set_quiet_shutdown(ssl, 1);
+    ERR_clear_error();
+    return -1;
+}
+
+ssize_t
+ls_tls_sread(SSL *ssl, char *p, size_t n)
+{
+    int fatal = 0;
+    ssize_t r = tls_read(ssl, p, n, &fatal);
+
+    if (fatal)
+        tls_fatal(ssl, "cosocket", "read");
+    return r;
+}
+
+ssize_t
+ls_tls_swrite(SSL *ssl, const char *p, size_t n)
+{
+    int fatal = 0;
+    ssize_t r = tls_write(ssl, p, n, &fatal);
+
+    if (fatal) {
+        tls_fatal(ssl, "cosocket", "write");
+        errno = EPIPE;
+    }
+    return r;
+}
+
+void
+ls_tls_client_close(SSL *ssl)
+{
+    if (ssl == NULL)
+        return;
+    if (!SSL_get_quiet_shutdown(ssl) && SSL_is_init_finished(ssl) &&
+        !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN)) {
+        ERR_clear_error();
+        SSL_shutdown(ssl);
+    }
+    ERR_clear_error();
+    ls_tls_session_unref(SSL_get_app_data(ssl));
+    SSL_free(ssl);
 }

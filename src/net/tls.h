@@ -77,4 +77,29 @@ int ls_tls_pending(const struct ls_conn *c);
 void ls_tls_shutdown(struct ls_conn *c);
 void ls_tls_release(struct ls_conn *c);
 
+/*
+ * Client side, for cosockets (lua/lua_socket.c): sock:sslhandshake. The
+ * system's CA store, and the sslTrustedCertificate setting's file.
+ * A session box holds the newest session the server gave a connection
+ * (TLS 1.3 tickets come after the handshake), shared by refcount between
+ * the connection and the app's session object.
+ */
+struct ssl_st;
+typedef struct ls_tls_session ls_tls_session_t;
+
+int ls_tls_client_trust(const char *cafile, char *err, size_t errlen);
+struct ssl_st *ls_tls_client_new(int fd, const char *server_name, int verify,
+                                 ls_tls_session_t *reuse,
+                                 ls_tls_session_t **box, char *err,
+                                 size_t errlen);
+/* 1 done; 0 wants to read; 2 wants to write; -1 failed (err). */
+int ls_tls_client_step(struct ssl_st *ssl, char *err, size_t errlen);
+ssize_t ls_tls_sread(struct ssl_st *ssl, char *p, size_t n);
+ssize_t ls_tls_swrite(struct ssl_st *ssl, const char *p, size_t n);
+/* close_notify if it may, then free (and the connection's session box). */
+void ls_tls_client_close(struct ssl_st *ssl);
+ls_tls_session_t *ls_tls_client_session(struct ssl_st *ssl); /* its box */
+ls_tls_session_t *ls_tls_session_ref(ls_tls_session_t *b);
+void ls_tls_session_unref(ls_tls_session_t *b);
+
 #endif
