@@ -154,8 +154,10 @@ ls_conn_start(ls_conn_t *c)
     if (c->proto->start)
         c->proto->start(c);
     CONN_TELL(c, ls_conn_events->connect(c));
+    /* (after a TLS handshake: only if the request came along with it) */
     if (c->srv->conf.defer_accept && !(c->flags & LS_CONN_OUTBOUND) &&
-        (c->flags & (CONN_STOPPED | LS_CONN_READING)) == LS_CONN_READING)
+        (c->flags & (CONN_STOPPED | LS_CONN_READING)) == LS_CONN_READING &&
+        (c->tls == NULL || ls_tls_pending(c)))
         conn_read_event(c);
     if ((c->flags & (CONN_STOPPED | LS_CONN_READING)) == LS_CONN_READING)
         event_add(&c->rev, NULL);
