@@ -208,7 +208,8 @@ describe("tls", function()
         assert.are.equal(0, srv:stop())
     end)
 
-    it("resumes sessions from tickets, across the workers", function()
+    it("resumes sessions from tickets, across the workers and a reload",
+    function()
         local srv = setup()
         -- HTTP/1.0: the server closes after its answer, so s_client
         -- (-ign_eof) stays until then and has the TLS 1.3 ticket, which
@@ -227,6 +228,15 @@ describe("tls", function()
                 assert.is_truthy(out:find("Reused, TLSv1", 1, true),
                     "resumption " .. i .. " (TLS " .. v .. "): " .. out)
             end
+        end
+        -- the next generation takes the tickets of the last one
+        local r = life.cmd(srv, "reload")
+        assert.are.equal(0, r.code, life.describe_run(r))
+        for _, v in ipairs({ "1_2", "1_3" }) do
+            local out = s_client(srv, srv.port, "-ign_eof -tls" .. v ..
+                " -sess_in " .. shquote(srv.dir .. "/sess" .. v), req)
+            assert.is_truthy(out:find("Reused, TLSv1", 1, true),
+                "after the reload (TLS " .. v .. "): " .. out)
         end
         assert.are.equal(0, srv:stop())
     end)
