@@ -338,6 +338,65 @@ asyncio.run(main())
         assert.are.equal(0, srv:stop())
     end)
 
+    it("finishes a handshake under way when a reload begins, and answers",
+    function()
+        local srv = setup({ reload = false })
+        local f = srv.dir .. "/slow.py"
+        life.writefile(f, [[
+import socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+s.sendall(out.read())                  # the ClientHello, then a pause
+print("hello sent", flush=True)
+sys.stdin.readline()
+while True:
+    try:
+        tls.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        data = s.recv(65536)
+        if not data:
+            print("closed during the handshake", flush=True)
+            sys.exit(1)
+        inc.write(data)
+tls.write(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
+s.sendall(out.read())
+resp = b""
+while b"v1 /slow" not in resp:
+    data = s.recv(65536)
+    if not data:
+        break
+    inc.write(data)
+    try:
+        resp += tls.read(65536)
+    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+        pass
+print(resp.split(b"\r\n")[0].decode(), resp.split(b"\r\n\r\n", 1)[-1].decode())
+]])
+        local outf = srv.dir .. "/slow.out"
+        local p = io.popen(string.format("timeout 60 %s %s %d %s >%s 2>&1",
+            PY, shquote(f), srv.port, shquote(srv.dir .. "/cert.pem"),
+            shquote(outf)), "w")
+        assert(server.wait_until(function()
+            local o = server.readfile(outf)
+            return o and o:find("hello sent", 1, true)
+        end, 20), "the client did not start")
+        local r = life.cmd(srv, "reload")
+        assert.are.equal(0, r.code, life.describe_run(r))
+        p:write("go\n")
+        p:close()
+        local out = server.readfile(outf)
+        assert.is_truthy(out:find("HTTP/1.1 200 OK v1 /slow", 1, true), out)
+        assert.are.equal(0, srv:stop())
+    end)
+
     it("picks up a renewed certificate on reload; a broken one is refused",
     function()
         local srv, dir = setup({ reload = false })

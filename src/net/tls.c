@@ -536,9 +536,14 @@ tls_hs_done(tls_hs_t *hs)
     c->tls = ssl;
     ls_conn_incref(c);
     ls_conn_start(c);
-    if (!(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)) && ls_worker->stopping &&
-        c->proto->drain)
-        c->proto->drain(c); /* a graceful stop began meanwhile */
+    /* a graceful stop began meanwhile: as ls_server_drain_all does */
+    if (!(c->flags & (LS_CONN_CLOSING | LS_CONN_CLOSED)) &&
+        ls_worker->stopping) {
+        if (c->proto->drain)
+            c->proto->drain(c);
+        else
+            ls_conn_report_drain(c);
+    }
     if ((c->flags & (LS_CONN_READING | LS_CONN_CLOSED)) == LS_CONN_READING &&
         SSL_has_pending(ssl))
         event_active(&c->rev, EV_READ, 0); /* read along with the handshake */
