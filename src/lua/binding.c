@@ -10,7 +10,7 @@
  */
 #include "lua/binding.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 int
 ls_lua_callback_push(lua_State *L, ls_conn_t *c, const char *name)

@@ -10,12 +10,20 @@
 #include "lua/vm.h"
 #include "net/conn.h"
 
-#include <lua.h>
+#include "lua/compat.h"
 
+/* The state's ls_vm_t: kept in its extra space (Lua 5.4); LuaJIT has none,
+ * but the allocator's ud is the ls_vm_t (ls_vm_new). */
 static inline ls_vm_t *
 ls_vm_of(lua_State *L)
 {
+#if LS_LUAJIT
+    void *ud;
+    (void)lua_getallocf(L, &ud);
+    return ud;
+#else
     return *(ls_vm_t **)lua_getextraspace(L);
+#endif
 }
 
 /* Push srv[name] and the connection on L; 0 (nothing pushed) when the app

@@ -23,7 +23,7 @@
 #include "lua/binding.h"
 #include "net/server.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -13,7 +13,7 @@
 #include "lua/lua_response.h"
 #include "lua/lua_ws.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <string.h>
 
@@ -218,9 +218,9 @@ lconn_index(lua_State *L)
     if (strcmp(k, "remoteIp") == 0 || strcmp(k, "remotePort") == 0 ||
         strcmp(k, "localIp") == 0 || strcmp(k, "localPort") == 0) {
         if (box->c == NULL || (box->c->flags & LS_CONN_CLOSED))
-            return luaL_error(L, "connection %I is closed (conn.%s is not "
-                              "available after onClose)",
-                              (lua_Integer)box->id, k);
+            return luaL_error(L, "connection " LS_FMT_INT " is closed "
+                              "(conn.%s is not available after onClose)",
+                              LS_FMT_INT_ARG(box->id), k);
         if (k[0] == 'r')
             ls_conn_peer(box->c, ip, sizeof(ip), &port);
         else
@@ -259,11 +259,12 @@ lconn_tostring(lua_State *L)
     int port;
 
     if (box->c == NULL || (box->c->flags & LS_CONN_CLOSED)) {
-        lua_pushfstring(L, "luaserv.conn %I (closed)", (lua_Integer)box->id);
+        lua_pushfstring(L, "luaserv.conn " LS_FMT_INT " (closed)",
+                        LS_FMT_INT_ARG(box->id));
     } else {
         ls_conn_peer(box->c, ip, sizeof(ip), &port);
-        lua_pushfstring(L, "luaserv.conn %I (%s:%d)", (lua_Integer)box->id,
-                        ip[0] ? ip : "unix", port);
+        lua_pushfstring(L, "luaserv.conn " LS_FMT_INT " (%s:%d)",
+                        LS_FMT_INT_ARG(box->id), ip[0] ? ip : "unix", port);
     }
     return 1;
 }

@@ -15,7 +15,7 @@
 #include "lua/lua_core.h"
 #include "lua/lua_proto.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

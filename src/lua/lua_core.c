@@ -20,7 +20,7 @@
 #include "lua/lua_tls.h"
 #include "net/conn.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -73,8 +73,9 @@ core_opt_int(lua_State *L, const char *key, lua_Integer min, lua_Integer max)
 
     v = lua_tointegerx(L, -1, &isint);
     if (!isint || v < min || v > max)
-        luaL_error(L, "bad option '%s' (integer from %I to %I expected, got "
-                   "%s)", key, min, max, luaL_tolstring(L, -1, NULL));
+        luaL_error(L, "bad option '%s' (integer from " LS_FMT_INT " to "
+                   LS_FMT_INT " expected, got %s)", key, LS_FMT_INT_ARG(min),
+                   LS_FMT_INT_ARG(max), luaL_tolstring(L, -1, NULL));
     return v;
 }
 

@@ -8,13 +8,14 @@
  * found and called as binding.c does.
  */
 #include "lua/lua_events.h"
+#include "core/log.h"
 #include "lua/binding.h"
 #include "lua/co.h"
 #include "lua/lua_conn.h"
 #include "lua/lua_core.h"
 #include "lua/lua_request.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 static inline lua_State *
 ev_L(void)
@@ -66,7 +67,13 @@ typedef struct ev_batch {
     ls_conn_t *c;
     ls_conn_next_fn next;
     void *ctx;
+#if LS_LUAJIT
+    ls_co_t *co;                /* the coroutine delivering it */
+    struct ev_batch *prev;      /* a batch of another connection, nested */
+#endif
 } ev_batch_t;
+
+#if !LS_LUAJIT
 
 /* After an onMessage of the batch waited: the batch is over (the messages
  * behind it wait in the input buffer, the connection held, and come in a
@@ -110,6 +117,97 @@ ev_deliver(lua_State *L)
     return 0;
 }
 
+/* Push what ls_co_start runs for batch b. */
+static int
+ev_push_deliver(lua_State *L, ev_batch_t *b)
+{
+    lua_pushcfunction(L, ev_deliver);
+    lua_pushlightuserdata(L, b);
+    return 1;
+}
+
+#define ev_batch_begin(b) ((void)0)
+#define ev_batch_end(b) ((void)0)
+
+#else /* LuaJIT */
+
+/*
+ * LuaJIT has no lua_callk: a C function cannot call a Lua function that
+ * yields. So the loop is Lua code, and the C side is a function it calls
+ * for each message, ev_next. The batch lives on ev_messages' C stack: it is
+ * the current one (ev_batch) only while ev_messages runs, that is until
+ * the coroutine is done or first waits. Once an onMessage of the batch
+ * waited, ev_next finds that the batch it is asked for is no longer current
+ * (the coroutine is another's, or there is none) and ends the loop: the
+ * messages behind wait in the input buffer, the connection held, and come
+ * in a batch of their own once this one is done, as in 5.4.
+ */
+static ev_batch_t *ev_batch;
+static const char ev_deliver_key;
+static const char ev_deliver_src[] =
+    "local nextmsg = ...\n"
+    "return function(srv, name, conn)\n"
+    "    while true do\n"
+    "        local msg = nextmsg()\n"
+    "        if msg == nil then return end\n"
+    "        local f = srv[name]\n"
+    "        if type(f) == 'function' then f(conn, msg) end\n"
+    "    end\n"
+    "end\n";
+
+/* nextmsg() -> the next message of the current batch, or nil */
+static int
+ev_next(lua_State *L)
+{
+    ev_batch_t *b = ev_batch;
+    const char *p;
+    size_t n;
+
+    if (b == NULL || b->co != ls_co_running(L) ||
+        !b->next(b->c, b->ctx, &p, &n))
+        return 0;
+    b->c->srv->msgs_in++;
+    lua_pushlstring(L, p, n);
+    ls_vm_next_callback(ls_worker->vm);
+    return 1;
+}
+
+/* Push the deliver function (made once per state), srv, the name and
+ * conn: 3 arguments. 0 (nothing pushed) if it cannot be made. */
+static int
+ev_push_deliver(lua_State *L, ev_batch_t *b)
+{
+    ls_conn_t *c = b->c;
+
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ev_deliver_key) !=
+        LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        if (luaL_loadbuffer(L, ev_deliver_src, sizeof(ev_deliver_src) - 1,
+                            "=luaserv.deliver") != LUA_OK) {
+            ls_log(LS_LOG_ERROR, 0, "onMessage: %s", lua_tostring(L, -1));
+            lua_pop(L, 1);
+            return 0;
+        }
+        lua_pushcfunction(L, ev_next);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+            ls_log(LS_LOG_ERROR, 0, "onMessage: %s", lua_tostring(L, -1));
+            lua_pop(L, 1);
+            return 0;
+        }
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &ev_deliver_key); /* f */
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->lua_ref);  /* f srv */
+    ls_vm_push_name(ls_worker->vm, L, "onMessage");      /* f srv name */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* f srv name conn */
+    return 3;
+}
+
+#define ev_batch_begin(b) ((b)->prev = ev_batch, ev_batch = (b))
+#define ev_batch_end(b) (ev_batch = (b)->prev)
+
+#endif
+
 /*
  * A batch of messages (all the whole packets of one read) in one coroutine:
  * the per-call cost (lua_resume, the callback's lookup from the registry)
@@ -122,13 +220,22 @@ static int
 ev_messages(ls_conn_t *c, ls_conn_next_fn next, void *ctx)
 {
     ls_co_t *co = ls_co_get();
-    ev_batch_t b = {c, next, ctx};
+    ev_batch_t b = {.c = c, .next = next, .ctx = ctx};
+    int nargs, r;
 
     if (co == NULL)
         return LS_EV_ERROR;
-    lua_pushcfunction(co->L, ev_deliver);
-    lua_pushlightuserdata(co->L, &b);
-    return ls_co_start(co, 1, "onMessage", c, LS_CO_HOLD);
+    if ((nargs = ev_push_deliver(co->L, &b)) == 0) {
+        ls_co_put(co);
+        return LS_EV_ERROR;
+    }
+#if LS_LUAJIT
+    b.co = co;
+#endif
+    ev_batch_begin(&b);
+    r = ls_co_start(co, nargs, "onMessage", c, LS_CO_HOLD);
+    ev_batch_end(&b);
+    return r;
 }
 
 /* One message (WebSocket): its own coroutine; messages of one connection

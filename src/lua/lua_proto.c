@@ -21,7 +21,7 @@
 #include "lua/co.h"
 #include "net/conn.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <string.h>
 

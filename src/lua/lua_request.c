@@ -12,7 +12,7 @@
  */
 #include "lua/lua_request.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <string.h>
 

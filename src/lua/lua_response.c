@@ -18,7 +18,7 @@
 #include "http/http.h"
 #include "lua/binding.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <string.h>
 

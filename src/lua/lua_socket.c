@@ -37,7 +37,7 @@
 #include "lua/co.h"
 #include "lua/lua_tls.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

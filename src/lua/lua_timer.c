@@ -12,7 +12,7 @@
 #include "lua/binding.h"
 #include "lua/co.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <math.h>
 

@@ -17,7 +17,7 @@
 #include "lua/binding.h"
 #include "lua/co.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -12,7 +12,7 @@
 #include "http/ws.h"
 #include "lua/binding.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #define WS_NORMAL_CLOSURE 1000
 

@@ -9,17 +9,22 @@
  * Lua raises "not enough memory" in the running callback), callbackTimeout
  * (a watcher thread notices a call that runs too long and only then has a
  * count hook set that raises an error: no hook, hence no cost, in the normal
- * case), and
+ * case; under LuaJIT, compiled code is reached through the profiler's
+ * checks, see below), and
  * os.exit, which in a worker retires the worker instead of ending the process
  * under its connections.
  */
 #include "lua/vm.h"
 #include "core/log.h"
+#include "lua/binding.h"
 #include "core/mempool.h"
 #include "net/loop.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 #include <lualib.h>
+#if LS_LUAJIT
+#include <luajit.h>
+#endif
 
 #include <errno.h>
 #include <libgen.h>
@@ -35,13 +40,9 @@
 #include <unistd.h>
 
 
-/* A state's ls_vm_t sits in its extra space (set by ls_vm_new; the
- * bindings read it through lua/binding.h's ls_vm_of). */
-static inline ls_vm_t *
-vm_of(lua_State *L)
-{
-    return *(ls_vm_t **)lua_getextraspace(L);
-}
+/* A state's ls_vm_t (lua/binding.h): in its extra space, set by
+ * ls_vm_new (LuaJIT: the allocator's ud). */
+#define vm_of ls_vm_of
 
 /* What the message handler may use past luaMemoryLimit, so that the
  * traceback of a memory error can still be built. */
@@ -217,10 +218,78 @@ vm_timeout_hook(lua_State *L, lua_Debug *ar)
         char msg[96];
         snprintf(msg, sizeof(msg), "callback exceeded callbackTimeout (%g s)",
                  vm->callback_timeout);
+#if LS_LUAJIT
+        /* LuaJIT's traceback of a dead coroutine has no line for its top
+         * frame, the one that ran too long: take it now (vm_co_message
+         * keeps it) */
+        vm->in_handler++;
+        luaL_traceback(L, L, msg, 0);
+        vm->in_handler--;
+#else
         lua_pushstring(L, msg);
+#endif
     }
     lua_error(L);
 }
+
+#if LS_LUAJIT
+/*
+ * LuaJIT runs no hooks inside compiled code (a trace): `while true do end`
+ * becomes a trace that loops without ever reaching the interpreter, where
+ * the count hook would run. But LuaJIT's profiler, started in its line mode
+ * ('l'), records into every trace a check at each new source line that
+ * leaves the trace for the interpreter once the profiler has asked for a
+ * sample. So the worker starts the profiler once (which flushes the traces
+ * made so far) with an interval so long that it never samples by itself
+ * (ITIMER_PROF counts CPU time: ~28 hours of it), and an over-time call
+ * raises SIGPROF itself, right after setting the count hook: the profiler's
+ * own signal handler flags the sample, the trace exits at its next line,
+ * the profiler's callback (which does nothing) runs in the interpreter, and
+ * the count hook raises at the next instruction. The check costs a load
+ * and a branch per line of compiled code. The watcher pokes again at every
+ * tick while the call goes on (a sample asked for while a __gc runs is
+ * dropped). The app must not start jit.profile itself: that would take
+ * the profiler over (docs/api.md).
+ */
+static ls_vm_t *vm_jit_profiled;   /* the state the profiler runs for */
+
+static void
+vm_jit_sample(void *data, lua_State *L, int samples, int vmstate)
+{
+    (void)data;
+    (void)L;
+    (void)samples;
+    (void)vmstate;
+}
+
+static void
+vm_jit_profile(ls_vm_t *vm)
+{
+    if (vm_jit_profiled == vm)
+        return;
+    luaJIT_profile_start(vm->L, "li100000000", vm_jit_sample, vm);
+    vm_jit_profiled = vm;
+}
+
+static void
+vm_jit_unprofile(ls_vm_t *vm)
+{
+    if (vm_jit_profiled != vm)
+        return;
+    luaJIT_profile_stop(vm->L);
+    vm_jit_profiled = NULL;
+}
+
+/* In the SIGALRM handler: have compiled code leave its trace. */
+static void
+vm_jit_poke(ls_vm_t *vm)
+{
+    if (vm_jit_profiled == vm)
+        raise(SIGPROF);
+}
+#else
+#define vm_jit_poke(vm) ((void)(vm))
+#endif
 
 /* SIGALRM from the watcher: the call it timed is still the one running. */
 static void
@@ -229,9 +298,12 @@ vm_on_alarm(int signo)
     ls_vm_t *vm = vm_ticked;
     (void)signo;
 
-    if (vm == NULL || vm->depth == 0 || vm->expired ||
-        vm->seq != vm_tick_target)
+    if (vm == NULL || vm->depth == 0 || vm->seq != vm_tick_target)
         return;
+    if (vm->expired) {
+        vm_jit_poke(vm);
+        return;
+    }
     vm->expired = 1;
     /* whichever thread runs the loop: the main one and every coroutine
      * resumed (a coroutine may have resumed another that yielded back) */
@@ -242,6 +314,7 @@ vm_on_alarm(int signo)
     for (int i = 0; i < vm->nhooked; i++)
         lua_sethook(vm->hooked[i], vm_timeout_hook, LUA_MASKCOUNT,
                     VM_HOOK_COUNT);
+    vm_jit_poke(vm);
 }
 
 static void *
@@ -260,8 +333,13 @@ vm_watch(void *arg)
         nanosleep(&ts, NULL);
         pthread_mutex_lock(&vm_tick_lock); /* vm is not freed meanwhile */
         vm = vm_ticked;
-        if (vm == NULL || __atomic_load_n(&vm->depth, __ATOMIC_RELAXED) == 0 ||
-            __atomic_load_n(&vm->expired, __ATOMIC_RELAXED)) {
+        if (vm == NULL || __atomic_load_n(&vm->depth, __ATOMIC_RELAXED) == 0) {
+            count = 0;
+        } else if (__atomic_load_n(&vm->expired, __ATOMIC_RELAXED)) {
+            /* LuaJIT: the call it stopped still runs; poke again */
+            if (LS_LUAJIT &&
+                __atomic_load_n(&vm->seq, __ATOMIC_RELAXED) == seen)
+                pthread_kill(vm_tick_main, SIGALRM);
             count = 0;
         } else if (__atomic_load_n(&vm->seq, __ATOMIC_RELAXED) != seen) {
             seen = __atomic_load_n(&vm->seq, __ATOMIC_RELAXED);
@@ -302,6 +380,9 @@ ls_vm_set_limits(ls_vm_t *vm, size_t mem_limit, double callback_timeout)
     __atomic_store_n(&vm_tick_ns, (long)(tick * 1e9), __ATOMIC_RELAXED);
     __atomic_store_n(&vm_tick_need, (int)ceil(callback_timeout / tick - 1e-9),
                      __ATOMIC_RELAXED);
+#if LS_LUAJIT
+    vm_jit_profile(vm);
+#endif
     pthread_mutex_lock(&vm_tick_lock);
     vm_ticked = vm;
     pthread_mutex_unlock(&vm_tick_lock);
@@ -406,9 +487,24 @@ ls_vm_new(int mode, const char *app, char *err, size_t errlen)
         return NULL;
     }
     vm->L = L;
+#if !LS_LUAJIT
     *(ls_vm_t **)lua_getextraspace(L) = vm;
+#endif
     luaL_openlibs(L);
     vm_set_paths(L, app);
+#if LS_LUAJIT
+    /* the 5.3/5.4 library functions apps and our modules use */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "luaserv.compat");
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        snprintf(err, errlen, "cannot load luaserv.compat: %s",
+                 lua_tostring(L, -1));
+        lua_close(L);
+        ls_pool_destroy(vm->pool);
+        free(vm);
+        return NULL;
+    }
+#endif
     /* Intern the names C looks up between nested calls (conn:close() in
      * onMessage fires onClose), so that those lookups never allocate and
      * so never fail at luaMemoryLimit in the middle of C code; and keep a
@@ -437,6 +533,9 @@ ls_vm_free(ls_vm_t *vm)
     if (vm_ticked == vm)
         vm_ticked = NULL;
     pthread_mutex_unlock(&vm_tick_lock);
+#if LS_LUAJIT
+    vm_jit_unprofile(vm);
+#endif
     if (vm->L)
         lua_close(vm->L);
     ls_pool_destroy(vm->pool);
@@ -615,11 +714,13 @@ ls_vm_resume(ls_vm_t *vm, lua_State *co, int nargs, const char *what,
      * failure's collection can free what the failed callback held. */
     if (lua_touserdata(co, -1) != &vm_exit_key) {
         lua_State *M = vm->L;
+        /* the headroom from here: outside any protected call, pushing
+         * the function allocates under LuaJIT (a C closure) */
+        vm->in_handler++;
         lua_pushcfunction(M, vm_co_message);             /* f */
         lua_pushthread(co);
         lua_xmove(co, M, 1);                             /* f co */
         lua_xmove(co, M, 1);                             /* f co err */
-        vm->in_handler++;
         if (lua_pcall(M, 2, 1, 0) != LUA_OK)             /* msg */
             status = LUA_ERRERR;
         vm->in_handler--;
@@ -639,6 +740,8 @@ vm_co_message(lua_State *L)
     lua_State *co = lua_tothread(L, 1);
     const char *msg = lua_tostring(L, 2);
 
+    if (LS_LUAJIT && msg != NULL && strstr(msg, "\nstack traceback:\n"))
+        return 1; /* it has one (vm_timeout_hook) */
     if (msg == NULL) {
         if (luaL_callmeta(L, 2, "__tostring") &&
             lua_type(L, -1) == LUA_TSTRING)

@@ -20,6 +20,9 @@ local spack, sunpack, ssub = string.pack, string.unpack, string.sub
 local _M = {}
 
 local SIZES = { [1] = true, [2] = true, [4] = true, [8] = true }
+-- the largest length each header size holds (no bit operators: the module
+-- also runs on LuaJIT)
+local MAX = { [1] = 0xff, [2] = 0xffff, [4] = 0xffffffff }
 
 --- A protocol table for the given header layout.
 -- @tparam[opt] table opts `size` (1, 2, 4, 8; default 4), `endian`
@@ -41,7 +44,7 @@ function _M.new(opts)
     end
     local fmt = (endian == "big" and ">" or "<") .. "I" .. size
     local extra = incl and 0 or size      -- packet size = length + extra
-    local max = size < 8 and (1 << (8 * size)) - 1 or math.maxinteger
+    local max = MAX[size] or math.maxinteger
 
     local P = { size = size, endian = endian, includesHeader = incl }
 
