@@ -12,8 +12,8 @@
 -- @module luaserv.compat
 
 local floor, huge = math.floor, math.huge
-local type, tonumber, select, error, tostring = type, tonumber, select,
-    error, tostring
+local type, tonumber, select, error, tostring, rawget, setmetatable = type,
+    tonumber, select, error, tostring, rawget, setmetatable
 local schar, sbyte, ssub, sfind = string.char, string.byte, string.sub,
     string.find
 local concat = table.concat
@@ -30,6 +30,29 @@ set(table, "unpack", unpack) -- luacheck: ignore 113
 set(table, "pack", function(...)
     return { n = select("#", ...), ... }
 end)
+
+-- pairs honours __pairs (5.2; LuaJIT has it only when built with
+-- LUAJIT_ENABLE_LUA52COMPAT, which Debian's is not): a request table builds
+-- its lazy fields for pairs (src/lua/lua_request.c).
+do
+    local seen = false
+    for _ in pairs(setmetatable({}, { __pairs = function()
+        seen = true
+        return function() return nil end
+    end })) do end
+    if not seen then
+        local rawpairs, dgetmetatable = pairs, debug.getmetatable
+        _G.pairs = function(t) -- luacheck: ignore 122
+            local mt = dgetmetatable(t)
+            local f = type(mt) == "table" and rawget(mt, "__pairs")
+            if f then
+                local fn, st, k = f(t)
+                return fn, st, k
+            end
+            return rawpairs(t)
+        end
+    end
+end
 
 -- math -------------------------------------------------------------------
 
