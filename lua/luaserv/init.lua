@@ -39,7 +39,8 @@ function _M.log(level, fmt, ...)
     if select("#", ...) > 0 then
         fmt = format(fmt, ...)
     end
-    return core.log(level, fmt)
+    core.log(level, fmt) -- not a tail call: LuaJIT would drop this frame,
+                         -- and a bad level's error its name 'log'
 end
 
 return _M

@@ -55,6 +55,31 @@ describe("callbackTimeout", function()
         assert.are.equal(0, srv:stop())
     end)
 
+    it("stops a loop running as compiled code (LuaJIT builds)", function()
+        -- LuaJIT runs no hook inside a trace; the over-time signal has the
+        -- profiler's checks make the trace leave for the interpreter
+        local srv = start()
+        local b, pid = bystander(srv)
+        finally(function() b:close() end)
+        local jit = b:request("jit", 10)
+        if jit == "none" then
+            assert.are.equal(0, srv:stop())
+            pending("the server runs Lua 5.4")
+            return
+        end
+        assert.are.equal("true", jit) -- the JIT is on: the loop is compiled
+        srv:expect_error("callback exceeded callbackTimeout %(1 s%)")
+        for _ = 1, 2 do
+            must_be_closed(srv, "spin-hot")
+            assert.are.equal(pid, b:request("pid", 10))
+        end
+        assert.are.equal(2, srv:count_log("callback exceeded callbackTimeout"))
+        local line = server.line_of(server.abspath(APP), "MARK:spin-hot")
+        assert.is_truthy(srv:log():find("guards.lua:" .. line .. ":", 1,
+            true), server.tail(srv:log()))
+        assert.are.equal(0, srv:stop())
+    end)
+
     it("times each message of a batch on its own", function()
         -- eight messages in one write are delivered in one batch (one
         -- protected call): 8 x 0.4 s of CPU is over the 2.5 s limit in all,

@@ -39,6 +39,12 @@ end
 local BIN = server.abspath(server.bin)
 local BUILD = BIN:match("^(.*)/[^/]+$")
 local have_build = exists(BUILD .. "/CPackConfig.cmake")
+-- A LuaJIT build (-DLUASERV_LUA=luajit) installs on LuaJIT's module path
+-- and links LuaJIT statically (no Lua package in Depends).
+local LUAJIT = exists(BUILD .. "/CMakeCache.txt") and
+    read(BUILD .. "/CMakeCache.txt"):find("\nLUASERV_LUA:STRING=luajit\n",
+                                          1, true) ~= nil
+local LUADIR = LUAJIT and "share/lua/5.1" or "share/lua/5.4"
 
 -- Runs the installed binary on an app; returns what the app's Lua sees.
 local function run_installed(bin, app, root)
@@ -51,19 +57,19 @@ local function run_installed(bin, app, root)
     srv:stop()
     assert.is_truthy(got, "no answer from the installed binary")
     local core, redis, kind = got:match("^(%S+) (%S+) (%S+)$")
-    assert.are.equal(root .. "/share/lua/5.4/luaserv/init.lua", core)
-    assert.are.equal(root .. "/share/lua/5.4/luaserv/redis.lua", redis)
+    assert.are.equal(root .. "/" .. LUADIR .. "/luaserv/init.lua", core)
+    assert.are.equal(root .. "/" .. LUADIR .. "/luaserv/redis.lua", redis)
     assert.are.equal("function", kind)
 end
 
 local function check_tree(root, unit_bin, unit_etc)
     for _, f in ipairs {
         "bin/luaserv",
-        "share/lua/5.4/luaserv/init.lua",
-        "share/lua/5.4/luaserv/redis.lua",
-        "share/lua/5.4/luaserv/http_client.lua",
-        "share/lua/5.4/luaserv/meta.lua",
-        "share/lua/5.4/luaserv/protocols/length.lua",
+        LUADIR .. "/luaserv/init.lua",
+        LUADIR .. "/luaserv/redis.lua",
+        LUADIR .. "/luaserv/http_client.lua",
+        LUADIR .. "/luaserv/meta.lua",
+        LUADIR .. "/luaserv/protocols/length.lua",
         "share/man/man1/luaserv.1",
         "lib/systemd/system/luaserv@.service",
         "share/doc/luaserv/README.md",
@@ -137,7 +143,9 @@ describe("packaging", function()
                  " | grep -q 'install ok installed'")
         end
         local all = table.concat(names, " ")
-        for _, want in ipairs { "libc6", "libevent", "liblua5.4", "libwslay" } do
+        for _, want in ipairs { "libc6", "libevent",
+                                LUAJIT and "libc6" or "liblua5.4",
+                                "libwslay" } do
             assert.is_truthy(all:find(want, 1, true),
                              want .. " missing from Depends: " .. depends)
         end

@@ -12,6 +12,9 @@
  *    luaL_checkinteger refuse 2.5 as 5.4 does, instead of truncating);
  *  - a userdata's single user value lives in its environment table (nil
  *    while the environment is the registry, which no app value can be);
+ *  - argument errors worded as 5.4's (luaL_argerror and the luaL_check*
+ *    over it: a function the call site does not name is named after its
+ *    place in package.loaded, "luaserv.after");
  *  - luaL_typeerror, luaL_argexpected, luaL_tolstring, luaL_getsubtable,
  *    lua_absindex, lua_rawgetp/lua_rawsetp, lua_rawlen, lua_resume's 5.4
  *    signature, lua_resetthread, lua_gc with two arguments, and
@@ -31,6 +34,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #if LUA_VERSION_NUM < 503
 #define LS_LUAJIT 1
@@ -140,6 +144,64 @@ ls_compat_isinteger(lua_State *L, int idx)
 
 /* ---- errors ---- */
 
+/* 5.4 names a function the call site does not name by where it is found
+ * in package.loaded ("luaserv.after" for pcall(luaserv.after, ...)). */
+static inline int
+ls_compat_funcname(lua_State *L, lua_Debug *ar)
+{
+    int top = lua_gettop(L);
+
+    lua_getinfo(L, "f", ar);                             /* fn */
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* fn loaded */
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {                            /* fn loaded k m */
+        if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
+            lua_pushnil(L);
+            while (lua_next(L, -2)) {                    /* ... m k2 v */
+                if (lua_type(L, -2) == LUA_TSTRING &&
+                    lua_rawequal(L, -1, top + 1)) {
+                    const char *mod = lua_tostring(L, -4);
+                    const char *fn = lua_tostring(L, -2);
+                    if (strcmp(mod, "_G") == 0)
+                        lua_pushstring(L, fn);
+                    else
+                        lua_pushfstring(L, "%s.%s", mod, fn);
+                    lua_replace(L, top + 1);
+                    lua_settop(L, top + 1);
+                    return 1;
+                }
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    return 0;
+}
+
+/* luaL_argerror as 5.4 words it; the luaL_check* below use it (LuaJIT's
+ * own would name such a function '?'). */
+static inline int
+ls_compat_argerror(lua_State *L, int arg, const char *extramsg)
+{
+    lua_Debug ar;
+
+    if (!lua_getstack(L, 0, &ar))
+        return luaL_error(L, "bad argument #%d (%s)", arg, extramsg);
+    lua_getinfo(L, "n", &ar);
+    if (ar.namewhat != NULL && strcmp(ar.namewhat, "method") == 0) {
+        arg--;
+        if (arg == 0)
+            return luaL_error(L, "calling '%s' on bad self (%s)", ar.name,
+                              extramsg);
+    }
+    if (ar.name == NULL)
+        ar.name = ls_compat_funcname(L, &ar) ? lua_tostring(L, -1) : "?";
+    return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, ar.name,
+                      extramsg);
+}
+#define luaL_argerror ls_compat_argerror
+
 /* 5.4's: "bad argument #2 to 'send' (string expected, got luaserv.conn)" */
 static inline int
 ls_compat_typeerror(lua_State *L, int arg, const char *tname)
@@ -159,6 +221,96 @@ ls_compat_typeerror(lua_State *L, int arg, const char *tname)
 #define luaL_typeerror ls_compat_typeerror
 #define luaL_argexpected(L, cond, arg, tname) \
     ((void)((cond) || ls_compat_typeerror(L, (arg), (tname))))
+
+static inline int
+ls_compat_tagerror(lua_State *L, int arg, int tag)
+{
+    return ls_compat_typeerror(L, arg, lua_typename(L, tag));
+}
+
+static inline const char *
+ls_compat_checklstring(lua_State *L, int arg, size_t *len)
+{
+    const char *s = lua_tolstring(L, arg, len);
+
+    if (s == NULL)
+        ls_compat_tagerror(L, arg, LUA_TSTRING);
+    return s;
+}
+
+static inline const char *
+ls_compat_optlstring(lua_State *L, int arg, const char *def, size_t *len)
+{
+    if (lua_isnoneornil(L, arg)) {
+        if (len != NULL)
+            *len = def ? strlen(def) : 0;
+        return def;
+    }
+    return ls_compat_checklstring(L, arg, len);
+}
+
+static inline lua_Number
+ls_compat_checknumber(lua_State *L, int arg)
+{
+    int isnum;
+    lua_Number d = lua_tonumberx(L, arg, &isnum);
+
+    if (!isnum)
+        ls_compat_tagerror(L, arg, LUA_TNUMBER);
+    return d;
+}
+
+static inline lua_Number
+ls_compat_optnumber(lua_State *L, int arg, lua_Number def)
+{
+    return lua_isnoneornil(L, arg) ? def : ls_compat_checknumber(L, arg);
+}
+
+static inline void
+ls_compat_checktype(lua_State *L, int arg, int t)
+{
+    if (lua_type(L, arg) != t)
+        ls_compat_tagerror(L, arg, t);
+}
+
+static inline void
+ls_compat_checkany(lua_State *L, int arg)
+{
+    if (lua_type(L, arg) == LUA_TNONE)
+        luaL_argerror(L, arg, "value expected");
+}
+
+static inline void *
+ls_compat_checkudata(lua_State *L, int ud, const char *tname)
+{
+    void *p = luaL_testudata(L, ud, tname);
+
+    if (p == NULL)
+        ls_compat_typeerror(L, ud, tname);
+    return p;
+}
+
+static inline int
+ls_compat_checkoption(lua_State *L, int arg, const char *def,
+                      const char *const lst[])
+{
+    const char *name = def ? ls_compat_optlstring(L, arg, def, NULL)
+                           : ls_compat_checklstring(L, arg, NULL);
+
+    for (int i = 0; lst[i]; i++)
+        if (strcmp(lst[i], name) == 0)
+            return i;
+    return luaL_argerror(L, arg,
+                         lua_pushfstring(L, "invalid option '%s'", name));
+}
+#define luaL_checklstring ls_compat_checklstring
+#define luaL_optlstring ls_compat_optlstring
+#define luaL_checknumber ls_compat_checknumber
+#define luaL_optnumber ls_compat_optnumber
+#define luaL_checktype ls_compat_checktype
+#define luaL_checkany ls_compat_checkany
+#define luaL_checkudata ls_compat_checkudata
+#define luaL_checkoption ls_compat_checkoption
 
 static inline lua_Integer
 ls_compat_checkinteger(lua_State *L, int arg)
