@@ -73,6 +73,17 @@ typedef struct ev_batch {
 #endif
 } ev_batch_t;
 
+/* The next message of batch b, counted; 0 at the end of the batch. Both
+ * ways of delivering a batch take their messages here. */
+static inline int
+ev_take(ev_batch_t *b, const char **p, size_t *n)
+{
+    if (!b->next(b->c, b->ctx, p, n))
+        return 0;
+    ls_server_took_message(b->c->srv);
+    return 1;
+}
+
 #if !LS_LUAJIT
 
 /* After an onMessage of the batch waited: the batch is over (the messages
@@ -102,8 +113,7 @@ ev_deliver(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->lua_ref);  /* b srv */
     ls_vm_push_name(vm, L, "onMessage");                 /* b srv name */
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->lua_ref);       /* b srv name conn */
-    while (b->next(c, b->ctx, &p, &n)) {
-        ls_server_took_message(c->srv);
+    while (ev_take(b, &p, &n)) {
         lua_pushvalue(L, 3);
         if (lua_gettable(L, 2) != LUA_TFUNCTION) {       /* ... f */
             lua_pop(L, 1);
@@ -163,10 +173,8 @@ ev_next(lua_State *L)
     const char *p;
     size_t n;
 
-    if (b == NULL || b->co != ls_co_running(L) ||
-        !b->next(b->c, b->ctx, &p, &n))
+    if (b == NULL || b->co != ls_co_running(L) || !ev_take(b, &p, &n))
         return 0;
-    b->c->srv->msgs_in++;
     lua_pushlstring(L, p, n);
     ls_vm_next_callback(ls_worker->vm);
     return 1;

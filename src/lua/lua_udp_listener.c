@@ -27,7 +27,7 @@
 #include "lua/co.h"
 #include "net/udp.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
