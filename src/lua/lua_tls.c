@@ -11,7 +11,7 @@
  */
 #include "lua/lua_tls.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <stdio.h>
 #include <string.h>
