@@ -10,6 +10,7 @@
 #include "core/luaserv.h"
 #include "master/master.h"
 #include "master/validate.h"
+#include "lua/vm.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -176,7 +177,7 @@ main(int argc, char **argv)
             fputs(usage_text, stdout);
             return LS_EXIT_OK;
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
-            printf("luaserv %s\n", LUASERV_VERSION);
+            printf("luaserv %s (%s)\n", LUASERV_VERSION, ls_vm_lua_release());
             return LS_EXIT_OK;
         } else if (strcmp(a, "-d") == 0) {
             daemon = 1;

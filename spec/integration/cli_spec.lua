@@ -66,5 +66,7 @@ describe("help and version", function()
         local r = server.run({ "-v" }, { timeout = 10 })
         assert.are.equal(0, r.code, r.stderr)
         assert.is_truthy((r.stdout .. r.stderr):find("%d+%.%d+"))
+        -- and the Lua it runs: "(Lua 5.4.4)" or "(LuaJIT 2.1.0-beta3)"
+        assert.is_truthy(r.stdout:find("%(Lua[%w]* %d+%.%d+"), r.stdout)
     end)
 end)

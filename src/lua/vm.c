@@ -463,6 +463,18 @@ vm_os_exit(lua_State *L)
     return lua_error(L);
 }
 
+/* "Lua 5.4.4" or "LuaJIT 2.1.0-beta3": what this binary was built with
+ * (luaserv -v). */
+const char *
+ls_vm_lua_release(void)
+{
+#if LS_LUAJIT
+    return LUAJIT_VERSION;
+#else
+    return LUA_RELEASE;
+#endif
+}
+
 ls_vm_t *
 ls_vm_new(int mode, const char *app, char *err, size_t errlen)
 {

@@ -71,6 +71,7 @@ int ls_vm_resume(ls_vm_t *vm, struct lua_State *co, int nargs,
 void ls_vm_push_name(ls_vm_t *vm, struct lua_State *L, const char *name);
 int ls_vm_serves(const ls_vm_t *vm);
 const char *ls_vm_lua_dir(void);
+const char *ls_vm_lua_release(void);
 
 /* The thread C code calls the app on: the innermost running coroutine, or
  * the main thread between callbacks. */
