@@ -12,7 +12,7 @@
 #include "lua/vm.h"
 #include "net/conn.h"
 
-#include <lua.h>
+#include "lua/compat.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
