@@ -127,8 +127,8 @@ ls_lua_tls_server(lua_State *L, int idx, const char *appdir, int alpn_http,
                        luaL_typename(L, -1));
         lua_pushnil(L);
         while (lua_next(L, -2)) {                        /* ... sni h v */
-            const char *host;
-            size_t n;
+            const char *host = NULL; /* luaL_error does not return */
+            size_t n = 0;
             if (lua_type(L, -2) != LUA_TSTRING ||
                 (host = lua_tolstring(L, -2, &n), n == 0 || n > 255 ||
                  strlen(host) != n || strchr(host, ' ') != NULL))
