@@ -29,6 +29,9 @@ local _M = {
     udp = core.udp,
     --- A null value (Redis's nil bulk reply, JSON null): a light userdata.
     null = core.null,
+    --- Shared dicts declared by settings{ shared = { NAME = SIZE } }:
+    -- shared.NAME has OpenResty's ngx.shared.DICT methods (in workers).
+    shared = core.shared,
 }
 
 --- Log a line at level "debug", "info", "warn" or "error".

@@ -5,6 +5,7 @@
  * are checked for control characters when declared):
  *   setting <key> <value>
  *   listener <name> <count> <reusePort> <backlog> <url>
+ *   shared <name> <size>
  */
 #include "core/config.h"
 
@@ -117,6 +118,8 @@ ls_conf_write(const ls_conf_t *c, int fd)
         CONF_PUT("listener\t%s\t%d\t%d\t%d\t%s\n", l->name, l->count,
                  l->reuseport, l->backlog, l->addr.url);
     }
+    for (int i = 0; i < c->nshared; i++)
+        CONF_PUT("shared\t%s\t%zu\n", c->shared[i].name, c->shared[i].size);
 #undef CONF_PUT
     return 0;
 }
@@ -171,6 +174,12 @@ ls_conf_read(ls_conf_t *c, char *text, char *err, size_t errlen)
                 c->watchdog_timeout = strtod(f[2], NULL);
             else if (strcmp(f[1], "metrics") == 0)
                 snprintf(c->metrics, sizeof(c->metrics), "%s", f[2]);
+        } else if (n == 3 && strcmp(f[0], "shared") == 0 &&
+                   c->nshared < LS_SHARED_MAX) {
+            ls_shared_conf_t *s = &c->shared[c->nshared++];
+            memset(s, 0, sizeof(*s));
+            snprintf(s->name, sizeof(s->name), "%s", f[1]);
+            s->size = (size_t)strtoull(f[2], NULL, 10);
         } else if (n == 6 && strcmp(f[0], "listener") == 0) {
             ls_listen_conf_t l;
             memset(&l, 0, sizeof(l));

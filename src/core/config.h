@@ -41,6 +41,15 @@ typedef struct ls_listen_conf {
     double handshake_timeout;  /* s; 0: none */
 } ls_listen_conf_t;
 
+/* A shared dict (settings.shared): its name and size; the master maps it
+ * for a generation (dict), so a worker finds it there after the fork. */
+#define LS_SHARED_MAX 32
+typedef struct ls_shared_conf {
+    char name[LS_NAME_MAX];
+    size_t size;
+    struct ls_shdict *dict;    /* NULL until the master maps it */
+} ls_shared_conf_t;
+
 typedef struct ls_conf {
     ls_listen_conf_t *listeners;
     int nlisteners;
@@ -56,6 +65,8 @@ typedef struct ls_conf {
     double callback_timeout;   /* settings.callbackTimeout, s; 0: none */
     double watchdog_timeout;   /* settings.watchdogTimeout, s; 0: none */
     char metrics[LS_URL_MAX];  /* settings.metrics "host:port"; "": off */
+    ls_shared_conf_t shared[LS_SHARED_MAX]; /* settings.shared */
+    int nshared;
 } ls_conf_t;
 
 #define LS_DEFAULT_STOP_TIMEOUT 5.0

@@ -13,6 +13,7 @@
 #include "lua/co.h"
 #include "lua/lua_conn.h"
 #include "lua/lua_connect.h"
+#include "lua/lua_shdict.h"
 #include "lua/lua_socket.h"
 #include "lua/lua_udp.h"
 #include "lua/lua_udp_listener.h"
@@ -539,13 +540,15 @@ lcore_settings(lua_State *L)
             snprintf(c->metrics, sizeof(c->metrics), "%s", v);
         } else if (strcmp(k, "sslTrustedCertificate") == 0) {
             core_setting_trusted(L, ls_vm_of(L));
+        } else if (strcmp(k, "shared") == 0) {
+            ls_lua_shdict_setting(L, c);
         } else {
             return luaL_error(L, "unknown setting '%s' (known: name, pidFile, "
                               "logFile, user, group, stopTimeout, stopDelay, "
                               "logLevel, "
                               "luaMemoryLimit, callbackTimeout, "
                               "watchdogTimeout, metrics, "
-                              "sslTrustedCertificate)", k);
+                              "sslTrustedCertificate, shared)", k);
         }
         lua_pop(L, 1);
     }
@@ -652,6 +655,7 @@ luaopen_luaserv_core(lua_State *L)
     ls_co_register(L);
     ls_lua_socket_register(L);
     ls_lua_udp_register(L);
+    ls_lua_shdict_register(L);
     lua_pushlightuserdata(L, NULL);                      /* luaserv.null */
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, LUASERV_VERSION);

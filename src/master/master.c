@@ -21,6 +21,7 @@
 #include "master/daemon.h"
 #include "core/log.h"
 #include "master/metrics.h"
+#include "master/shared.h"
 #include "master/signals.h"
 #include "master/validate.h"
 #include "worker/worker.h"
@@ -207,6 +208,7 @@ master_gen_unref(ls_gen_t *g)
 {
     if (g == NULL || --g->refs > 0 || g == M.cur || g == M.next)
         return;
+    ls_shared_release(&g->conf);
     ls_conf_free(&g->conf);
     free(g);
 }
@@ -719,7 +721,8 @@ master_reload_validated(void)
     ls_gen_t *g = M.validating;
 
     M.validating = NULL;
-    if (ls_validation_finish(&M.val, &g->conf, err, sizeof(err)) < 0) {
+    if (ls_validation_finish(&M.val, &g->conf, err, sizeof(err)) < 0 ||
+        ls_shared_attach(&g->conf, &M.cur->conf, err, sizeof(err)) < 0) {
         master_reload_failed(g, err);
         return;
     }
@@ -1480,6 +1483,12 @@ ls_master_run(const ls_master_opts_t *opts)
     if (ls_signals_install() < 0) {
         ls_pidfile_release();
         return master_fail("cannot install the signal handlers");
+    }
+    /* Shared dicts: mapped now, so every worker forked from here on has
+     * them at the same address. */
+    if (ls_shared_attach(conf, NULL, err, sizeof(err)) < 0) {
+        ls_pidfile_release();
+        return master_fail(err);
     }
     /* The workers' figures for /metrics, shared the same way. */
     if (conf->metrics[0]) {

@@ -13,6 +13,7 @@
 #include "lua/lua_core.h"
 #include "lua/lua_events.h"
 #include "lua/lua_proto.h"
+#include "lua/lua_shdict.h"
 #include "lua/lua_timer.h"
 #include "lua/lua_udp_listener.h"
 #include "lua/vm.h"
@@ -523,6 +524,7 @@ ls_worker_main(const ls_worker_args_t *a)
         exit(LS_WEXIT_STARTUP);
     }
     w->vm->worker = w;
+    ls_lua_shdict_use(a->conf); /* the dicts the master mapped */
     ls_lua_core_install(w->vm);
     /* The connection and protocol layers reach the app only through
      * these tables. */

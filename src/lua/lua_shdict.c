@@ -1,0 +1,671 @@
+/*
+ * lua_shdict.c -- luaserv.shared.NAME: the "luaserv.shdict" userdata over a
+ * shared dict (core/shdict.c), with OpenResty's ngx.shared.DICT methods and
+ * return values; and the `shared` setting that declares them.
+ *
+ * Misuse (a bad exptime, flags, step) raises; the dict's answers ("not
+ * found", "exists", "no memory", ...) are returned. Nothing here raises
+ * while a dict's lock is held: values come out into a C buffer, and are
+ * pushed once the store call has returned.
+ */
+#include "lua/lua_shdict.h"
+#include "core/shdict.h"
+
+#include <lauxlib.h>
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHDICT_MT "luaserv.shdict"
+
+typedef struct shdict_box {
+    ls_shdict_t *d;
+} shdict_box_t;
+
+static const ls_conf_t *shdict_conf; /* the master's, in a worker */
+static ls_shd_buf_t shdict_buf;      /* values and keys coming out */
+
+void
+ls_lua_shdict_use(const ls_conf_t *conf)
+{
+    shdict_conf = conf;
+}
+
+/* ---- the `shared` setting ---------------------------------------------- */
+
+/* "10m", "512k", "1g" or a number of bytes; 0 if malformed. */
+static size_t
+shdict_parse_size(lua_State *L)
+{
+    if (lua_isinteger(L, -1)) {
+        lua_Integer v = lua_tointeger(L, -1);
+        return v > 0 ? (size_t)v : 0;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, -1);
+        char *end;
+        unsigned long long v;
+        size_t mul = 1;
+        if (!isdigit((unsigned char)*s))
+            return 0;
+        v = strtoull(s, &end, 10);
+        switch (*end) {
+        case 'k': case 'K': mul = (size_t)1 << 10; end++; break;
+        case 'm': case 'M': mul = (size_t)1 << 20; end++; break;
+        case 'g': case 'G': mul = (size_t)1 << 30; end++; break;
+        }
+        if (*end != '\0' || v == 0 || v > LS_SHDICT_MAX_SIZE / mul)
+            return 0;
+        return (size_t)v * mul;
+    }
+    return 0;
+}
+
+void
+ls_lua_shdict_setting(lua_State *L, ls_conf_t *c)
+{
+    if (!lua_istable(L, -1))
+        luaL_error(L, "bad setting 'shared' (a table of name = size "
+                   "expected, e.g. { cache = \"10m\" })");
+    c->nshared = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {                            /* ... t k v */
+        ls_shared_conf_t *s;
+        size_t len, size;
+        const char *name;
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "bad setting 'shared' (dict names must be "
+                       "strings)");
+        name = lua_tolstring(L, -2, &len);
+        if (len == 0 || len >= LS_NAME_MAX)
+            luaL_error(L, "bad setting 'shared' (dict name of 1 to %d "
+                       "characters expected)", LS_NAME_MAX - 1);
+        for (size_t i = 0; i < len; i++)
+            if (!isalnum((unsigned char)name[i]) && name[i] != '_')
+                luaL_error(L, "bad setting 'shared' (dict name \"%s\": "
+                           "letters, digits and _ only)", name);
+        size = shdict_parse_size(L);
+        if (size < LS_SHDICT_MIN_SIZE || size > LS_SHDICT_MAX_SIZE)
+            luaL_error(L, "bad setting 'shared' (size of dict \"%s\": "
+                       "bytes, or a number with k, m or g, from 8k to 64g "
+                       "expected, got %s)", name, luaL_tolstring(L, -1, NULL));
+        if (c->nshared == LS_SHARED_MAX)
+            luaL_error(L, "bad setting 'shared' (at most %d dicts)",
+                       LS_SHARED_MAX);
+        s = &c->shared[c->nshared++];
+        memset(s, 0, sizeof(*s));
+        memcpy(s->name, name, len + 1);
+        s->size = size;
+        lua_pop(L, 1);                                   /* ... t k */
+    }
+}
+
+/* ---- arguments ---------------------------------------------------------- */
+
+static ls_shdict_t *
+shdict_check(lua_State *L)
+{
+    return ((shdict_box_t *)luaL_checkudata(L, 1, SHDICT_MT))->d;
+}
+
+/* The key at index 2, or NULL with nil, err pushed (OpenResty's "nil key",
+ * "empty key", "key too long"). */
+static const char *
+shdict_key(lua_State *L, size_t *kl)
+{
+    const char *k;
+    if (lua_isnoneornil(L, 2)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "nil key");
+        return NULL;
+    }
+    k = lua_type(L, 2) == LUA_TSTRING || lua_type(L, 2) == LUA_TNUMBER
+            ? lua_tolstring(L, 2, kl)
+            : luaL_tolstring(L, 2, kl);
+    if (*kl == 0 || *kl > LS_SHDICT_KEY_MAX) {
+        lua_pushnil(L);
+        if (*kl == 0)
+            lua_pushliteral(L, "empty key");
+        else
+            lua_pushliteral(L, "key too long");
+        return NULL;
+    }
+    return k;
+}
+
+/* The value at idx; -1 for a type a dict cannot hold. */
+static int
+shdict_value(lua_State *L, int idx, ls_shd_value_t *v, int lists)
+{
+    memset(v, 0, sizeof(*v));
+    switch (lua_type(L, idx)) {
+    case LUA_TNONE:
+    case LUA_TNIL:
+        v->type = LS_SHD_NONE;
+        return lists ? -1 : 0;
+    case LUA_TSTRING:
+        v->type = LS_SHD_STR;
+        v->s = lua_tolstring(L, idx, &v->len);
+        return v->len > UINT32_MAX ? -1 : 0;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            v->type = LS_SHD_INT;
+            v->i = (int64_t)lua_tointeger(L, idx);
+        } else {
+            v->type = LS_SHD_NUM;
+            v->n = (double)lua_tonumber(L, idx);
+        }
+        return 0;
+    case LUA_TBOOLEAN:
+        if (lists)
+            return -1;
+        v->type = LS_SHD_BOOL;
+        v->b = lua_toboolean(L, idx);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* A number (or a string that converts) at idx into v; 0 if it is none. */
+static int
+shdict_number(lua_State *L, int idx, ls_shd_value_t *v)
+{
+    int isint = 0;
+    lua_Integer i;
+    memset(v, 0, sizeof(*v));
+    if (lua_type(L, idx) == LUA_TNUMBER && !lua_isinteger(L, idx)) {
+        v->type = LS_SHD_NUM;
+        v->n = (double)lua_tonumber(L, idx);
+        return 1;
+    }
+    i = lua_tointegerx(L, idx, &isint);
+    if (isint) {
+        v->type = LS_SHD_INT;
+        v->i = (int64_t)i;
+        return 1;
+    }
+    if (lua_isnumber(L, idx)) {
+        v->type = LS_SHD_NUM;
+        v->n = (double)lua_tonumber(L, idx);
+        return 1;
+    }
+    return 0;
+}
+
+static double
+shdict_exptime(lua_State *L, int idx, const char *what)
+{
+    lua_Number t;
+    if (lua_isnoneornil(L, idx))
+        return 0;
+    t = luaL_checknumber(L, idx);
+    if (!(t >= 0))
+        luaL_error(L, "bad \"%s\" argument", what);
+    return (double)t;
+}
+
+static void
+shdict_push_value(lua_State *L, const ls_shd_value_t *v)
+{
+    switch (v->type) {
+    case LS_SHD_STR:
+        lua_pushlstring(L, v->s, v->len);
+        break;
+    case LS_SHD_INT:
+        lua_pushinteger(L, (lua_Integer)v->i);
+        break;
+    case LS_SHD_NUM:
+        lua_pushnumber(L, (lua_Number)v->n);
+        break;
+    case LS_SHD_BOOL:
+        lua_pushboolean(L, v->b);
+        break;
+    default:
+        lua_pushnil(L);
+    }
+}
+
+static const char *
+shdict_errstr(int rc)
+{
+    switch (rc) {
+    case LS_SHD_NOTFOUND: return "not found";
+    case LS_SHD_EXISTS: return "exists";
+    case LS_SHD_NOMEM: return "no memory";
+    case LS_SHD_NOTNUM: return "not a number";
+    case LS_SHD_NOTLIST: return "value not a list";
+    case LS_SHD_ISLIST: return "value is a list";
+    case LS_SHD_ELOCK: return "lock failed";
+    default: return "out of memory";
+    }
+}
+
+/* nil, err   [-0, +2] */
+static int
+shdict_fail(lua_State *L, int rc)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, shdict_errstr(rc));
+    return 2;
+}
+
+/* ---- methods ------------------------------------------------------------ */
+
+static int
+shdict_get_common(lua_State *L, int stale_ok)
+{
+    ls_shdict_t *d = shdict_check(L);
+    ls_shd_value_t v;
+    uint32_t flags = 0;
+    int stale = 0, rc;
+    size_t kl;
+    const char *k = shdict_key(L, &kl);
+
+    if (k == NULL)
+        return 2;
+    rc = ls_shdict_get(d, k, kl, stale_ok, &v, &flags, &stale, &shdict_buf);
+    if (rc == LS_SHD_NOTFOUND) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (rc != LS_SHD_OK)
+        return shdict_fail(L, rc);
+    shdict_push_value(L, &v);
+    if (flags)
+        lua_pushinteger(L, (lua_Integer)flags);
+    else if (stale_ok)
+        lua_pushnil(L);
+    else
+        return 1;
+    if (!stale_ok)
+        return 2;
+    lua_pushboolean(L, stale);
+    return 3;
+}
+
+/* dict:get(key) -> value [, flags] | nil [, err]   [-2, +1..2, e] */
+static int
+lshdict_get(lua_State *L)
+{
+    return shdict_get_common(L, 0);
+}
+
+/* dict:get_stale(key) -> value, flags | nil, stale | nil   [-2, +1..3, e] */
+static int
+lshdict_get_stale(lua_State *L)
+{
+    return shdict_get_common(L, 1);
+}
+
+static int
+shdict_store(lua_State *L, int op, int safe)
+{
+    ls_shdict_t *d = shdict_check(L);
+    ls_shd_value_t v;
+    double ttl;
+    lua_Integer flags;
+    int forcible = 0, rc;
+    size_t kl;
+    const char *k = shdict_key(L, &kl);
+
+    if (k == NULL)
+        return 2;
+    ttl = shdict_exptime(L, 4, "exptime");
+    flags = luaL_optinteger(L, 5, 0);
+    if (flags < 0 || flags > (lua_Integer)UINT32_MAX)
+        return luaL_error(L, "bad \"flags\" argument");
+    if (shdict_value(L, 3, &v, 0) < 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "bad value type");
+        return 2;
+    }
+    rc = ls_shdict_store(d, op, safe, k, kl, &v, ttl, (uint32_t)flags,
+                         &forcible);
+    if (rc == LS_SHD_OK) {
+        lua_pushboolean(L, 1);
+        lua_pushnil(L);
+    } else {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, shdict_errstr(rc));
+    }
+    lua_pushboolean(L, forcible);
+    return 3;
+}
+
+/* dict:set(key, value [, exptime [, flags]]) -> ok, err, forcible
+ * [-3..5, +3, e] (likewise safe_set, add, safe_add, replace) */
+static int
+lshdict_set(lua_State *L)
+{
+    return shdict_store(L, LS_SHD_SET, 0);
+}
+
+static int
+lshdict_safe_set(lua_State *L)
+{
+    return shdict_store(L, LS_SHD_SET, 1);
+}
+
+static int
+lshdict_add(lua_State *L)
+{
+    return shdict_store(L, LS_SHD_ADD, 0);
+}
+
+static int
+lshdict_safe_add(lua_State *L)
+{
+    return shdict_store(L, LS_SHD_ADD, 1);
+}
+
+static int
+lshdict_replace(lua_State *L)
+{
+    return shdict_store(L, LS_SHD_REPLACE, 0);
+}
+
+/* dict:delete(key) -> true   [-2, +1..2, e] */
+static int
+lshdict_delete(lua_State *L)
+{
+    lua_settop(L, 2);
+    lua_pushnil(L);                                      /* dict key nil */
+    if (shdict_store(L, LS_SHD_SET, 0) == 2)             /* ... nil err */
+        return 2;
+    lua_pop(L, 2);                                       /* ... true */
+    return 1;
+}
+
+/* dict:incr(key, value [, init [, init_ttl]]) -> new, nil, forcible |
+ * nil, err   [-3..5, +1..3, e] */
+static int
+lshdict_incr(lua_State *L)
+{
+    ls_shdict_t *d = shdict_check(L);
+    ls_shd_value_t io, init;
+    double init_ttl = 0;
+    int has_init, forcible = 0, rc;
+    size_t kl;
+    const char *k;
+
+    lua_settop(L, 5);
+    k = shdict_key(L, &kl);
+    if (k == NULL)
+        return 2;
+    if (!shdict_number(L, 3, &io))
+        return luaL_error(L, "cannot convert 'value' to a number");
+    has_init = !lua_isnil(L, 4);
+    if (has_init && !shdict_number(L, 4, &init))
+        return luaL_error(L, "bad init arg: number expected, got %s",
+                          luaL_typename(L, 4));
+    if (!lua_isnil(L, 5)) {
+        if (!has_init)
+            return luaL_error(L, "must provide \"init\" when providing "
+                              "\"init_ttl\"");
+        if (lua_type(L, 5) != LUA_TNUMBER)
+            return luaL_error(L, "bad init_ttl arg: number expected, got %s",
+                              luaL_typename(L, 5));
+        init_ttl = shdict_exptime(L, 5, "init_ttl");
+    }
+    rc = ls_shdict_incr(d, k, kl, &io, has_init ? &init : NULL, init_ttl,
+                        &forcible);
+    if (rc != LS_SHD_OK)
+        return shdict_fail(L, rc);
+    shdict_push_value(L, &io);
+    lua_pushnil(L);
+    lua_pushboolean(L, forcible);
+    return 3;
+}
+
+static int
+shdict_push(lua_State *L, int left)
+{
+    ls_shdict_t *d = shdict_check(L);
+    ls_shd_value_t v;
+    size_t kl, len = 0;
+    const char *k = shdict_key(L, &kl);
+    int rc;
+
+    if (k == NULL)
+        return 2;
+    if (shdict_value(L, 3, &v, 1) < 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "bad value type");
+        return 2;
+    }
+    rc = ls_shdict_push(d, k, kl, left, &v, &len);
+    if (rc != LS_SHD_OK)
+        return shdict_fail(L, rc);
+    lua_pushinteger(L, (lua_Integer)len);
+    return 1;
+}
+
+/* dict:lpush(key, value) -> length | nil, err   [-3, +1..2, e] */
+static int
+lshdict_lpush(lua_State *L)
+{
+    return shdict_push(L, 1);
+}
+
+static int
+lshdict_rpush(lua_State *L)
+{
+    return shdict_push(L, 0);
+}
+
+static int
+shdict_pop(lua_State *L, int left)
+{
+    ls_shdict_t *d = shdict_check(L);
+    ls_shd_value_t v;
+    size_t kl;
+    const char *k = shdict_key(L, &kl);
+    int rc;
+
+    if (k == NULL)
+        return 2;
+    rc = ls_shdict_pop(d, k, kl, left, &v, &shdict_buf);
+    if (rc == LS_SHD_NOTFOUND) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (rc != LS_SHD_OK)
+        return shdict_fail(L, rc);
+    shdict_push_value(L, &v);
+    return 1;
+}
+
+/* dict:lpop(key) -> value | nil [, err]   [-2, +1..2, e] */
+static int
+lshdict_lpop(lua_State *L)
+{
+    return shdict_pop(L, 1);
+}
+
+static int
+lshdict_rpop(lua_State *L)
+{
+    return shdict_pop(L, 0);
+}
+
+/* dict:llen(key) -> length | nil, err   [-2, +1..2, e] */
+static int
+lshdict_llen(lua_State *L)
+{
+    ls_shdict_t *d = shdict_check(L);
+    size_t kl, len;
+    const char *k = shdict_key(L, &kl);
+    int rc;
+
+    if (k == NULL)
+        return 2;
+    rc = ls_shdict_llen(d, k, kl, &len);
+    if (rc != LS_SHD_OK)
+        return shdict_fail(L, rc);
+    lua_pushinteger(L, (lua_Integer)len);
+    return 1;
+}
+
+/* dict:ttl(key) -> seconds | nil, err   [-2, +1..2, e] */
+static int
+lshdict_ttl(lua_State *L)
+{
+    ls_shdict_t *d = shdict_check(L);
+    double ttl = 0;
+    size_t kl;
+    const char *k = shdict_key(L, &kl);
+    int rc;
+
+    if (k == NULL)
+        return 2;
+    rc = ls_shdict_ttl(d, k, kl, &ttl);
+    if (rc != LS_SHD_OK)
+        return shdict_fail(L, rc);
+    lua_pushnumber(L, (lua_Number)ttl);
+    return 1;
+}
+
+/* dict:expire(key, exptime) -> true | nil, err   [-3, +1..2, e] */
+static int
+lshdict_expire(lua_State *L)
+{
+    ls_shdict_t *d = shdict_check(L);
+    double ttl;
+    size_t kl;
+    const char *k = shdict_key(L, &kl);
+    int rc;
+
+    if (k == NULL)
+        return 2;
+    luaL_checknumber(L, 3);
+    ttl = shdict_exptime(L, 3, "exptime");
+    rc = ls_shdict_expire(d, k, kl, ttl);
+    if (rc != LS_SHD_OK)
+        return shdict_fail(L, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* dict:flush_all()   [-1, +0, e] */
+static int
+lshdict_flush_all(lua_State *L)
+{
+    ls_shdict_flush_all(shdict_check(L));
+    return 0;
+}
+
+/* dict:flush_expired([max]) -> count   [-1..2, +1, e] */
+static int
+lshdict_flush_expired(lua_State *L)
+{
+    ls_shdict_t *d = shdict_check(L);
+    lua_Integer max = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, max >= 0, 2, "non-negative integer expected");
+    lua_pushinteger(L, (lua_Integer)ls_shdict_flush_expired(d, (size_t)max));
+    return 1;
+}
+
+/* dict:get_keys([max]) -> { key, ... }   [-1..2, +1, e] (max 1024 by
+ * default, 0: all of them) */
+static int
+lshdict_get_keys(lua_State *L)
+{
+    ls_shdict_t *d = shdict_check(L);
+    lua_Integer max = luaL_optinteger(L, 2, 1024);
+    const char *p;
+    long n;
+
+    luaL_argcheck(L, max >= 0, 2, "non-negative integer expected");
+    n = ls_shdict_keys(d, (size_t)max, &shdict_buf);
+    if (n < 0)
+        return shdict_fail(L, LS_SHD_ENOMEM);
+    lua_createtable(L, (int)(n < 1 << 24 ? n : 1 << 24), 0);
+    p = shdict_buf.p;
+    for (long i = 1; i <= n; i++) {
+        uint16_t kl;
+        memcpy(&kl, p, 2);
+        lua_pushlstring(L, p + 2, kl);
+        lua_rawseti(L, -2, i);
+        p += 2 + kl;
+    }
+    return 1;
+}
+
+/* dict:capacity() -> bytes (as declared)   [-1, +1, e] */
+static int
+lshdict_capacity(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)ls_shdict_capacity(shdict_check(L)));
+    return 1;
+}
+
+/* dict:free_space() -> bytes in free blocks   [-1, +1, e] */
+static int
+lshdict_free_space(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)ls_shdict_free_space(shdict_check(L)));
+    return 1;
+}
+
+static int
+lshdict_tostring(lua_State *L)
+{
+    ls_shdict_t *d = shdict_check(L);
+    lua_pushfstring(L, "luaserv.shdict (%s)", ls_shdict_name(d));
+    return 1;
+}
+
+static const luaL_Reg lshdict_methods[] = {
+    {"add", lshdict_add},
+    {"capacity", lshdict_capacity},
+    {"delete", lshdict_delete},
+    {"expire", lshdict_expire},
+    {"flush_all", lshdict_flush_all},
+    {"flush_expired", lshdict_flush_expired},
+    {"free_space", lshdict_free_space},
+    {"get", lshdict_get},
+    {"get_keys", lshdict_get_keys},
+    {"get_stale", lshdict_get_stale},
+    {"incr", lshdict_incr},
+    {"llen", lshdict_llen},
+    {"lpop", lshdict_lpop},
+    {"lpush", lshdict_lpush},
+    {"replace", lshdict_replace},
+    {"rpop", lshdict_rpop},
+    {"rpush", lshdict_rpush},
+    {"safe_add", lshdict_safe_add},
+    {"safe_set", lshdict_safe_set},
+    {"set", lshdict_set},
+    {"ttl", lshdict_ttl},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lshdict_meta[] = {
+    {"__tostring", lshdict_tostring},
+    {NULL, NULL},
+};
+
+void
+ls_lua_shdict_register(lua_State *L)
+{
+    luaL_newmetatable(L, SHDICT_MT);                     /* core mt */
+    luaL_setfuncs(L, lshdict_meta, 0);
+    luaL_newlib(L, lshdict_methods);                     /* core mt methods */
+    lua_setfield(L, -2, "__index");                      /* core mt */
+    lua_pop(L, 1);                                       /* core */
+    lua_newtable(L);                                     /* core shared */
+    for (int i = 0; shdict_conf != NULL && i < shdict_conf->nshared; i++) {
+        const ls_shared_conf_t *s = &shdict_conf->shared[i];
+        shdict_box_t *box;
+        if (s->dict == NULL)
+            continue;
+        box = lua_newuserdatauv(L, sizeof(*box), 0);     /* core shared ud */
+        box->d = s->dict;
+        luaL_setmetatable(L, SHDICT_MT);
+        lua_setfield(L, -2, s->name);                    /* core shared */
+    }
+    lua_setfield(L, -2, "shared");                       /* core */
+}
