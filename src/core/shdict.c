@@ -432,10 +432,17 @@ shd_unlock(ls_shdict_t *d)
 }
 
 void
-ls_shdict_test_hold(ls_shdict_t *d)
+ls_shdict_test_hold(ls_shdict_t *d, int damage)
 {
-    if (shd_lock(d, 1) == 0)
-        d->writing = 1;
+    if (shd_lock(d, 1) < 0)
+        return;
+    d->writing = 1;
+    if (damage == 1 && d->nfree > 0) /* an insert cut short: a lost block */
+        shd_pop_block(d);
+    else if (damage == 2 && d->lru_head != 0) /* a wild hash link */
+        E(d, d->lru_head)->hnext = d->nblocks + 7;
+    else if (damage == 3 && d->lru_tail != 0) /* an unlink cut short */
+        d->lru_tail = E(d, d->lru_tail)->lprev;
 }
 
 /* ---- region ------------------------------------------------------------ */
@@ -1229,7 +1236,10 @@ shd_scan(ls_shdict_t *d, int repair, char *why, size_t whylen)
                 FAULT("LRU list broken at block %u", i);
             prev = i;
         }
-        if (prev != d->lru_tail || n != keys || keys != d->nkeys)
+        if (prev != d->lru_tail)
+            FAULT("LRU list ends at block %u, its tail says %u", prev,
+                  d->lru_tail);
+        if (n != keys || keys != d->nkeys)
             FAULT("LRU list has %u of %u keys (counted %u)", n, keys,
                   d->nkeys);
         for (uint32_t i = d->free_head; i != 0; i = NEXT(d, i)) {

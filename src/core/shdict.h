@@ -111,8 +111,9 @@ long ls_shdict_keys(ls_shdict_t *d, size_t max, ls_shd_buf_t *buf);
 /* Check the structure (the lock must be held or the dict private); 0 if
  * sound, else -1 with the first fault in why. For recovery and tests. */
 int ls_shdict_check(ls_shdict_t *d, char *why, size_t whylen);
-/* Take the lock as a process that died holding it would have left it
- * (tests): marks the dict as being changed and returns without unlocking.*/
-void ls_shdict_test_hold(ls_shdict_t *d);
+/* Tests: take the lock and keep it, as a process that dies in the middle
+ * of a change would, and (damage 1..3) leave the structure as an insert,
+ * a hash unlink or an LRU unlink cut short would. */
+void ls_shdict_test_hold(ls_shdict_t *d, int damage);
 
 #endif
