@@ -20,6 +20,7 @@
 ---@field worker luaserv.worker|nil The current worker; `nil` while the master's validator runs the script (and in `check`).
 ---@field errors luaserv.errors Codes passed to `onError(conn, code, text)`.
 ---@field null lightuserdata A null value (Redis's nil reply): compare with `==`.
+---@field shared table<string, luaserv.shdict> The shared dicts of settings.shared by name (empty in the validator).
 local luaserv = {}
 
 ---The current worker (`luaserv.worker`, and the argument of the `onWorker*` callbacks).
@@ -125,6 +126,7 @@ luaserv.errors = {
 ---@field watchdogTimeout? number Seconds without an event-loop turn before the worker is killed: 0, or 1-86400 (default 30).
 ---@field metrics? string "host:port" where the master serves GET /metrics (Prometheus text format) from the workers' figures in shared memory; unset: no endpoint.
 ---@field sslTrustedCertificate? string PEM file of CA certificates sock:sslhandshake(..., verify) trusts besides the system's store.
+---@field shared? table<string, integer|string> Shared dicts, `{ NAME = SIZE }`: bytes or "512k", "10m", "1g" (8k to 64g); `luaserv.shared.NAME` in every worker.
 
 ---The table `luaserv.listen()` returns: what luaserv resolved, plus the
 ---app's callbacks, which are looked up at each event.
@@ -228,6 +230,146 @@ function timer:cancel() end
 ---Whether the timer is armed (an `after` timer stops being armed when it fires).
 ---@return boolean
 function timer:active() end
+
+---A shared dict (`luaserv.shared.NAME`): OpenResty's ngx.shared.DICT in
+---memory every worker shares. Keys: strings of 1-65535 bytes (numbers are
+---turned into strings). Values: strings, numbers, booleans; lists.
+---@class luaserv.shdict
+local shdict = {}
+
+---@param key string
+---@return string|number|boolean|nil value nil when missing or expired
+---@return integer|string|nil flags_or_err flags when not 0; "value is a list"
+function shdict:get(key) end
+
+---Also an expired value not reclaimed yet.
+---@param key string
+---@return string|number|boolean|nil value
+---@return integer|nil flags
+---@return boolean|nil stale true if it has expired
+function shdict:get_stale(key) end
+
+---Store; evicts least recently used keys when full (forcible true).
+---@param key string
+---@param value string|number|boolean|nil nil deletes
+---@param exptime? number seconds, 0: never
+---@param flags? integer 0-4294967295
+---@return boolean ok
+---@return string|nil err "no memory", "bad value type", "nil key", ...
+---@return boolean forcible
+function shdict:set(key, value, exptime, flags) end
+
+---As set, but never evicts a key that has not expired ("no memory").
+---@param key string
+---@param value string|number|boolean|nil
+---@param exptime? number
+---@param flags? integer
+---@return boolean ok
+---@return string|nil err
+---@return boolean forcible
+function shdict:safe_set(key, value, exptime, flags) end
+
+---As set, for a missing or expired key only (else false, "exists").
+---@param key string
+---@param value string|number|boolean
+---@param exptime? number
+---@param flags? integer
+---@return boolean ok
+---@return string|nil err
+---@return boolean forcible
+function shdict:add(key, value, exptime, flags) end
+
+---add that never evicts.
+---@param key string
+---@param value string|number|boolean
+---@param exptime? number
+---@param flags? integer
+---@return boolean ok
+---@return string|nil err
+---@return boolean forcible
+function shdict:safe_add(key, value, exptime, flags) end
+
+---As set, for an existing key only (else false, "not found").
+---@param key string
+---@param value string|number|boolean
+---@param exptime? number
+---@param flags? integer
+---@return boolean ok
+---@return string|nil err
+---@return boolean forcible
+function shdict:replace(key, value, exptime, flags) end
+
+---@param key string
+---@return boolean ok always true
+function shdict:delete(key) end
+
+---Add to a number; with init a missing key starts at init (expiring after init_ttl).
+---@param key string
+---@param value number
+---@param init? number
+---@param init_ttl? number
+---@return number|nil new
+---@return string|nil err "not found", "not a number", "no memory"
+---@return boolean|nil forcible
+function shdict:incr(key, value, init, init_ttl) end
+
+---@param key string
+---@param value string|number
+---@return integer|nil length
+---@return string|nil err "value not a list", "no memory", "bad value type"
+function shdict:lpush(key, value) end
+
+---@param key string
+---@param value string|number
+---@return integer|nil length
+---@return string|nil err
+function shdict:rpush(key, value) end
+
+---@param key string
+---@return string|number|nil value nil when missing or empty
+---@return string|nil err "value not a list"
+function shdict:lpop(key) end
+
+---@param key string
+---@return string|number|nil value
+---@return string|nil err
+function shdict:rpop(key) end
+
+---@param key string
+---@return integer|nil length 0 when missing
+---@return string|nil err "value not a list"
+function shdict:llen(key) end
+
+---@param key string
+---@return number|nil seconds left, 0: no expiry
+---@return string|nil err "not found"
+function shdict:ttl(key) end
+
+---@param key string
+---@param exptime number seconds, 0: never
+---@return boolean|nil ok
+---@return string|nil err "not found"
+function shdict:expire(key, exptime) end
+
+---Expire every key (get_stale still sees them until reclaimed).
+---@return nil
+function shdict:flush_all() end
+
+---Free expired keys, at most max (0 or none: all).
+---@param max? integer
+---@return integer freed
+function shdict:flush_expired(max) end
+
+---Keys that have not expired, most recently used first.
+---@param max? integer default 1024, 0: all
+---@return string[]
+function shdict:get_keys(max) end
+
+---@return integer bytes the declared size
+function shdict:capacity() end
+
+---@return integer bytes in free blocks
+function shdict:free_space() end
 
 ---Declare a listener. Only at the top level of the script; raises on a bad
 ---address, a bad or unknown option, a duplicate name or address.
