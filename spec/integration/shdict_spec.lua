@@ -436,6 +436,40 @@ describe("shared dicts across workers", function()
         c:close()
     end)
 
+    it("status and /metrics show each dict's use", function()
+        local mport = server.free_port()
+        local srv = server.start(APP, { workers = 2, wait_workers = 2,
+            env = { SHDICT_METRICS = "127.0.0.1:" .. mport } })
+        local c = client.must_connect(srv.port)
+        finally(function() c:close() end)
+        run(c, "for i = 1, 3 do cache:set('k' .. i, i) end " ..
+               "for i = 1, 200 do tiny:set('t' .. i, ('v'):rep(100)) end")
+        local r = server.run({ "-p", srv.master_pidfile, APP, "status" })
+        assert.are.equal(0, r.code, r.stderr)
+        local used = r.stdout:match("shared dict cache: 3 keys, (%d+) of " ..
+                                    "1048576 bytes used, 0 evicted, 0 lock recoveries\n")
+        assert.is_truthy(used, r.stdout)
+        assert.are.equal(3 * 64, tonumber(used))
+        local evicted = r.stdout:match("shared dict tiny: %d+ keys, %d+ of 8192 " ..
+                                       "bytes used, (%d+) evicted")
+        assert.is_true(tonumber(evicted) > 100, r.stdout)
+        local s = require("socket").connect("127.0.0.1", mport)
+        s:settimeout(10)
+        s:send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        local text = s:receive("*a")
+        s:close()
+        assert.matches('\nluaserv_shared_dict_keys{dict="cache"} 3\n', text, 1, true)
+        assert.matches('\nluaserv_shared_dict_capacity_bytes{dict="tiny"} 8192\n',
+                       text, 1, true)
+        assert.matches('\nluaserv_shared_dict_used_bytes{dict="cache"} 192\n', text, 1, true)
+        assert.matches('\nluaserv_shared_dict_evictions_total{dict="tiny"} ' .. evicted,
+                       text, 1, true)
+        assert.matches('# TYPE luaserv_shared_dict_lock_recoveries_total counter\n',
+                       text, 1, true)
+        assert.matches('\nluaserv_shared_dict_lock_recoveries_total{dict="cache"} 0\n',
+                       text, 1, true)
+    end)
+
     it("rejects bad shared settings at check time", function()
         local cases = {
             { "{ cache = '10q' }", "size of dict \"cache\"" },

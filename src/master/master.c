@@ -958,6 +958,7 @@ master_status_send(void)
                    master_lname(s), s->gen->id, state,
                    s->status[0] ? s->status : "-");
     }
+    n += ls_shared_status(&M.cur->conf, buf + n, sizeof(buf) - n);
 #undef STATUS_ADD
     buf[n] = '\0';
     master_ctl_reply_all(CTL_STATUS, buf);
@@ -1320,6 +1321,7 @@ master_metrics_view(ls_metrics_view_t *v)
     v->master.respawns = M.respawns;
     v->master.generation = M.cur ? M.cur->id : 0;
     v->master.started = M.started;
+    v->conf = M.cur ? &M.cur->conf : NULL;
 }
 
 static void

@@ -8,9 +8,11 @@
  * read the request head (bounded, with a deadline), answer, close.
  */
 #include "master/metrics.h"
+#include "core/config.h"
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/luaserv.h"
+#include "core/shdict.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -194,6 +196,51 @@ static uint64_t f_wait(const ls_stats_t *s, int k) { (void)k; return s->waiting;
 static uint64_t f_udrop(const ls_stats_t *s, int k) { (void)k; return s->udp_dropped; }
 static uint64_t f_tls(const ls_stats_t *s, int k) { return s->tls[k]; }
 
+/* The shared dicts (read without their locks), when there are any. */
+static void
+metrics_dicts(mbuf_t *b, const ls_conf_t *c)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"luaserv_shared_dict_capacity_bytes", "gauge",
+         "A shared dict's declared size."},
+        {"luaserv_shared_dict_used_bytes", "gauge",
+         "Bytes of a shared dict's blocks in use (expired keys count until "
+         "reclaimed)."},
+        {"luaserv_shared_dict_free_bytes", "gauge",
+         "Bytes of a shared dict's free blocks."},
+        {"luaserv_shared_dict_keys", "gauge",
+         "Keys in a shared dict (expired ones until reclaimed)."},
+        {"luaserv_shared_dict_evictions_total", "counter",
+         "Keys that had not expired evicted to make room (forcible)."},
+        {"luaserv_shared_dict_lock_recoveries_total", "counter",
+         "Times a process died holding a shared dict's lock."},
+    };
+
+    if (c == NULL || c->nshared == 0)
+        return;
+    for (size_t f = 0; f < sizeof(fam) / sizeof(*fam); f++) {
+        mb_family(b, fam[f].name, fam[f].type, fam[f].help);
+        for (int i = 0; i < c->nshared; i++) {
+            ls_shdict_usage_t u;
+            uint64_t val[6];
+            if (c->shared[i].dict == NULL)
+                continue;
+            ls_shdict_usage(c->shared[i].dict, &u);
+            val[0] = u.capacity;
+            val[1] = u.used;
+            val[2] = u.free_bytes;
+            val[3] = u.keys;
+            val[4] = u.evictions;
+            val[5] = u.recoveries;
+            mb_printf(b, "%s{dict=\"", fam[f].name);
+            mb_label(b, c->shared[i].name);
+            mb_printf(b, "\"} %llu\n", (unsigned long long)val[f]);
+        }
+    }
+}
+
 size_t
 ls_metrics_render(const ls_metrics_view_t *v, char **out)
 {
@@ -288,6 +335,7 @@ ls_metrics_render(const ls_metrics_view_t *v, char **out)
                   "TLS handshakes by outcome: full, resumed (a session "
                   "ticket), failed (bad input, reset), timeout "
                   "(handshakeTimeout).", f_tls, tls, 4, "result");
+    metrics_dicts(&b, v->conf);
     if (b.failed) {
         free(b.p);
         *out = NULL;

@@ -29,6 +29,7 @@ typedef struct ls_metrics_view {
     ls_metrics_master_t master;
     const ls_metrics_worker_t *workers;
     int nworkers;
+    const struct ls_conf *conf;  /* the serving generation's (its dicts) */
 } ls_metrics_view_t;
 
 int ls_metrics_listen(const char *addr, char *err, size_t errlen);

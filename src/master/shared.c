@@ -72,3 +72,30 @@ ls_shared_release(ls_conf_t *c)
         s->dict = NULL;
     }
 }
+
+size_t
+ls_shared_status(const ls_conf_t *c, char *buf, size_t size)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < c->nshared && size > 0; i++) {
+        ls_shdict_usage_t u;
+        int r;
+        if (c->shared[i].dict == NULL)
+            continue;
+        ls_shdict_usage(c->shared[i].dict, &u);
+        r = snprintf(buf + n, size - n, "shared dict %s: %llu keys, %llu of "
+                     "%llu bytes used, %llu evicted, %llu lock recoveries\n",
+                     c->shared[i].name, (unsigned long long)u.keys,
+                     (unsigned long long)u.used,
+                     (unsigned long long)u.capacity,
+                     (unsigned long long)u.evictions,
+                     (unsigned long long)u.recoveries);
+        if (r < 0 || (size_t)r >= size - n)
+            break;
+        n += (size_t)r;
+    }
+    if (n < size)
+        buf[n] = '\0';
+    return n;
+}

@@ -15,6 +15,9 @@
  * holds nothing). */
 int ls_shared_attach(ls_conf_t *next, const ls_conf_t *cur, char *err,
                      size_t errlen);
+/* status: a line per dict of c ("shared dict cache: ..."), appended at
+ * buf (size left); returns the bytes written. */
+size_t ls_shared_status(const ls_conf_t *c, char *buf, size_t size);
 /* A generation is gone: drop its hold on its dicts. */
 void ls_shared_release(ls_conf_t *c);
 
