@@ -32,6 +32,11 @@ local _M = {
     --- Shared dicts declared by settings{ shared = { NAME = SIZE } }:
     -- shared.NAME has OpenResty's ngx.shared.DICT methods (in workers).
     shared = core.shared,
+    --- Send a string (up to 1 MiB) to the worker with that id (ids are
+    -- unique across listeners): true, or nil, "queue full" / "no such worker".
+    send = core.send,
+    --- Send a string to every worker of every listener, this one included.
+    broadcast = core.broadcast,
 }
 
 --- Log a line at level "debug", "info", "warn" or "error".

@@ -25,7 +25,7 @@ local luaserv = {}
 
 ---The current worker (`luaserv.worker`, and the argument of the `onWorker*` callbacks).
 ---@class luaserv.worker
----@field id integer Slot number, `0 .. count-1`; kept by a respawn and across reloads.
+---@field id integer Slot number, unique across listeners (the first listener's `0 .. count-1`, the next one's go on); kept by a respawn and across reloads; the address of luaserv.send.
 ---@field pid integer This worker's process id.
 ---@field name string The name of the listener this worker serves.
 ---@field listener string The same name.
@@ -142,6 +142,7 @@ luaserv.errors = {
 ---@field protocol? luaserv.protocol The protocol option, when one was given.
 ---@field onWorkerStart? fun(worker: luaserv.worker) The worker starts; create timers and outbound connections here. An error makes the worker exit (respawned with back-off).
 ---@field onWorkerReload? fun(worker: luaserv.worker) This worker is being replaced by a new generation; it drains next.
+---@field onWorkerMessage? fun(worker: luaserv.worker, from_id: integer, msg: string) A message from another worker (luaserv.send, luaserv.broadcast).
 ---@field onWorkerStop? fun(worker: luaserv.worker) The worker stops accepting.
 ---@field onConnect? fun(conn: luaserv.conn) A connection was accepted.
 ---@field onMessage? fun(conn: luaserv.conn|luaserv.udp_peer, msg: string|luaserv.http.request|any) A whole message: a string, a decoded value (Lua protocols) or an HTTP request table; on udp:// `(peer, datagram)`.
@@ -370,6 +371,20 @@ function shdict:capacity() end
 
 ---@return integer bytes in free blocks
 function shdict:free_space() end
+
+---Send a string (up to 1 MiB; longer raises) to the worker with that id
+---(ids are unique across listeners); never blocks. Only in a worker.
+---@param worker_id integer
+---@param msg string
+---@return boolean|nil ok
+---@return string|nil err "queue full", "no such worker"
+function luaserv.send(worker_id, msg) end
+
+---Send a string to every worker of every listener, this one included.
+---@param msg string
+---@return boolean|nil ok
+---@return string|nil err "queue full" (the others got it)
+function luaserv.broadcast(msg) end
 
 ---Declare a listener. Only at the top level of the script; raises on a bad
 ---address, a bad or unknown option, a duplicate name or address.

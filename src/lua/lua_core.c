@@ -13,6 +13,7 @@
 #include "lua/co.h"
 #include "lua/lua_conn.h"
 #include "lua/lua_connect.h"
+#include "lua/lua_mail.h"
 #include "lua/lua_shdict.h"
 #include "lua/lua_socket.h"
 #include "lua/lua_udp.h"
@@ -656,6 +657,7 @@ luaopen_luaserv_core(lua_State *L)
     ls_lua_socket_register(L);
     ls_lua_udp_register(L);
     ls_lua_shdict_register(L);
+    ls_lua_mail_register(L);
     lua_pushlightuserdata(L, NULL);                      /* luaserv.null */
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, LUASERV_VERSION);

@@ -20,6 +20,7 @@
 #include "master/ctl.h"
 #include "master/daemon.h"
 #include "core/log.h"
+#include "core/mail.h"
 #include "master/metrics.h"
 #include "master/shared.h"
 #include "master/signals.h"
@@ -569,6 +570,13 @@ master_rollout_check(void)
 static int
 master_gen_slots(ls_gen_t *g, char *err, size_t errlen)
 {
+    int base = 0; /* worker ids run on across listeners (luaserv.send) */
+
+    for (int li = 0; li < g->conf.nlisteners; li++)
+        base += g->conf.listeners[li].count;
+    if (ls_mail_ensure(base, err, errlen) < 0)
+        return -1;
+    base = 0;
     for (int li = 0; li < g->conf.nlisteners; li++) {
         ls_listen_conf_t *l = &g->conf.listeners[li];
         for (int id = 0; id < l->count; id++) {
@@ -578,11 +586,12 @@ master_gen_slots(ls_gen_t *g, char *err, size_t errlen)
                 snprintf(err, errlen, "listener \"%s\": %s", l->name, e);
                 return -1;
             }
-            if (master_slot_add(g, li, id, fd) == NULL) {
+            if (master_slot_add(g, li, base + id, fd) == NULL) {
                 snprintf(err, errlen, "out of memory");
                 return -1;
             }
         }
+        base += l->count;
     }
     return 0;
 }

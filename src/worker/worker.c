@@ -12,6 +12,7 @@
 #include "lua/lua_connect.h"
 #include "lua/lua_core.h"
 #include "lua/lua_events.h"
+#include "lua/lua_mail.h"
 #include "lua/lua_proto.h"
 #include "lua/lua_shdict.h"
 #include "lua/lua_timer.h"
@@ -21,6 +22,7 @@
 #include "net/server.h"
 #include "net/udp.h"
 #include "net/tls.h"
+#include "worker/mailbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,6 +100,7 @@ worker_stop(ls_worker_t *w, int how)
         ls_lua_core_set_stopping(w->vm, "stop");
     if (!w->stopping) {
         ls_server_unlisten(w);
+        ls_mailbox_stop(w); /* queued messages wait for the next one */
         w->stopping = how;
         ls_lua_events_worker(w->vm, "onWorkerStop", NULL);
         ls_conn_flush_all();
@@ -525,6 +528,12 @@ ls_worker_main(const ls_worker_args_t *a)
     }
     w->vm->worker = w;
     ls_lua_shdict_use(a->conf); /* the dicts the master mapped */
+    {   /* worker ids run on across listeners (luaserv.send) */
+        int nids = 0;
+        for (int i = 0; i < a->conf->nlisteners; i++)
+            nids += a->conf->listeners[i].count;
+        ls_lua_mail_use(a->id, nids);
+    }
     ls_lua_core_install(w->vm);
     /* The connection and protocol layers reach the app only through
      * these tables. */
@@ -609,6 +618,7 @@ ls_worker_main(const ls_worker_args_t *a)
                          worker_on_stats, w);
             event_add(&w->stats_ev, &tv);
         }
+        ls_mailbox_start(w);
         worker_notify(w, "ready");
         event_base_dispatch(w->base);
     }
