@@ -37,6 +37,10 @@ local _M = {
     send = core.send,
     --- Send a string to every worker of every listener, this one included.
     broadcast = core.broadcast,
+    --- Run data through luaserv.onTask in a task worker; waits for the
+    -- result: result, nil or nil, err ("queue full", "timeout",
+    -- "task failed: ...", "task worker died").
+    task = core.task,
 }
 
 --- Log a line at level "debug", "info", "warn" or "error".

@@ -21,6 +21,7 @@
 ---@field errors luaserv.errors Codes passed to `onError(conn, code, text)`.
 ---@field null lightuserdata A null value (Redis's nil reply): compare with `==`.
 ---@field shared table<string, luaserv.shdict> The shared dicts of settings.shared by name (empty in the validator).
+---@field onTask? fun(data: string): string Set at the top level (`function luaserv.onTask(data) ... end`): runs each luaserv.task in a task worker (settings.taskWorkers); may wait; its result (a string) or error goes back to the caller.
 local luaserv = {}
 
 ---The current worker (`luaserv.worker`, and the argument of the `onWorker*` callbacks).
@@ -126,6 +127,8 @@ luaserv.errors = {
 ---@field watchdogTimeout? number Seconds without an event-loop turn before the worker is killed: 0, or 1-86400 (default 30).
 ---@field metrics? string "host:port" where the master serves GET /metrics (Prometheus text format) from the workers' figures in shared memory; unset: no endpoint.
 ---@field sslTrustedCertificate? string PEM file of CA certificates sock:sslhandshake(..., verify) trusts besides the system's store.
+---@field taskWorkers? integer Task worker processes running luaserv.onTask, 0-1024 (default 0).
+---@field taskQueue? integer Tasks that may wait for a task worker, 1-1000000 (default 1024); more: luaserv.task returns nil, "queue full".
 ---@field shared? table<string, integer|string> Shared dicts, `{ NAME = SIZE }`: bytes or "512k", "10m", "1g" (8k to 64g); `luaserv.shared.NAME` in every worker.
 
 ---The table `luaserv.listen()` returns: what luaserv resolved, plus the
@@ -385,6 +388,14 @@ function luaserv.send(worker_id, msg) end
 ---@return boolean|nil ok
 ---@return string|nil err "queue full" (the others got it)
 function luaserv.broadcast(msg) end
+
+---Run data through luaserv.onTask in a task worker and wait for its
+---result (only where a callback may wait).
+---@param data string up to 1 MiB
+---@param timeout? number seconds (default 60)
+---@return string|nil result
+---@return string|nil err "queue full", "timeout", "task failed: <msg>", "task worker died"
+function luaserv.task(data, timeout) end
 
 ---Declare a listener. Only at the top level of the script; raises on a bad
 ---address, a bad or unknown option, a duplicate name or address.

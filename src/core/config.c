@@ -24,6 +24,7 @@ ls_conf_init(ls_conf_t *c)
     c->lua_memory_limit = LS_DEFAULT_LUA_MEMORY_LIMIT;
     c->callback_timeout = LS_DEFAULT_CALLBACK_TIMEOUT;
     c->watchdog_timeout = LS_DEFAULT_WATCHDOG_TIMEOUT;
+    c->task_queue = LS_DEFAULT_TASK_QUEUE;
 }
 
 void
@@ -113,6 +114,8 @@ ls_conf_write(const ls_conf_t *c, int fd)
     CONF_PUT("setting\tcallbackTimeout\t%.17g\n", c->callback_timeout);
     CONF_PUT("setting\twatchdogTimeout\t%.17g\n", c->watchdog_timeout);
     CONF_PUT("setting\tmetrics\t%s\n", c->metrics);
+    CONF_PUT("setting\ttaskWorkers\t%d\n", c->task_workers);
+    CONF_PUT("setting\ttaskQueue\t%d\n", c->task_queue);
     for (int i = 0; i < c->nlisteners; i++) {
         const ls_listen_conf_t *l = &c->listeners[i];
         CONF_PUT("listener\t%s\t%d\t%d\t%d\t%s\n", l->name, l->count,
@@ -174,6 +177,10 @@ ls_conf_read(ls_conf_t *c, char *text, char *err, size_t errlen)
                 c->watchdog_timeout = strtod(f[2], NULL);
             else if (strcmp(f[1], "metrics") == 0)
                 snprintf(c->metrics, sizeof(c->metrics), "%s", f[2]);
+            else if (strcmp(f[1], "taskWorkers") == 0)
+                c->task_workers = atoi(f[2]);
+            else if (strcmp(f[1], "taskQueue") == 0)
+                c->task_queue = atoi(f[2]);
         } else if (n == 3 && strcmp(f[0], "shared") == 0 &&
                    c->nshared < LS_SHARED_MAX) {
             ls_shared_conf_t *s = &c->shared[c->nshared++];

@@ -67,6 +67,8 @@ typedef struct ls_conf {
     char metrics[LS_URL_MAX];  /* settings.metrics "host:port"; "": off */
     ls_shared_conf_t shared[LS_SHARED_MAX]; /* settings.shared */
     int nshared;
+    int task_workers;          /* settings.taskWorkers; 0: none */
+    int task_queue;            /* settings.taskQueue: tasks waiting */
 } ls_conf_t;
 
 #define LS_DEFAULT_STOP_TIMEOUT 5.0
@@ -82,6 +84,7 @@ typedef struct ls_conf {
 #define LS_DEFAULT_LUA_MEMORY_LIMIT ((size_t)1024 * 1024 * 1024)
 #define LS_DEFAULT_CALLBACK_TIMEOUT 10.0
 #define LS_DEFAULT_WATCHDOG_TIMEOUT 30.0
+#define LS_DEFAULT_TASK_QUEUE 1024
 
 void ls_conf_init(ls_conf_t *c);
 void ls_conf_free(ls_conf_t *c);

@@ -16,6 +16,7 @@
 #include "lua/lua_mail.h"
 #include "lua/lua_shdict.h"
 #include "lua/lua_socket.h"
+#include "lua/lua_task.h"
 #include "lua/lua_udp.h"
 #include "lua/lua_udp_listener.h"
 #include "lua/lua_timer.h"
@@ -543,13 +544,18 @@ lcore_settings(lua_State *L)
             core_setting_trusted(L, ls_vm_of(L));
         } else if (strcmp(k, "shared") == 0) {
             ls_lua_shdict_setting(L, c);
+        } else if (strcmp(k, "taskWorkers") == 0) {
+            c->task_workers = (int)core_opt_int(L, k, 0, LS_MAX_WORKERS);
+        } else if (strcmp(k, "taskQueue") == 0) {
+            c->task_queue = (int)core_opt_int(L, k, 1, 1000000);
         } else {
             return luaL_error(L, "unknown setting '%s' (known: name, pidFile, "
                               "logFile, user, group, stopTimeout, stopDelay, "
                               "logLevel, "
                               "luaMemoryLimit, callbackTimeout, "
                               "watchdogTimeout, metrics, "
-                              "sslTrustedCertificate, shared)", k);
+                              "sslTrustedCertificate, shared, taskWorkers, "
+                              "taskQueue)", k);
         }
         lua_pop(L, 1);
     }
@@ -658,6 +664,7 @@ luaopen_luaserv_core(lua_State *L)
     ls_lua_udp_register(L);
     ls_lua_shdict_register(L);
     ls_lua_mail_register(L);
+    ls_lua_task_register(L);
     lua_pushlightuserdata(L, NULL);                      /* luaserv.null */
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, LUASERV_VERSION);

@@ -21,6 +21,7 @@
 #include "master/daemon.h"
 #include "core/log.h"
 #include "core/mail.h"
+#include "core/task.h"
 #include "master/metrics.h"
 #include "master/shared.h"
 #include "master/signals.h"
@@ -86,6 +87,7 @@ typedef struct ls_slot {
     struct ls_slot *successor; /* recycling: the slot replacing this one */
     int beat;           /* watchdog: heartbeat cell + 1; 0: none */
     int stat;           /* metrics: figures cell + 1; 0: none */
+    int task_cell;      /* a task worker's (li -1) cell + 1; 0: none */
     uint64_t beat_seen; /* its value when last seen changing ... */
     double beat_at;     /* ... and when */
     double beat_check;  /* when the master last looked */
@@ -253,6 +255,7 @@ master_slot_gc(void)
             M.slots[i] = M.slots[--M.nslots];
             if (s->stat)
                 M.stat_used[s->stat - 1] = 0;
+            ls_task_cell_drop(s->task_cell);
             free(s->conns);
             free(s);
             master_gen_unref(g);
@@ -265,7 +268,7 @@ master_slot_gc(void)
 static const char *
 master_lname(const ls_slot_t *s)
 {
-    return s->gen->conf.listeners[s->li].name;
+    return s->li < 0 ? "task" : s->gen->conf.listeners[s->li].name;
 }
 
 /* In any child: close what belongs to the master and to other workers. */
@@ -316,7 +319,7 @@ master_beat_take(ls_slot_t *s)
         }
     ls_log(LS_LOG_WARN, 0, "more than %d workers: worker %d [%s] is not "
            "watched by watchdogTimeout", WATCHDOG_CELLS, s->id,
-           s->gen->conf.listeners[s->li].name);
+           master_lname(s));
 }
 
 static void
@@ -350,7 +353,7 @@ master_watchdog(ls_slot_t *s, double now)
         ls_log(LS_LOG_ERROR, 0, "worker %d [%s] pid %d: its event loop has "
                "not turned for %.1f s (watchdogTimeout %g s); killing it "
                "(SIGKILL), a replacement starts", s->id,
-               s->gen->conf.listeners[s->li].name, (int)s->pid,
+               master_lname(s), (int)s->pid,
                now - s->beat_at, limit);
         kill(s->pid, SIGKILL);
         s->beat_at = now; /* once; SIGCHLD brings the respawn */
@@ -379,6 +382,8 @@ master_spawn(ls_slot_t *s)
             }
     if (s->stat) /* a new process: its figures start from 0 */
         memset(&M.stats[s->stat - 1], 0, sizeof(ls_stats_t));
+    if (s->li < 0 && !s->task_cell)
+        s->task_cell = ls_task_cell_take();
     fflush(NULL);
     ls_signals_block(&old);
     pid = fork();
@@ -401,14 +406,17 @@ master_spawn(ls_slot_t *s)
                          M.next || s->gen != M.cur ? " (new generation)" : "");
         a.app = M.opts->app;
         a.conf = &s->gen->conf;
-        a.listener = &s->gen->conf.listeners[s->li];
+        a.listener = s->li < 0 ? NULL : &s->gen->conf.listeners[s->li];
         a.listen_fd = s->fd;
+        a.task_cell = ls_task_cell(s->task_cell);
         a.id = s->id;
         a.generation = s->gen->id;
         a.chan = sv[1];
         a.heartbeat = s->beat ? &M.beats[s->beat - 1] : NULL;
         a.stats = s->stat ? &M.stats[s->stat - 1] : NULL;
         ls_metrics_close(); /* the master's */
+        if (s->li < 0)
+            ls_task_worker_main(&a);
         ls_worker_main(&a);
     }
     ls_signals_restore(&old);
@@ -593,6 +601,15 @@ master_gen_slots(ls_gen_t *g, char *err, size_t errlen)
         }
         base += l->count;
     }
+    /* task workers: slots of no listener (li -1), ids of their own */
+    if (g->conf.task_workers > 0 &&
+        ls_task_setup(g->conf.task_queue, err, errlen) < 0)
+        return -1;
+    for (int id = 0; id < g->conf.task_workers; id++)
+        if (master_slot_add(g, -1, id, -1) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
     return 0;
 }
 
@@ -793,6 +810,10 @@ master_on_exit(ls_slot_t *s, int status)
 
     master_describe(status, how, sizeof(how));
     master_beat_drop(s);
+    if (s->li < 0 && ls_task_orphan(s->task_cell))
+        ls_log(M.stopping ? LS_LOG_INFO : LS_LOG_WARN, 0, "task worker %d %s "
+               "during a task: that task failed (\"task worker died\")",
+               s->id, how);
     if (s->chan >= 0) {
         close(s->chan);
         s->chan = -1;

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "master/signals.h"
 #include "lua/lua_core.h"
+#include "lua/lua_task.h"
 #include "lua/vm.h"
 
 #include <errno.h>
@@ -47,6 +48,9 @@ validate_child(const char *app, int fd)
             snprintf(err, sizeof(err), "%s declares no listener (call "
                      "luaserv.listen(\"text://127.0.0.1:9000\") at its top "
                      "level)", app);
+        else if (vm->conf.task_workers > 0 &&
+                 ls_lua_task_check(vm, err, sizeof(err)) < 0)
+            ; /* err says why */
         else
             sent = write(fd, ok, sizeof(ok) - 1) < 0 ||
                    ls_conf_write(&vm->conf, fd) < 0;

@@ -15,6 +15,7 @@
 #include "lua/lua_mail.h"
 #include "lua/lua_proto.h"
 #include "lua/lua_shdict.h"
+#include "lua/lua_task.h"
 #include "lua/lua_timer.h"
 #include "lua/lua_udp_listener.h"
 #include "lua/vm.h"
@@ -425,8 +426,8 @@ worker_on_heartbeat(evutil_socket_t fd, short what, void *arg)
     __atomic_add_fetch(w->heartbeat, 1, __ATOMIC_RELAXED);
 }
 
-static void
-worker_drop_privileges(const ls_conf_t *conf)
+void
+ls_worker_drop_privileges(const ls_conf_t *conf)
 {
     struct passwd *pw = NULL;
     struct group *gr = NULL;
@@ -499,7 +500,7 @@ ls_worker_main(const ls_worker_args_t *a)
     signal(SIGINT, SIG_IGN);  /* Ctrl+C reaches the master, which stops us */
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
-    worker_drop_privileges(a->conf);
+    ls_worker_drop_privileges(a->conf);
 
     /* A fresh loop after the fork; nothing of the master's is reused. */
     w->base = event_base_new();
@@ -534,6 +535,7 @@ ls_worker_main(const ls_worker_args_t *a)
             nids += a->conf->listeners[i].count;
         ls_lua_mail_use(a->id, nids);
     }
+    ls_lua_task_use(a->conf->task_workers);
     ls_lua_core_install(w->vm);
     /* The connection and protocol layers reach the app only through
      * these tables. */

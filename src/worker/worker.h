@@ -20,8 +20,14 @@ typedef struct ls_worker_args {
     int chan;                   /* worker end of the master channel */
     volatile uint64_t *heartbeat; /* watchdogTimeout: bumped by the loop */
     struct ls_stats *stats;     /* metrics: this worker's cell, or NULL */
+    struct ls_task_cell *task_cell; /* a task worker's (listener NULL) */
 } ls_worker_args_t;
 
 void ls_worker_main(const ls_worker_args_t *args) __attribute__((noreturn));
+/* A task worker (worker/task_worker.c): runs luaserv.onTask. */
+void ls_task_worker_main(const ls_worker_args_t *args)
+    __attribute__((noreturn));
+/* user and group settings, when started as root (exits if they fail). */
+void ls_worker_drop_privileges(const ls_conf_t *conf);
 
 #endif
