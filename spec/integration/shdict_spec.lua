@@ -380,8 +380,10 @@ describe("shared dicts across workers", function()
         if os.getenv("SHDICT_SPEC_VERBOSE") then
             print(#lines .. " of 3 kills landed while the lock was held")
         end
+        -- (an incr in place leaves it sound: nothing to rebuild)
         for _, l in ipairs(lines) do
-            assert.matches("checks out", l, 1, true)
+            assert.is_truthy(l:find("checks out", 1, true) or
+                             l:find("nothing was being changed", 1, true), l)
         end
     end)
 
