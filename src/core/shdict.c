@@ -113,20 +113,30 @@ shd_now(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The clock is read at most once per operation, and only when an expiry
+ * is involved (*now 0: not read yet). */
+static inline uint64_t
+shd_clock(uint64_t *now)
+{
+    if (*now == 0)
+        *now = shd_now();
+    return *now;
+}
+
 static uint64_t
-shd_deadline(uint64_t now, double ttl)
+shd_deadline(uint64_t *now, double ttl)
 {
     uint64_t ms;
     if (!(ttl > 0))
         return 0;
     ms = (uint64_t)(ttl * 1000 + 0.5);
-    return now + (ms ? ms : 1);
+    return shd_clock(now) + (ms ? ms : 1);
 }
 
 static inline int
-shd_expired(const shd_entry_t *e, uint64_t now)
+shd_expired(const shd_entry_t *e, uint64_t *now)
 {
-    return e->expires != 0 && e->expires <= now;
+    return e->expires != 0 && e->expires <= shd_clock(now);
 }
 
 static uint32_t
@@ -160,6 +170,14 @@ shd_io(const ls_shdict_t *d, uint32_t i, size_t off, size_t pos, void *p,
     unsigned char *q = p;
     size_t room = SHD_BLK - off;
 
+    if (pos + len <= room) { /* all in this block: most keys and values */
+        unsigned char *b = shd_blk(d, i) + off + pos;
+        if (write)
+            memcpy(b, q, len);
+        else
+            memcpy(q, b, len);
+        return;
+    }
     while (pos >= room) {
         pos -= room;
         i = NEXT(d, i);
@@ -337,7 +355,7 @@ shd_remove(ls_shdict_t *d, uint32_t i)
 /* Reclaim up to max expired keys at the LRU tail (as nginx does on every
  * write, so that expired keys do not wait for eviction). */
 static void
-shd_expire_tail(ls_shdict_t *d, uint64_t now, int max)
+shd_expire_tail(ls_shdict_t *d, uint64_t *now, int max)
 {
     for (int n = 0; n < max && d->lru_tail != 0; n++) {
         if (!shd_expired(E(d, d->lru_tail), now))
@@ -352,7 +370,7 @@ shd_expire_tail(ls_shdict_t *d, uint64_t now, int max)
  * being changed) is never evicted. -1 when it cannot be done.
  */
 static int
-shd_room(ls_shdict_t *d, uint32_t n, int safe, uint32_t keep, uint64_t now,
+shd_room(ls_shdict_t *d, uint32_t n, int safe, uint32_t keep, uint64_t *now,
          int *forcible)
 {
     if (n > d->nblocks)
@@ -658,6 +676,7 @@ ls_shdict_get(ls_shdict_t *d, const char *k, size_t kl, int allow_stale,
               ls_shd_buf_t *buf)
 {
     uint32_t h = shd_hash(k, kl), i;
+    uint64_t now = 0;
     shd_entry_t *e;
     int rc = LS_SHD_OK;
 
@@ -670,7 +689,7 @@ ls_shdict_get(ls_shdict_t *d, const char *k, size_t kl, int allow_stale,
         goto done;
     }
     e = E(d, i);
-    if (shd_expired(e, shd_now())) {
+    if (shd_expired(e, &now)) {
         if (!allow_stale) {
             rc = LS_SHD_NOTFOUND;
             goto done;
@@ -699,17 +718,17 @@ ls_shdict_store(ls_shdict_t *d, int op, int safe, const char *k, size_t kl,
 {
     uint32_t h = shd_hash(k, kl), *link, i, need;
     size_t vlen = shd_value_len(v);
-    uint64_t now;
+    uint64_t now = 0;
     int live, rc = LS_SHD_OK;
 
     *forcible = 0;
     if (shd_lock(d, 1) < 0)
         return LS_SHD_ELOCK;
-    now = shd_now();
-    shd_expire_tail(d, now, SHD_EXPIRE_ON_WRITE);
+    now = 0;
+    shd_expire_tail(d, &now, SHD_EXPIRE_ON_WRITE);
     link = shd_find(d, k, kl, h);
     i = *link;
-    live = i != 0 && !shd_expired(E(d, i), now);
+    live = i != 0 && !shd_expired(E(d, i), &now);
     if (op == LS_SHD_ADD && live) {
         rc = LS_SHD_EXISTS;
         goto done;
@@ -730,19 +749,19 @@ ls_shdict_store(ls_shdict_t *d, int op, int safe, const char *k, size_t kl,
         e->type = (uint8_t)v->type;
         e->vlen = (uint32_t)vlen;
         e->uflags = flags;
-        e->expires = shd_deadline(now, ttl);
+        e->expires = shd_deadline(&now, ttl);
         shd_value_put(d, i, SHD_ENTRY_DATA, kl, v);
         shd_touch(d, i);
         goto done;
     }
     if (i != 0)
         shd_remove(d, i);
-    if (shd_room(d, need, safe, 0, now, forcible) < 0) {
+    if (shd_room(d, need, safe, 0, &now, forcible) < 0) {
         rc = LS_SHD_NOMEM;
         goto done;
     }
     link = shd_find(d, k, kl, h); /* eviction may have changed the chain */
-    i = shd_insert(d, link, k, kl, h, v->type, vlen, shd_deadline(now, ttl),
+    i = shd_insert(d, link, k, kl, h, v->type, vlen, shd_deadline(&now, ttl),
                    flags);
     shd_value_put(d, i, SHD_ENTRY_DATA, kl, v);
 done:
@@ -757,16 +776,16 @@ ls_shdict_incr(ls_shdict_t *d, const char *k, size_t kl, ls_shd_value_t *io,
     uint32_t h = shd_hash(k, kl), *link, i;
     ls_shd_value_t cur, step = *io;
     ls_shd_buf_t nobuf = {NULL, 0, 0};
-    uint64_t now;
+    uint64_t now = 0;
     int rc = LS_SHD_OK;
 
     *forcible = 0;
     if (shd_lock(d, 1) < 0)
         return LS_SHD_ELOCK;
-    now = shd_now();
+    now = 0;
     link = shd_find(d, k, kl, h);
     i = *link;
-    if (i != 0 && shd_expired(E(d, i), now)) {
+    if (i != 0 && shd_expired(E(d, i), &now)) {
         if (init == NULL) {
             rc = LS_SHD_NOTFOUND;
             goto done;
@@ -803,15 +822,15 @@ ls_shdict_incr(ls_shdict_t *d, const char *k, size_t kl, ls_shd_value_t *io,
         shd_touch(d, i);
         goto done;
     }
-    shd_expire_tail(d, now, SHD_EXPIRE_ON_WRITE);
-    if (shd_room(d, shd_blocks_for(kl + 8, SHD_ENTRY_DATA), 0, 0, now,
+    shd_expire_tail(d, &now, SHD_EXPIRE_ON_WRITE);
+    if (shd_room(d, shd_blocks_for(kl + 8, SHD_ENTRY_DATA), 0, 0, &now,
                  forcible) < 0) {
         rc = LS_SHD_NOMEM;
         goto done;
     }
     link = shd_find(d, k, kl, h);
     i = shd_insert(d, link, k, kl, h, io->type, 8,
-                   shd_deadline(now, init_ttl), 0);
+                   shd_deadline(&now, init_ttl), 0);
     shd_value_put(d, i, SHD_ENTRY_DATA, kl, io);
 done:
     shd_unlock(d);
@@ -825,16 +844,16 @@ ls_shdict_push(ls_shdict_t *d, const char *k, size_t kl, int left,
     uint32_t h = shd_hash(k, kl), *link, i, x, need;
     size_t vlen = shd_value_len(v);
     shd_list_t l = {0, 0, 0};
-    uint64_t now;
+    uint64_t now = 0;
     int rc = LS_SHD_OK;
 
     if (shd_lock(d, 1) < 0)
         return LS_SHD_ELOCK;
-    now = shd_now();
-    shd_expire_tail(d, now, SHD_EXPIRE_ON_WRITE);
+    now = 0;
+    shd_expire_tail(d, &now, SHD_EXPIRE_ON_WRITE);
     link = shd_find(d, k, kl, h);
     i = *link;
-    if (i != 0 && shd_expired(E(d, i), now)) {
+    if (i != 0 && shd_expired(E(d, i), &now)) {
         shd_remove(d, i);
         i = 0;
     }
@@ -845,7 +864,7 @@ ls_shdict_push(ls_shdict_t *d, const char *k, size_t kl, int left,
     need = shd_blocks_for(vlen, SHD_ELEM_DATA);
     if (i == 0)
         need += shd_blocks_for(kl + sizeof(shd_list_t), SHD_ENTRY_DATA);
-    if (shd_room(d, need, 0, i, now, NULL) < 0) {
+    if (shd_room(d, need, 0, i, &now, NULL) < 0) {
         rc = LS_SHD_NOMEM;
         goto done;
     }
@@ -891,13 +910,14 @@ ls_shdict_pop(ls_shdict_t *d, const char *k, size_t kl, int left,
               ls_shd_value_t *v, ls_shd_buf_t *buf)
 {
     uint32_t h = shd_hash(k, kl), i, x;
+    uint64_t now = 0;
     shd_list_t l;
     int rc = LS_SHD_OK;
 
     if (shd_lock(d, 1) < 0)
         return LS_SHD_ELOCK;
     i = *shd_find(d, k, kl, h);
-    if (i == 0 || shd_expired(E(d, i), shd_now())) {
+    if (i == 0 || shd_expired(E(d, i), &now)) {
         rc = LS_SHD_NOTFOUND;
         goto done;
     }
@@ -947,6 +967,7 @@ int
 ls_shdict_llen(ls_shdict_t *d, const char *k, size_t kl, size_t *len)
 {
     uint32_t h = shd_hash(k, kl), i;
+    uint64_t now = 0;
     shd_list_t l;
     int rc = LS_SHD_OK;
 
@@ -954,7 +975,7 @@ ls_shdict_llen(ls_shdict_t *d, const char *k, size_t kl, size_t *len)
     if (shd_lock(d, 0) < 0)
         return LS_SHD_ELOCK;
     i = *shd_find(d, k, kl, h);
-    if (i != 0 && !shd_expired(E(d, i), shd_now())) {
+    if (i != 0 && !shd_expired(E(d, i), &now)) {
         if (E(d, i)->type != LS_SHD_LIST) {
             rc = LS_SHD_NOTLIST;
         } else {
@@ -970,14 +991,14 @@ int
 ls_shdict_ttl(ls_shdict_t *d, const char *k, size_t kl, double *ttl)
 {
     uint32_t h = shd_hash(k, kl), i;
-    uint64_t now;
+    uint64_t now = 0;
     int rc = LS_SHD_OK;
 
     if (shd_lock(d, 0) < 0)
         return LS_SHD_ELOCK;
-    now = shd_now();
+    now = 0;
     i = *shd_find(d, k, kl, h);
-    if (i == 0 || shd_expired(E(d, i), now))
+    if (i == 0 || shd_expired(E(d, i), &now))
         rc = LS_SHD_NOTFOUND;
     else if (E(d, i)->expires == 0)
         *ttl = 0;
@@ -991,17 +1012,17 @@ int
 ls_shdict_expire(ls_shdict_t *d, const char *k, size_t kl, double ttl)
 {
     uint32_t h = shd_hash(k, kl), i;
-    uint64_t now;
+    uint64_t now = 0;
     int rc = LS_SHD_OK;
 
     if (shd_lock(d, 1) < 0)
         return LS_SHD_ELOCK;
-    now = shd_now();
+    now = 0;
     i = *shd_find(d, k, kl, h);
-    if (i == 0 || shd_expired(E(d, i), now))
+    if (i == 0 || shd_expired(E(d, i), &now))
         rc = LS_SHD_NOTFOUND;
     else
-        E(d, i)->expires = shd_deadline(now, ttl);
+        E(d, i)->expires = shd_deadline(&now, ttl);
     shd_unlock(d);
     return rc;
 }
@@ -1020,14 +1041,14 @@ size_t
 ls_shdict_flush_expired(ls_shdict_t *d, size_t max)
 {
     size_t n = 0;
-    uint64_t now;
+    uint64_t now = 0;
 
     if (shd_lock(d, 1) < 0)
         return 0;
-    now = shd_now();
+    now = 0;
     for (uint32_t i = d->lru_tail; i != 0 && (max == 0 || n < max);) {
         uint32_t prev = E(d, i)->lprev;
-        if (shd_expired(E(d, i), now)) {
+        if (shd_expired(E(d, i), &now)) {
             shd_remove(d, i);
             n++;
         }
@@ -1041,17 +1062,17 @@ long
 ls_shdict_keys(ls_shdict_t *d, size_t max, ls_shd_buf_t *buf)
 {
     long n = 0;
-    uint64_t now;
+    uint64_t now = 0;
 
     buf->len = 0;
     if (shd_lock(d, 0) < 0)
         return -1;
-    now = shd_now();
+    now = 0;
     for (uint32_t i = d->lru_head; i != 0 && (max == 0 || (size_t)n < max);
          i = E(d, i)->lnext) {
         shd_entry_t *e = E(d, i);
         uint16_t kl = e->klen;
-        if (shd_expired(e, now))
+        if (shd_expired(e, &now))
             continue;
         if (buf->cap < buf->len + 2 + kl) {
             size_t cap = buf->cap ? buf->cap : 4096;

@@ -104,9 +104,18 @@ ls_lua_shdict_setting(lua_State *L, ls_conf_t *c)
 
 /* ---- arguments ---------------------------------------------------------- */
 
+/* The dict at index 1: the methods hold the metatable as their upvalue,
+ * so the common case is one comparison (luaL_checkudata for the message). */
 static ls_shdict_t *
 shdict_check(lua_State *L)
 {
+    shdict_box_t *b = lua_touserdata(L, 1);
+    if (b != NULL && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+        if (same)
+            return b->d;
+    }
     return ((shdict_box_t *)luaL_checkudata(L, 1, SHDICT_MT))->d;
 }
 
@@ -653,7 +662,9 @@ ls_lua_shdict_register(lua_State *L)
 {
     luaL_newmetatable(L, SHDICT_MT);                     /* core mt */
     luaL_setfuncs(L, lshdict_meta, 0);
-    luaL_newlib(L, lshdict_methods);                     /* core mt methods */
+    luaL_newlibtable(L, lshdict_methods);                /* core mt methods */
+    lua_pushvalue(L, -2);                                /* core mt methods mt */
+    luaL_setfuncs(L, lshdict_methods, 1);                /* core mt methods */
     lua_setfield(L, -2, "__index");                      /* core mt */
     lua_pop(L, 1);                                       /* core */
     lua_newtable(L);                                     /* core shared */
