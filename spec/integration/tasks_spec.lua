@@ -78,7 +78,7 @@ describe("task workers", function()
         finally(function() for _, c in ipairs(conns) do c:close() end end)
         -- the one task worker holds a task; then two wait; the rest are refused
         conns[1] = client.must_connect(srv.port)
-        assert(conns[1]:send("return luaserv.task('hold:1')\n"))
+        assert(conns[1]:send("return luaserv.task('hold:3')\n"))
         local c0 = client.must_connect(srv.port)
         conns[#conns + 1] = c0
         assert(client.wait_until(function()
@@ -88,6 +88,13 @@ describe("task workers", function()
             conns[i] = client.must_connect(srv.port)
             assert(conns[i]:send("return luaserv.task('sleep:0.01')\n"))
         end
+        -- status shows the two waiting (while the first task holds)
+        local seen
+        assert(client.wait_until(function()
+            local r = server.run({ "-p", srv.master_pidfile, APP, "status" })
+            seen = r.stdout
+            return r.stdout:find("task queue: 2 waiting of 2\n", 1, true)
+        end, 2.5, 0.05), "status: " .. tostring(seen))
         local ok, full = 0, 0
         for i = 2, 6 do
             local t = decode(assert(conns[i]:line(20)))

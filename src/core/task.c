@@ -80,6 +80,15 @@ ls_task_ready(void)
     return task_shm != NULL;
 }
 
+void
+ls_task_depth(unsigned *waiting, unsigned *limit)
+{
+    *waiting = task_shm ? __atomic_load_n(&task_shm->pending, __ATOMIC_RELAXED)
+                        : 0;
+    *limit = task_shm ? __atomic_load_n(&task_shm->limit, __ATOMIC_RELAXED)
+                      : 0;
+}
+
 int
 ls_task_cell_take(void)
 {

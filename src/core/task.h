@@ -32,6 +32,8 @@ typedef struct ls_task_cell {
  * generation). -1 with err. */
 int ls_task_setup(int limit, char *err, size_t errlen);
 int ls_task_ready(void);                 /* the queue exists */
+/* Tasks waiting for a task worker now, and the bound (lock-free). */
+void ls_task_depth(unsigned *waiting, unsigned *limit);
 /* Master: a cell for a task worker (index + 1), or 0; give it back. */
 int ls_task_cell_take(void);
 void ls_task_cell_drop(int cell);

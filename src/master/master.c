@@ -989,6 +989,11 @@ master_status_send(void)
                    s->status[0] ? s->status : "-");
     }
     n += ls_shared_status(&M.cur->conf, buf + n, sizeof(buf) - n);
+    if (ls_task_ready()) {
+        unsigned waiting, limit;
+        ls_task_depth(&waiting, &limit);
+        STATUS_ADD("task queue: %u waiting of %u\n", waiting, limit);
+    }
 #undef STATUS_ADD
     buf[n] = '\0';
     master_ctl_reply_all(CTL_STATUS, buf);

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/luaserv.h"
 #include "core/shdict.h"
+#include "core/task.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -336,6 +337,16 @@ ls_metrics_render(const ls_metrics_view_t *v, char **out)
                   "ticket), failed (bad input, reset), timeout "
                   "(handshakeTimeout).", f_tls, tls, 4, "result");
     metrics_dicts(&b, v->conf);
+    if (ls_task_ready()) {
+        unsigned waiting, limit;
+        ls_task_depth(&waiting, &limit);
+        mb_family(&b, "luaserv_task_queue_depth", "gauge",
+                  "Tasks waiting for a task worker (luaserv.task).");
+        mb_printf(&b, "luaserv_task_queue_depth %u\n", waiting);
+        mb_family(&b, "luaserv_task_queue_limit", "gauge",
+                  "taskQueue: tasks that may wait.");
+        mb_printf(&b, "luaserv_task_queue_limit %u\n", limit);
+    }
     if (b.failed) {
         free(b.p);
         *out = NULL;
