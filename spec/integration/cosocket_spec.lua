@@ -99,7 +99,7 @@ describe("coroutines and cosockets", function()
         local status = get(srv.port, "/error")
         assert.are.equal(500, status)
         local lines = assert(srv:wait_log("failed after a wait", 5))
-        assert.is_truthy(lines[1]:find("%[error%].-worker 0 %[api%]: conn " ..
+        assert.is_truthy(lines[1]:find("%[error%].-worker %d+ %[api%]: conn " ..
             "%d+: onMessage: .-cosocket%.lua:%d+: failed after a wait"),
             lines[1])
         assert.is_truthy(srv:log():find("stack traceback:.-in function " ..
@@ -110,7 +110,7 @@ describe("coroutines and cosockets", function()
         assert.is_nil(c:line(5)) -- closed
         c:close()
         assert.is_truthy(server.wait_until(function()
-            return srv:count_log("worker 0 %[stream%]: conn %d+: onMessage: " ..
+            return srv:count_log("worker %d+ %[stream%]: conn %d+: onMessage: " ..
                 ".-boom after a wait") > 0
         end, 5))
     end)
