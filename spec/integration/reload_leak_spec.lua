@@ -10,6 +10,10 @@ local socket = require "socket"
 local socket_http = require "socket.http"
 
 local RELOADS = tonumber(os.getenv("LUASERV_TEST_LEAK_RELOADS")) or 200
+-- Under ASan the RSS says nothing about leaks: freed memory waits in the
+-- allocator's quarantine (up to 256 MiB) instead of being reused, so the
+-- sanitizer pass sets this to 0 and the RSS is printed, not bounded.
+local CHECK_RSS = os.getenv("LUASERV_TEST_LEAK_RSS") ~= "0"
 local WARMUP = math.max(5, RELOADS // 10)
 
 local function read(path)
@@ -101,8 +105,10 @@ describe("reload leak check", function()
             RELOADS, secs, requests, WARMUP + 1, RELOADS, first.rss, last.rss,
             slope(rss), first.fds, last.fds, slope(fds), first.shared,
             last.shared, slope(shm)))
-        assert.is_true(slope(rss) < 8, "master RSS grows " .. slope(rss) ..
-                       " KiB per reload")
+        if CHECK_RSS then
+            assert.is_true(slope(rss) < 8, "master RSS grows " .. slope(rss) ..
+                           " KiB per reload")
+        end
         assert.are.equal(first.fds, last.fds, "master descriptors")
         assert.is_true(math.abs(slope(fds)) < 0.05)
         assert.are.equal(first.shared, last.shared, "master shared mappings")

@@ -12,7 +12,7 @@
 #include "lua/co.h"
 #include "lua/lua_core.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <errno.h>
 #include <string.h>

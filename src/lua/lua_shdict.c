@@ -11,7 +11,7 @@
 #include "lua/lua_shdict.h"
 #include "core/shdict.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <ctype.h>
 #include <math.h>

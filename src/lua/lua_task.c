@@ -19,7 +19,7 @@
 #include "lua/lua_core.h"
 #include "net/loop.h"
 
-#include <lauxlib.h>
+#include "lua/compat.h"
 
 #include <errno.h>
 #include <stdio.h>
