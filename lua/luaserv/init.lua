@@ -43,6 +43,43 @@ local _M = {
     task = core.task,
 }
 
+-- JSON through lua-cjson (Debian's lua-cjson), loaded on first use.
+local cjson_safe
+local function json()
+    if cjson_safe == nil then
+        local ok, m = pcall(require, "cjson.safe")
+        if not ok then
+            error("luaserv.encode/decode need lua-cjson " ..
+                  "(apt-get install lua-cjson): " .. tostring(m), 3)
+        end
+        m.encode_sparse_array(true)
+        cjson_safe = m
+    end
+    return cjson_safe
+end
+
+--- A Lua value as JSON text: text, or nil, err (a function, a
+-- userdata other than luaserv.null, a cycle). luaserv.null is JSON null.
+function _M.encode(value)
+    local text, err = json().encode(value)
+    return text, err
+end
+
+--- JSON text as a Lua value: value, or nil, err for text that is not
+-- JSON. JSON null is luaserv.null (the same light userdata as cjson.null).
+-- @raise when text is not a string
+function _M.decode(text)
+    if type(text) ~= "string" then
+        error("bad argument #1 to 'decode' (string expected, got " ..
+              type(text) .. ")", 2)
+    end
+    local value, err = json().decode(text)
+    if value == nil and err then
+        return nil, err
+    end
+    return value
+end
+
 --- Log a line at level "debug", "info", "warn" or "error".
 -- @param level string
 -- @param fmt a message, or a string.format pattern for the arguments after it

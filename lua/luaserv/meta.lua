@@ -397,6 +397,18 @@ function luaserv.broadcast(msg) end
 ---@return string|nil err "queue full", "timeout", "task failed: <msg>", "task worker died"
 function luaserv.task(data, timeout) end
 
+---A Lua value as JSON text (lua-cjson); luaserv.null is JSON null.
+---@param value any
+---@return string|nil text
+---@return string|nil err a function, a userdata other than luaserv.null, a cycle
+function luaserv.encode(value) end
+
+---JSON text as a Lua value (lua-cjson); JSON null is luaserv.null.
+---@param text string
+---@return any value nil when the text is not JSON
+---@return string|nil err
+function luaserv.decode(text) end
+
 ---Declare a listener. Only at the top level of the script; raises on a bad
 ---address, a bad or unknown option, a duplicate name or address.
 ---@param address string "text://127.0.0.1:9000", "tcp://", "frame://", "http://", "websocket://" (or "ws://"), "unix:///path", "text+unix:///path", ...
