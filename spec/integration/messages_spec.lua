@@ -3,6 +3,7 @@
 -- queue, 1 MiB messages, and messages queued for a worker being replaced.
 local server = require "helpers.server"
 local client = require "helpers.client"
+local socket = require "socket"
 
 local APP = "spec/fixtures/apps/messages.lua"
 
@@ -45,11 +46,13 @@ local function reach(srv, port2, conns)
 end
 
 describe("messages between workers", function()
-    local srv, port2, w
+    local srv, port2, w, mport
     local conns = {}
 
     setup(function()
-        srv, port2 = server.start_two(APP, { wait_workers = 3 })
+        mport = server.free_port()
+        srv, port2 = server.start_two(APP, { wait_workers = 3,
+            env = { LUASERV_TEST_METRICS = "127.0.0.1:" .. mport } })
         w = reach(srv, port2, conns)
     end)
     teardown(function()
@@ -149,6 +152,27 @@ describe("messages between workers", function()
         wait_for(function()
             return run(w[0].conn, "return log:get('Q:1')") == t[1]
         end, t[1] .. " queued messages to arrive", 30)
+        -- /metrics counts them: worker 0 sent them and met a full queue,
+        -- worker 1 received them (the figures are copied twice a second)
+        local function count(id, kind)
+            local c = assert(socket.connect("127.0.0.1", mport))
+            c:settimeout(10)
+            c:send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            local all = c:receive("*a") or ""
+            c:close()
+            for line in all:gmatch("[^\n]+") do
+                if line:find("^luaserv_worker_messages_total{") and
+                   line:find('worker="' .. id .. '"', 1, true) and
+                   line:find('kind="' .. kind .. '"', 1, true) then
+                    return tonumber(line:match(" (%d+)$"))
+                end
+            end
+            return -1
+        end
+        wait_for(function()
+            return count(0, "sent") >= t[1] and count(0, "queue_full") >= 1 and
+                   count(1, "received") >= t[1]
+        end, "the message counts in /metrics", 10)
     end)
 
     it("messages for a worker being replaced go to its successor", function()

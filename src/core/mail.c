@@ -77,6 +77,8 @@ ls_mail_recv_fd(int id)
     return id >= 0 && id < mail_n ? mail_fds[id][1] : -1;
 }
 
+ls_mail_stats_t ls_mail_stats;
+
 int
 ls_mail_send(int to, int from, const void *msg, size_t len)
 {
@@ -101,6 +103,10 @@ ls_mail_send(int to, int from, const void *msg, size_t len)
     while (n < 0 && errno == EINTR);
     if (n < 0 && errno == ENOBUFS)
         errno = EAGAIN;
+    if (n >= 0)
+        ls_mail_stats.sent++;
+    else if (errno == EAGAIN || errno == EWOULDBLOCK)
+        ls_mail_stats.full++;
     return n < 0 ? -1 : 0;
 }
 
@@ -125,6 +131,7 @@ ls_mail_recv(int fd, int *from, char *buf)
             (m.msg_flags & MSG_TRUNC))
             continue; /* not ours, or cut: dropped */
         *from = h.from;
+        ls_mail_stats.received++;
         return n - (ssize_t)sizeof(h);
     }
 }

@@ -11,6 +11,7 @@
 #define LS_MAIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define LS_MAIL_MAX ((size_t)1 << 20)   /* bytes of one message */
@@ -24,6 +25,13 @@ int ls_mail_recv_fd(int id);
 /* Send msg from `from` to `to`: 0, or -1 with errno (EAGAIN: queue full;
  * EINVAL: no such id; EMSGSIZE: too big). */
 int ls_mail_send(int to, int from, const void *msg, size_t len);
+
+/* This process's message figures, for /metrics: sent, refused because the
+ * receiver's queue was full, received. */
+typedef struct ls_mail_stats {
+    uint64_t sent, full, received;
+} ls_mail_stats_t;
+extern ls_mail_stats_t ls_mail_stats;
 /* One message from fd into buf (LS_MAIL_MAX bytes): its length and the
  * sender in *from, or -1 with errno (EAGAIN: none). */
 ssize_t ls_mail_recv(int fd, int *from, char *buf);

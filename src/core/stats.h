@@ -28,6 +28,7 @@ typedef struct ls_stats {
     uint64_t waiting;          /* callbacks that wait now */
     uint64_t udp_dropped;      /* udp datagrams over maxPackageSize */
     uint64_t tls[LS_STAT_TLS_N];
+    uint64_t mail_sent, mail_full, mail_received; /* luaserv.send/broadcast */
 } ls_stats_t;
 
 #endif

@@ -196,6 +196,10 @@ static uint64_t f_mem(const ls_stats_t *s, int k) { (void)k; return s->lua_mem; 
 static uint64_t f_wait(const ls_stats_t *s, int k) { (void)k; return s->waiting; }
 static uint64_t f_udrop(const ls_stats_t *s, int k) { (void)k; return s->udp_dropped; }
 static uint64_t f_tls(const ls_stats_t *s, int k) { return s->tls[k]; }
+static uint64_t f_mail(const ls_stats_t *s, int k)
+{
+    return k == 0 ? s->mail_sent : k == 1 ? s->mail_full : s->mail_received;
+}
 
 /* The shared dicts (read without their locks), when there are any. */
 static void
@@ -246,6 +250,7 @@ size_t
 ls_metrics_render(const ls_metrics_view_t *v, char **out)
 {
     static const char *const tmo[] = {"header", "body", "send", "idle"};
+    static const char *const mail[] = {"sent", "queue_full", "received"};
     static const char *const tls[] = {"full", "resumed", "failed",
                                       "timeout"};
     mbuf_t b = {malloc(16384), 0, 16384, 0};
@@ -336,6 +341,11 @@ ls_metrics_render(const ls_metrics_view_t *v, char **out)
                   "TLS handshakes by outcome: full, resumed (a session "
                   "ticket), failed (bad input, reset), timeout "
                   "(handshakeTimeout).", f_tls, tls, 4, "result");
+    mb_per_worker(&b, v, "luaserv_worker_messages_total", "counter",
+                  "Messages between workers (luaserv.send, broadcast): "
+                  "sent by this worker, refused because the receiver's "
+                  "queue was full, received by it.", f_mail, mail, 3,
+                  "kind");
     metrics_dicts(&b, v->conf);
     if (ls_task_ready()) {
         unsigned waiting, limit;

@@ -6,6 +6,7 @@
  */
 #include "worker/worker.h"
 #include "core/log.h"
+#include "core/mail.h"
 #include "core/stats.h"
 #include "http/http.h"
 #include "http/ws.h"
@@ -402,6 +403,9 @@ worker_stats_copy(ls_worker_t *w)
     st->tls[LS_STAT_TLS_RESUMED] = ls_tls_stats.resumed;
     st->tls[LS_STAT_TLS_FAILED] = ls_tls_stats.failed;
     st->tls[LS_STAT_TLS_TIMEOUT] = ls_tls_stats.timeouts;
+    st->mail_sent = ls_mail_stats.sent;
+    st->mail_full = ls_mail_stats.full;
+    st->mail_received = ls_mail_stats.received;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     st->updated_ms = (uint64_t)ts.tv_sec * 1000 +
                      (uint64_t)ts.tv_nsec / 1000000;
