@@ -12,6 +12,8 @@
 
 #include "lua/compat.h"
 
+const char ls_lua_worker_key;
+
 int
 ls_lua_callback_push(lua_State *L, ls_conn_t *c, const char *name)
 {

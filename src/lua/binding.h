@@ -26,6 +26,16 @@ ls_vm_of(lua_State *L)
 #endif
 }
 
+/* The registry key of the luaserv.worker table (set by lua_core.c). */
+extern const char ls_lua_worker_key;
+
+/* Push the luaserv.worker table (nil outside a worker). */
+static inline void
+ls_lua_push_worker(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ls_lua_worker_key);
+}
+
 /* Push srv[name] and the connection on L; 0 (nothing pushed) when the app
  * has no such callback. */
 int ls_lua_callback_push(lua_State *L, ls_conn_t *c, const char *name);

@@ -30,14 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char worker_key;    /* registry: the luaserv.worker table */
 static const char listeners_key; /* registry: name -> listener table */
-
-void
-ls_lua_core_push_worker(lua_State *L)
-{
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &worker_key);
-}
 
 /* luaserv.worker.stopping = why ("stop" or "reload"); the first reason
  * stays. Called by the worker when its stop begins. */
@@ -47,7 +40,7 @@ ls_lua_core_set_stopping(ls_vm_t *vm, const char *why)
     lua_State *L = vm->L;
     int top = lua_gettop(L);
 
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &worker_key);      /* worker */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ls_lua_worker_key);      /* worker */
     if (lua_istable(L, -1) &&
         lua_getfield(L, -1, "stopping") != LUA_TSTRING) { /* worker old */
         lua_pushstring(L, why);                          /* worker old why */
@@ -701,7 +694,7 @@ luaopen_luaserv_core(lua_State *L)
         lua_pushboolean(L, 0);
         lua_setfield(L, -2, "stopping");
         lua_pushvalue(L, -1);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &worker_key);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &ls_lua_worker_key);
         lua_setfield(L, -2, "worker");                   /* core */
     }
     return 1;

@@ -9,7 +9,6 @@ struct ls_listen_conf;
 struct ls_vm;
 
 int luaopen_luaserv_core(struct lua_State *L);
-void ls_lua_core_push_worker(struct lua_State *L);
 void ls_lua_core_install(struct ls_vm *vm);
 void ls_lua_core_set_stopping(struct ls_vm *vm, const char *why);
 

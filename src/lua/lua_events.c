@@ -12,7 +12,6 @@
 #include "lua/binding.h"
 #include "lua/co.h"
 #include "lua/lua_conn.h"
-#include "lua/lua_core.h"
 #include "lua/lua_request.h"
 
 #include "lua/compat.h"
@@ -386,7 +385,7 @@ ls_lua_events_worker(ls_vm_t *vm, const char *name, int *done)
         return 0;
     }
     lua_remove(L, -2);                                   /* f */
-    ls_lua_core_push_worker(L);                          /* f worker */
+    ls_lua_push_worker(L);                          /* f worker */
     co->done = done;
     r = ls_co_start(co, 1, name, NULL, 0);
     return r == LS_EV_ERROR ? -1 : r == LS_EV_WAIT ? 1 : 0;

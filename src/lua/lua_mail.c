@@ -10,7 +10,6 @@
 #include "core/mail.h"
 #include "lua/binding.h"
 #include "lua/co.h"
-#include "lua/lua_core.h"
 
 #include "lua/compat.h"
 
@@ -116,7 +115,7 @@ ls_lua_mail_deliver(ls_vm_t *vm, int from, const char *msg, size_t len)
         return 0;
     }
     lua_remove(L, -2);                                   /* f */
-    ls_lua_core_push_worker(L);                          /* f worker */
+    ls_lua_push_worker(L);                          /* f worker */
     lua_pushinteger(L, from);                            /* f worker from */
     lua_pushlstring(L, msg, len);                        /* f worker from msg */
     return ls_co_start(co, 3, "onWorkerMessage", NULL, 0) == LS_EV_ERROR

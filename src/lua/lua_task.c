@@ -16,7 +16,6 @@
 #include "core/task.h"
 #include "lua/binding.h"
 #include "lua/co.h"
-#include "lua/lua_core.h"
 #include "net/loop.h"
 
 #include "lua/compat.h"
@@ -296,7 +295,7 @@ ls_lua_task_worker_init(ls_vm_t *vm, char *err, size_t errlen)
         return -1;
     }
     task_runner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    ls_lua_core_push_worker(L);                          /* ... worker */
+    ls_lua_push_worker(L);                          /* ... worker */
     if (lua_istable(L, -1)) {
         lua_pushliteral(L, "task");
         lua_setfield(L, -2, "name");
