@@ -99,7 +99,6 @@
 #include "core/log.h"
 #include "core/mempool.h"
 #include "net/conn.h"
-#include "net/tls.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -1038,7 +1037,7 @@ http_unread(const ls_conn_t *c)
 {
     int n = 0;
     return c->fd >= 0 && ((ioctl(c->fd, FIONREAD, &n) == 0 && n > 0) ||
-                          ls_tls_pending(c));
+                          (c->io != NULL && c->io->pending(c)));
 }
 
 static void

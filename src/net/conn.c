@@ -11,7 +11,6 @@
 #include "net/conn.h"
 #include "core/log.h"
 #include "core/mempool.h"
-#include "net/tls.h"
 
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -157,7 +156,7 @@ ls_conn_start(ls_conn_t *c)
     /* (after a TLS handshake: only if the request came along with it) */
     if (c->srv->conf.defer_accept && !(c->flags & LS_CONN_OUTBOUND) &&
         (c->flags & (CONN_STOPPED | LS_CONN_READING)) == LS_CONN_READING &&
-        (c->tls == NULL || ls_tls_pending(c)))
+        (c->io == NULL || c->io->pending(c)))
         conn_read_event(c);
     if ((c->flags & (CONN_STOPPED | LS_CONN_READING)) == LS_CONN_READING)
         event_add(&c->rev, NULL);
@@ -295,7 +294,7 @@ conn_read_some(ls_conn_t *c, char *p, size_t n)
     ssize_t r;
 
     do {
-        r = c->tls ? ls_tls_read(c, p, n) : read(c->fd, p, n);
+        r = c->io ? c->io->read(c, p, n) : read(c->fd, p, n);
     } while (r < 0 && errno == EINTR);
     if (r > 0) {
         c->srv->bytes_in += (size_t)r;
@@ -337,7 +336,7 @@ conn_lowat(ls_conn_t *c)
     size_t want = 0;
     int v;
 
-    if (c->proto != &ls_proto_stream || c->fd < 0 || c->tls ||
+    if (c->proto != &ls_proto_stream || c->fd < 0 || c->io ||
         (c->flags & CONN_STOPPED))
         return;
     if (b->len > 0)
@@ -454,8 +453,8 @@ conn_read_event(ls_conn_t *c)
     if (c->lowat || c->in.len > 0)
         conn_lowat(c);
     /* records OpenSSL read ahead of what fitted: epoll will not tell */
-    if (c->tls && (c->flags & (CONN_STOPPED | LS_CONN_READING)) ==
-                      LS_CONN_READING && ls_tls_pending(c))
+    if (c->io && (c->flags & (CONN_STOPPED | LS_CONN_READING)) ==
+                     LS_CONN_READING && c->io->pending(c))
         event_active(&c->rev, EV_READ, 0);
 }
 
@@ -535,7 +534,7 @@ conn_stage_end(ls_conn_t *c)
         conn_unstage(c);
         return;
     }
-    n = c->tls ? ls_tls_write(c, w->stage, w->stage_len)
+    n = c->io ? c->io->write(c, w->stage, w->stage_len)
                : write(c->fd, w->stage, w->stage_len);
     if (n <= 0) {
         conn_unstage(c);
@@ -795,9 +794,9 @@ conn_shutdown(ls_conn_t *c)
         event_free(c->timer);
         c->timer = NULL;
     }
-    if (c->tls) {
-        ls_tls_shutdown(c);
-        ls_tls_release(c);
+    if (c->io) {
+        c->io->shutdown(c);
+        c->io->release(c);
     }
     if (c->fd >= 0)
         close(c->fd);
@@ -836,8 +835,8 @@ conn_shutdown(ls_conn_t *c)
 int
 ls_conn_write_out(ls_conn_t *c)
 {
-    if (c->tls)
-        return ls_tls_write_buffer(c, c->out);
+    if (c->io)
+        return c->io->write_buffer(c, c->out);
     return evbuffer_write(c->out, c->fd);
 }
 
@@ -847,8 +846,8 @@ ls_conn_shutdown_write(ls_conn_t *c)
 {
     if (c->fd < 0)
         return;
-    if (c->tls)
-        ls_tls_shutdown(c);
+    if (c->io)
+        c->io->shutdown(c);
     shutdown(c->fd, SHUT_WR);
 }
 
@@ -906,7 +905,7 @@ ls_conn_resume(ls_conn_t *c)
     if (c->in.len > 0) {
         c->flags |= LS_CONN_RESUMED;
         event_active(&c->rev, EV_READ, 0);
-    } else if (c->tls && ls_tls_pending(c)) {
+    } else if (c->io && c->io->pending(c)) {
         event_active(&c->rev, EV_READ, 0);
     }
 }
@@ -943,7 +942,7 @@ ls_conn_unhold(ls_conn_t *c)
     if (c->in.len > 0) {
         c->flags |= LS_CONN_RESUMED;
         event_active(&c->rev, EV_READ, 0);
-    } else if (c->tls && ls_tls_pending(c)) {
+    } else if (c->io && c->io->pending(c)) {
         event_active(&c->rev, EV_READ, 0);
     }
 }

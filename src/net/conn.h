@@ -66,12 +66,28 @@ typedef struct ls_conn {
     uint64_t bytes_in, bytes_out;  /* for `luaserv APP connections` */
     struct event *timer;           /* outbound: connect timeout */
     struct ssl_st *tls;            /* TLS (net/tls.c), or NULL: plain */
+    const struct ls_conn_io *io;   /* the transport if not the plain
+                                      socket (set with tls), or NULL */
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
     } peer;
 } ls_conn_t;
+
+/*
+ * A transport over the socket (TLS: net/tls.c sets c->io once its
+ * handshake is done): conn.c reads, writes and ends a connection through
+ * it instead of read(2) / write(2).
+ */
+typedef struct ls_conn_io {
+    ssize_t (*read)(ls_conn_t *c, char *p, size_t n);
+    ssize_t (*write)(ls_conn_t *c, const char *p, size_t n);
+    int (*write_buffer)(ls_conn_t *c, struct evbuffer *b);
+    int (*pending)(const ls_conn_t *c);  /* bytes read ahead, not yet taken */
+    void (*shutdown)(ls_conn_t *c);      /* say goodbye (close_notify) */
+    void (*release)(ls_conn_t *c);       /* free its state; c->io = NULL */
+} ls_conn_io_t;
 
 ls_conn_t *ls_conn_new(ls_server_t *srv, int fd, const struct sockaddr *sa,
                        socklen_t salen);

@@ -72,6 +72,12 @@ ls_tls_init(void)
     tls_secret_set = 1;
 }
 
+/* The connection's transport once the handshake is done (net/conn.h). */
+static const ls_conn_io_t tls_conn_io = {
+    ls_tls_read, ls_tls_write, ls_tls_write_buffer, ls_tls_pending,
+    ls_tls_shutdown, ls_tls_release,
+};
+
 /* ---- session tickets ------------------------------------------------ */
 
 typedef struct tls_ticket_key {
@@ -534,6 +540,7 @@ tls_hs_done(tls_hs_t *hs)
     if (SSL_session_reused(ssl))
         ls_tls_stats.resumed++;
     c->tls = ssl;
+    c->io = &tls_conn_io;
     ls_conn_incref(c);
     ls_conn_start(c);
     /* a graceful stop began meanwhile: as ls_server_drain_all does */
@@ -837,6 +844,7 @@ ls_tls_release(ls_conn_t *c)
 {
     SSL_free(c->tls);
     c->tls = NULL;
+    c->io = NULL;
 }
 
 /* ---- client: cosockets (sock:sslhandshake) -------------------------- */

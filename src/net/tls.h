@@ -5,8 +5,9 @@
  * loaded when the generation starts). An accepted socket first goes
  * through the handshake here, outside the connection layer; only once it
  * is done does it become an ls_conn_t (onConnect), whose reads and writes
- * then go through ls_tls_read / ls_tls_write instead of read(2) and
- * write(2). A connection without TLS never enters this file.
+ * then go through ls_tls_read / ls_tls_write (its c->io, net/conn.h)
+ * instead of read(2) and write(2). A connection without TLS never enters
+ * this file.
  */
 #ifndef LS_TLS_H
 #define LS_TLS_H
