@@ -173,6 +173,16 @@ describe("messages between workers", function()
             return count(0, "sent") >= t[1] and count(0, "queue_full") >= 1 and
                    count(1, "received") >= t[1]
         end, "the message counts in /metrics", 10)
+        -- and status, a line per worker that sent or received any
+        local r = server.run({ "-p", srv.master_pidfile, APP, "status" })
+        assert.are.equal(0, r.code, r.stderr)
+        local sent, full = r.stdout:match(
+            "\nworker 0 messages: (%d+) sent, (%d+) queue full, %d+ received\n")
+        assert.is_truthy(sent, r.stdout)
+        assert.is_true(tonumber(sent) >= t[1] and tonumber(full) >= 1, r.stdout)
+        local got = r.stdout:match(
+            "\nworker 1 messages: %d+ sent, %d+ queue full, (%d+) received\n")
+        assert.is_true(tonumber(got or -1) >= t[1], r.stdout)
     end)
 
     it("messages for a worker being replaced go to its successor", function()

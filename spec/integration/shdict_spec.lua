@@ -475,6 +475,36 @@ describe("shared dicts across workers", function()
                        text, 1, true)
     end)
 
+    it("top-level code may use a dict: each worker's top level writes it, the " ..
+       "validator's scratch copy is thrown away", function()
+        local path = os.tmpname() .. ".lua"
+        finally(function() os.remove(path) end)
+        local f = assert(io.open(path, "w"))
+        f:write([[
+local luaserv = require "luaserv"
+luaserv.settings { shared = { boot = "64k" } }
+local boot = luaserv.shared.boot
+boot:incr("loads", 1, 0)
+local s = luaserv.listen("text://127.0.0.1:" .. os.getenv("LUASERV_TEST_PORT"),
+                         { count = 2 })
+function s.onMessage(conn) conn:send(tostring(boot:get("loads"))) end
+]])
+        f:close()
+        local r = server.run({ path, "check" })
+        assert.are.equal(0, r.code, r.stdout .. r.stderr)
+        local srv = server.start(path, { wait_workers = 2 })
+        local function loads()
+            local c = client.must_connect(srv.port)
+            local n = tonumber(c:request("?", 10))
+            c:close()
+            return n
+        end
+        -- 2 workers ran the top level; the validator's increment is not here
+        wait_for(function() return loads() == 2 end, "loads = 2")
+        srv:reload()
+        wait_for(function() return loads() == 4 end, "loads = 4 after a reload")
+    end)
+
     it("rejects bad shared settings at check time", function()
         local cases = {
             { "{ cache = '10q' }", "size of dict \"cache\"" },

@@ -26,6 +26,15 @@ typedef struct shdict_box {
 
 static const ls_conf_t *shdict_conf; /* the master's, in a worker */
 static ls_shd_buf_t shdict_buf;      /* values and keys coming out */
+static const char shdict_shared_key = 0;  /* registry: luaserv.shared */
+static const char shdict_scratch_key = 0; /* registry: the scratch */
+
+/* Scratch regions of the validator (see shdict_scratch); the registry
+ * holds this, and lua_close unmaps them. */
+typedef struct shdict_scratch {
+    ls_shdict_t *d[LS_SHARED_MAX];
+    int n;
+} shdict_scratch_t;
 
 void
 ls_lua_shdict_use(const ls_conf_t *conf)
@@ -61,6 +70,64 @@ shdict_parse_size(lua_State *L)
         return (size_t)v * mul;
     }
     return 0;
+}
+
+static int
+shdict_scratch_gc(lua_State *L)
+{
+    shdict_scratch_t *sc = lua_touserdata(L, 1);
+
+    for (int i = 0; i < sc->n; i++)
+        ls_shdict_destroy(sc->d[i]);
+    sc->n = 0;
+    return 0;
+}
+
+/*
+ * Outside a worker (the validator of a start or reload, `luaserv check`) no
+ * dict is mapped yet: each dict the setting declares gets a scratch region
+ * of its own, empty and gone with the process, so that top-level code using
+ * luaserv.shared.NAME runs there as it does in a worker, and a script being
+ * checked never touches the dicts that running workers share.
+ */
+static void
+shdict_scratch(lua_State *L, const ls_conf_t *c)
+{
+    shdict_scratch_t *sc;
+    char err[LS_ERRLEN];
+
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &shdict_scratch_key);     /* sc */
+    if ((sc = lua_touserdata(L, -1)) == NULL) {
+        lua_pop(L, 1);
+        sc = lua_newuserdatauv(L, sizeof(*sc), 0);               /* sc */
+        sc->n = 0;
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, shdict_scratch_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &shdict_scratch_key);
+    }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &shdict_shared_key);      /* sc shared */
+    for (int i = 0; i < c->nshared; i++) {
+        const ls_shared_conf_t *s = &c->shared[i];
+        shdict_box_t *box;
+        ls_shdict_t *d;
+        if (lua_getfield(L, -1, s->name) != LUA_TNIL ||
+            sc->n == LS_SHARED_MAX) {
+            lua_pop(L, 1);
+            continue;               /* declared by an earlier settings() */
+        }
+        lua_pop(L, 1);
+        if ((d = ls_shdict_create(s->name, s->size, err, sizeof(err))) == NULL)
+            luaL_error(L, "bad setting 'shared': %s", err);
+        sc->d[sc->n++] = d;
+        box = lua_newuserdatauv(L, sizeof(*box), 0);     /* sc shared ud */
+        box->d = d;
+        luaL_setmetatable(L, SHDICT_MT);
+        lua_setfield(L, -2, s->name);                    /* sc shared */
+    }
+    lua_pop(L, 2);
 }
 
 void
@@ -100,6 +167,8 @@ ls_lua_shdict_setting(lua_State *L, ls_conf_t *c)
         s->size = size;
         lua_pop(L, 1);                                   /* ... t k */
     }
+    if (shdict_conf == NULL)
+        shdict_scratch(L, c);
 }
 
 /* ---- arguments ---------------------------------------------------------- */
@@ -678,5 +747,7 @@ ls_lua_shdict_register(lua_State *L)
         luaL_setmetatable(L, SHDICT_MT);
         lua_setfield(L, -2, s->name);                    /* core shared */
     }
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &shdict_shared_key);
     lua_setfield(L, -2, "shared");                       /* core */
 }

@@ -988,6 +988,17 @@ master_status_send(void)
                    master_lname(s), s->gen->id, state,
                    s->status[0] ? s->status : "-");
     }
+    for (int i = 0; i < M.nslots; i++) { /* luaserv.send / broadcast */
+        const ls_stats_t *st = M.slots[i]->stat
+                                   ? &M.stats[M.slots[i]->stat - 1] : NULL;
+        if (st != NULL && (st->mail_sent || st->mail_full ||
+                           st->mail_received))
+            STATUS_ADD("worker %d messages: %llu sent, %llu queue full, "
+                       "%llu received\n", M.slots[i]->id,
+                       (unsigned long long)st->mail_sent,
+                       (unsigned long long)st->mail_full,
+                       (unsigned long long)st->mail_received);
+    }
     n += ls_shared_status(&M.cur->conf, buf + n, sizeof(buf) - n);
     if (ls_task_ready()) {
         unsigned waiting, limit;
