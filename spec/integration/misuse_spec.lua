@@ -151,5 +151,7 @@ describe("API misuse", function()
         has(r, "bad argument #1 to 'log' (\"debug\", \"info\", \"warn\" or " ..
             "\"error\" expected)")
         has(r, "luaserv.listen() must be called at the top level")
+        has(r, "luaserv.settings() must be called at the top level of the " ..
+            "script (settings take effect at start and reload)")
     end)
 end)

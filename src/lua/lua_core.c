@@ -473,8 +473,13 @@ lcore_listen(lua_State *L)
 static int
 lcore_settings(lua_State *L)
 {
-    ls_conf_t *c = &ls_vm_of(L)->conf;
+    ls_vm_t *vm = ls_vm_of(L);
+    ls_conf_t *c = &vm->conf;
 
+    if (!vm->loading) /* read once, from the top level: later ones are lost */
+        return luaL_error(L, "luaserv.settings() must be called at the top "
+                          "level of the script (settings take effect at "
+                          "start and reload)");
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_pushnil(L);
     while (lua_next(L, 1)) {
