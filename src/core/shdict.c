@@ -132,6 +132,8 @@ shd_deadline(uint64_t *now, double ttl)
     uint64_t ms;
     if (!(ttl > 0))
         return 0;
+    if (ttl > 1e12) /* some 30000 years (and inf, whose cast is undefined) */
+        ttl = 1e12;
     ms = (uint64_t)(ttl * 1000 + 0.5);
     return shd_clock(now) + (ms ? ms : 1);
 }
