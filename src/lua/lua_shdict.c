@@ -9,6 +9,7 @@
  * pushed once the store call has returned.
  */
 #include "lua/lua_shdict.h"
+#include "core/log.h"
 #include "core/shdict.h"
 
 #include "lua/compat.h"
@@ -127,6 +128,7 @@ shdict_scratch(lua_State *L, const ls_conf_t *c)
             luaL_error(L, "bad setting 'shared': %s", err);
         sc->d[sc->n++] = d;
         box = lua_newuserdatauv(L, sizeof(*box), 0);     /* sc shared ud */
+        box->tag = &shdict_tag;
         box->d = d;
         luaL_setmetatable(L, SHDICT_MT);
         lua_setfield(L, -2, s->name);                    /* sc shared */
@@ -754,9 +756,45 @@ static const luaL_Reg lshdict_meta[] = {
     {NULL, NULL},
 };
 
+#if LS_LUAJIT
+/* LuaJIT: replace the hot methods with luaserv.shdict_ffi's, which call
+ * lua_shdict_ffi.c through the FFI (the C methods stay for what they hand
+ * back). A failure is logged and leaves the C methods.   [-0, +0] */
+static void
+shdict_use_ffi(lua_State *L)
+{
+    int top = lua_gettop(L);                             /* ... shared */
+
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "luaserv.shdict_ffi");
+    if (lua_pcall(L, 1, 1, 0) != 0) {                    /* ... replace */
+        ls_log(LS_LOG_WARN, 0, "shared dicts: cannot load "
+               "luaserv.shdict_ffi (%s); using the C methods",
+               lua_tostring(L, -1));
+        lua_settop(L, top);
+        return;
+    }
+    luaL_getmetatable(L, SHDICT_MT);                     /* ... replace mt */
+    lua_getfield(L, -1, "__index");                      /* ... mt methods */
+    lua_replace(L, -2);                                  /* ... replace methods */
+    lua_newtable(L);                                     /* ... methods dicts */
+    lua_pushnil(L);
+    while (lua_next(L, top)) {                           /* ... dicts name ud */
+        shdict_box_t *b = lua_touserdata(L, -1);
+        lua_pushlightuserdata(L, b->d);                  /* ... name ud d */
+        lua_rawset(L, -4);                               /* ... dicts name */
+    }
+    if (lua_pcall(L, 2, 0, 0) != 0)
+        ls_log(LS_LOG_WARN, 0, "shared dicts: luaserv.shdict_ffi failed "
+               "(%s); using the C methods", lua_tostring(L, -1));
+    lua_settop(L, top);
+}
+#endif
+
 void
 ls_lua_shdict_register(lua_State *L)
 {
+    int ndicts;
 
     luaL_newmetatable(L, SHDICT_MT);                     /* core mt */
     luaL_setfuncs(L, lshdict_meta, 0);
@@ -764,6 +802,7 @@ ls_lua_shdict_register(lua_State *L)
     lua_setfield(L, -2, "__index");                      /* core mt */
     lua_pop(L, 1);                                       /* core */
     lua_newtable(L);                                     /* core shared */
+    ndicts = 0;
     for (int i = 0; shdict_conf != NULL && i < shdict_conf->nshared; i++) {
         const ls_shared_conf_t *s = &shdict_conf->shared[i];
         shdict_box_t *box;
@@ -774,8 +813,13 @@ ls_lua_shdict_register(lua_State *L)
         box->d = s->dict;
         luaL_setmetatable(L, SHDICT_MT);
         lua_setfield(L, -2, s->name);                    /* core shared */
+        ndicts++;
     }
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &shdict_shared_key);
+#if LS_LUAJIT
+    if (ndicts > 0)
+        shdict_use_ffi(L);
+#endif
     lua_setfield(L, -2, "shared");                       /* core */
 }
