@@ -8,17 +8,18 @@
  */
 #include "lua/lua_shdict_ffi.h"
 
-#include <math.h>
 #include <stdlib.h>
 
 static ls_shd_buf_t ffi_buf; /* strings coming out */
 
-/* n as the C methods take a number (compat.h's lua_tointegerx). */
-static void
+/* n as the C methods take a number: an integer when it is integral and
+ * in range (compat.h's lua_tointegerx), else a float. NaN fails the range
+ * test, so the cast is always defined. */
+static inline void
 ffi_number(double n, ls_shd_value_t *v)
 {
-    if (n == floor(n) && n >= -9223372036854775808.0 &&
-        n < 9223372036854775808.0) {
+    if (n >= -9223372036854775808.0 && n < 9223372036854775808.0 &&
+        (double)(int64_t)n == n) {
         v->type = LS_SHD_INT;
         v->i = (int64_t)n;
     } else {
