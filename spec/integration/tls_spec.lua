@@ -459,6 +459,93 @@ print(resp.split(b"\r\n")[0].decode(), resp.split(b"\r\n\r\n", 1)[-1].decode())
         no_key_in(srv:rawlog())
     end)
 
+    it("serves a key only root can read from workers that run as nobody",
+    function()
+        local uid = server.capture("id -u")
+        if uid ~= "0" then
+            pending("needs root (the master reads as root, workers drop)")
+            return
+        end
+        local dir = life.tmpdir()
+        local q = shquote(dir)
+        -- the workers (nobody) load the app from dir; the key stays root's
+        assert(run("chmod 0755 " .. q .. " && mkdir -m 0700 " .. q ..
+            "/private") ~= nil)
+        local function new_cert()
+            make_cert(dir, "cert.pem", "private/key.pem", "localhost")
+            local out, code = run("chmod 0600 " .. q .. "/private/key.pem " ..
+                "&& stat -c '%a %U' " .. q .. "/private/key.pem")
+            assert(code == 0 and out == "600 root\n", out)
+        end
+        new_cert()
+        life.copy_fixtures(dir, "tls_user.lua")
+        local srv = life.start(dir, "tls_user.lua",
+            { wait_workers = 2, reload = false })
+        srv.ca = dir .. "/ca.pem"
+        life.writefile(srv.ca, server.readfile(dir .. "/cert.pem"))
+        local out, code = curl(srv, "/a")
+        assert.are.equal(0, code, out)
+        assert.are.equal("uid 65534 /a", out) -- nobody, as settings.user says
+        -- not readable by the workers themselves: the master's reading counts
+        out, code = run("setpriv --reuid=65534 --regid=65534 --clear-groups " ..
+            "cat " .. q .. "/private/key.pem")
+        assert.are_not.equal(0, code, out)
+
+        local function served_cert()
+            local o = s_client(srv, srv.port, "", "")
+            return o:match("(%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-.-" ..
+                "%-%-%-%-%-END CERTIFICATE%-%-%-%-%-)")
+        end
+        -- renewed files under the same names, read anew by the reload
+        local old = server.readfile(dir .. "/cert.pem")
+        new_cert()
+        local renewed = server.readfile(dir .. "/cert.pem")
+        assert.are_not.equal(old, renewed)
+        local r = life.cmd(srv, "reload")
+        assert.are.equal(0, r.code, life.describe_run(r))
+        life.writefile(srv.ca, renewed)
+        assert.are.equal(renewed:gsub("%s+$", ""), served_cert())
+        out, code = curl(srv, "/renewed")
+        assert.are.equal(0, code, out)
+        assert.are.equal("uid 65534 /renewed", out)
+
+        srv:expect_error("reload")
+        srv:expect_error("ssl%.")
+        local key = dir .. "/private/key.pem"
+        local good = server.readfile(key)
+        local function refused(what, pattern)
+            r = life.cmd(srv, "reload")
+            assert.are.equal(1, r.code, what .. ": " .. life.describe_run(r))
+            assert.is_truthy(r.stderr:find(pattern), what .. ": " ..
+                life.describe_run(r))
+            no_key_in(r.stderr)
+            out, code = curl(srv, "/still")
+            assert.are.equal(0, code, what .. ": " .. out)
+            assert.are.equal("uid 65534 /still", out)
+            assert.are.equal(renewed:gsub("%s+$", ""), served_cert())
+        end
+        make_cert(dir, "other.pem", "private/other.key", "localhost")
+        assert(os.rename(dir .. "/private/other.key", key))
+        refused("mismatched key", 'ssl%.key "[^"]*key%.pem" does not match ' ..
+            'ssl%.cert "[^"]*cert%.pem"')
+        os.remove(key)
+        refused("missing key", 'ssl%.key "[^"]*key%.pem": cannot read it: ' ..
+            'No such file or directory')
+        assert(run("mkdir " .. shquote(key)) ~= nil)
+        refused("unreadable key", 'ssl%.key "[^"]*key%.pem": cannot read ' ..
+            'it: Is a directory')
+        assert(run("rmdir " .. shquote(key)) ~= nil)
+        life.writefile(key, good)
+        assert(run("chmod 0600 " .. shquote(key)) ~= nil)
+        r = life.cmd(srv, "reload")
+        assert.are.equal(0, r.code, life.describe_run(r))
+        out, code = curl(srv, "/again")
+        assert.are.equal(0, code, out)
+        assert.are.equal("uid 65534 /again", out)
+        assert.are.equal(0, srv:stop())
+        no_key_in(srv:rawlog())
+    end)
+
     it("refuses to start without a usable certificate, and https:// " ..
        "without ssl", function()
         local dir = life.tmpdir()

@@ -6,6 +6,7 @@
  *   setting <key> <value>
  *   listener <name> <count> <reusePort> <backlog> <url>
  *   shared <name> <size>
+ *   file <listener> <path>      (the ssl option's certificates and keys)
  */
 #include "core/config.h"
 
@@ -33,6 +34,11 @@ ls_conf_free(ls_conf_t *c)
     free(c->listeners);
     c->listeners = NULL;
     c->nlisteners = 0;
+    for (int i = 0; i < c->nfiles; i++)
+        free(c->files[i].path);
+    free(c->files);
+    c->files = NULL;
+    c->nfiles = 0;
 }
 
 ls_listen_conf_t *
@@ -69,6 +75,31 @@ ls_conf_add_listener(ls_conf_t *c, const ls_listen_conf_t *l, char *err,
     }
     c->listeners = n;
     c->listeners[c->nlisteners++] = *l;
+    return 0;
+}
+
+/* A file of listener's ssl option, recorded once; -1: out of memory. */
+int
+ls_conf_add_file(ls_conf_t *c, const char *listener, const char *path)
+{
+    ls_conf_file_t *n;
+    char *p;
+
+    for (int i = 0; i < c->nfiles; i++)
+        if (strcmp(c->files[i].listener, listener) == 0 &&
+            strcmp(c->files[i].path, path) == 0)
+            return 0;
+    if ((p = strdup(path)) == NULL)
+        return -1;
+    n = realloc(c->files, sizeof(*n) * (size_t)(c->nfiles + 1));
+    if (n == NULL) {
+        free(p);
+        return -1;
+    }
+    c->files = n;
+    snprintf(n[c->nfiles].listener, sizeof(n[c->nfiles].listener), "%s",
+             listener);
+    n[c->nfiles++].path = p;
     return 0;
 }
 
@@ -123,6 +154,8 @@ ls_conf_write(const ls_conf_t *c, int fd)
     }
     for (int i = 0; i < c->nshared; i++)
         CONF_PUT("shared\t%s\t%zu\n", c->shared[i].name, c->shared[i].size);
+    for (int i = 0; i < c->nfiles; i++)
+        CONF_PUT("file\t%s\t%s\n", c->files[i].listener, c->files[i].path);
 #undef CONF_PUT
     return 0;
 }
@@ -187,6 +220,11 @@ ls_conf_read(ls_conf_t *c, char *text, char *err, size_t errlen)
             memset(s, 0, sizeof(*s));
             snprintf(s->name, sizeof(s->name), "%s", f[1]);
             s->size = (size_t)strtoull(f[2], NULL, 10);
+        } else if (n == 3 && strcmp(f[0], "file") == 0) {
+            if (ls_conf_add_file(c, f[1], f[2]) < 0) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
         } else if (n == 6 && strcmp(f[0], "listener") == 0) {
             ls_listen_conf_t l;
             memset(&l, 0, sizeof(l));

@@ -50,9 +50,19 @@ typedef struct ls_shared_conf {
     struct ls_shdict *dict;    /* NULL until the master maps it */
 } ls_shared_conf_t;
 
+/* A file a listener's ssl option names (a certificate or a key, sni ones
+ * too): the worker serving the listener reads it before it drops
+ * privileges (net/tls_pem.h). Only the path travels, never the bytes. */
+typedef struct ls_conf_file {
+    char listener[LS_NAME_MAX];
+    char *path;
+} ls_conf_file_t;
+
 typedef struct ls_conf {
     ls_listen_conf_t *listeners;
     int nlisteners;
+    ls_conf_file_t *files;     /* the ssl options' files */
+    int nfiles;
     char name[LS_NAME_MAX];    /* settings.name */
     double stop_timeout;       /* settings.stopTimeout, seconds */
     double stop_delay;         /* settings.stopDelay: accept on, s */
@@ -91,6 +101,7 @@ void ls_conf_free(ls_conf_t *c);
 ls_listen_conf_t *ls_conf_find(ls_conf_t *c, const char *name);
 int ls_conf_add_listener(ls_conf_t *c, const ls_listen_conf_t *l, char *err,
                          size_t errlen);
+int ls_conf_add_file(ls_conf_t *c, const char *listener, const char *path);
 int ls_conf_write(const ls_conf_t *c, int fd);
 int ls_conf_read(ls_conf_t *c, char *text, char *err, size_t errlen);
 

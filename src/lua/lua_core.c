@@ -335,8 +335,9 @@ ls_lua_core_options(lua_State *L, int idx, ls_listen_conf_t *l, int outbound)
  * The ssl option (and https:// / wss://, which require it): checked
  * everywhere; the certificates are loaded by the validator (so that a
  * missing, unreadable or mismatched file fails the start or the reload,
- * and the old generation keeps serving) and by the worker that serves the
- * listener, which keeps them. TLS listeners defer accepting by default:
+ * and the old generation keeps serving; it records the paths, which the
+ * worker reads before it drops privileges) and by the worker that serves
+ * the listener, which keeps them. TLS listeners defer accepting by default:
  * the client speaks first.
  */
 static void
@@ -369,7 +370,9 @@ core_listen_tls(lua_State *L, ls_vm_t *vm, ls_listen_conf_t *l)
         dir[0] = '\0';
     serves = vm->mode == LS_VM_WORKER && strcmp(l->name, vm->serve_name) == 0;
     build = vm->mode == LS_VM_VALIDATE || serves;
-    t = ls_lua_tls_server(L, -1, dir, l->tls_http, build);
+    t = ls_lua_tls_server(L, -1, dir, l->tls_http, build,
+                          vm->mode == LS_VM_VALIDATE ? &vm->conf : NULL,
+                          l->name);
     lua_pop(L, 1);
     if (serves)
         l->tls = t;

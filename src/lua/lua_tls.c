@@ -5,7 +5,9 @@
  *           ciphers = "...", sni = { ["host"] = { cert = , key = } } }
  *
  * checked when listen() runs (unknown fields are errors, as for every
- * option), then handed to net/tls.c, which loads the files. And the
+ * option), then handed to net/tls.c, which loads the files. The validator
+ * records each file's path in its conf, for the worker to read them while
+ * still privileged (net/tls_pem.h). And the
  * "luaserv.ssl_session" userdata of sock:sslhandshake: a reference to a
  * connection's session box (net/tls.c), which the server's ticket fills.
  */
@@ -13,6 +15,7 @@
 
 #include "lua/compat.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,7 +27,11 @@ typedef struct tls_opts {
     int keep;              /* stack index of the table */
     int nkeep;
     const char *appdir;
+    ls_conf_t *record;     /* the validator's: gets each path; or NULL */
+    const char *listener;
 } tls_opts_t;
+
+#define TLS_PATH_MAX 4096  /* with the NUL */
 
 /* A path field of the table at -1 ("cert" / "key"), relative paths taken
  * from the script's directory. */
@@ -39,18 +46,26 @@ tls_path(tls_opts_t *o, const char *where, const char *field)
         luaL_error(L, "bad option '%s' (%s: a file name expected, got %s)",
                    where, field, luaL_typename(L, -1));
     s = lua_tolstring(L, -1, &n);
-    if (n == 0 || strlen(s) != n)
+    for (size_t i = 0; i < n; i++)
+        if (iscntrl((unsigned char)s[i]))
+            n = 0; /* no NUL, tab or newline: the path goes on a line */
+    if (n == 0)
         luaL_error(L, "bad option '%s' (%s: a file name expected)", where,
                    field);
     if (s[0] != '/' && o->appdir != NULL && o->appdir[0])
         s = lua_pushfstring(L, "%s/%s", o->appdir, s);
     else
         lua_pushvalue(L, -1);
+    if (strlen(s) >= TLS_PATH_MAX)
+        luaL_error(L, "bad option '%s' (%s: a file name of at most %d bytes "
+                   "expected)", where, field, TLS_PATH_MAX - 1);
     lua_rawseti(L, o->keep, ++o->nkeep);
     lua_pop(L, 1);
     lua_rawgeti(L, o->keep, o->nkeep);
     s = lua_tostring(L, -1);
     lua_pop(L, 1); /* the table keeps it */
+    if (o->record != NULL && ls_conf_add_file(o->record, o->listener, s) < 0)
+        luaL_error(L, "out of memory");
     return s;
 }
 
@@ -93,7 +108,7 @@ tls_string(lua_State *L, const char *field)
 
 ls_tls_t *
 ls_lua_tls_server(lua_State *L, int idx, const char *appdir, int alpn_http,
-                  int build)
+                  int build, ls_conf_t *record, const char *listener)
 {
     static const char *const fields[] = {"cert", "key", "protocols",
                                          "ciphers", "sni", NULL};
@@ -113,6 +128,8 @@ ls_lua_tls_server(lua_State *L, int idx, const char *appdir, int alpn_http,
     o.keep = lua_gettop(L);
     o.nkeep = 0;
     o.appdir = appdir;
+    o.record = record;
+    o.listener = listener;
     lua_pushvalue(L, idx);                               /* keep ssl */
     tls_known(L, "ssl", fields, "cert, key, protocols, ciphers, sni");
     conf.cert = tls_path(&o, "ssl", "cert");

@@ -22,10 +22,12 @@
 #include "net/tls.h"
 #include "core/log.h"
 #include "net/conn.h"
+#include "net/tls_pem.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
@@ -280,20 +282,115 @@ tls_protocols(const char *s, int *minv, int *maxv, char *err, size_t errlen)
     return 0;
 }
 
-/* A file the process cannot open gets the system's reason, which says
- * more than OpenSSL's "system lib". */
+/* The certificate chain in pem: the first one is the server's, the rest
+ * its chain, as SSL_CTX_use_certificate_chain_file takes them. */
 static int
-tls_readable(const char *what, const char *path, char *err, size_t errlen)
+tls_use_chain(SSL_CTX *ctx, const char *pem, size_t len)
 {
-    FILE *f = fopen(path, "r");
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    X509 *x = NULL;
+    unsigned long e;
+    int ok = 0;
 
-    if (f == NULL) {
-        snprintf(err, errlen, "ssl.%s \"%s\": cannot read it: %s", what,
-                 path, strerror(errno));
-        return -1;
+    if (bio == NULL)
+        return 0;
+    if ((x = PEM_read_bio_X509_AUX(bio, NULL, tls_no_password, NULL)) ==
+            NULL ||
+        !SSL_CTX_use_certificate(ctx, x) || ERR_peek_error() != 0)
+        goto done;
+    SSL_CTX_clear_chain_certs(ctx);
+    for (;;) {
+        X509 *ca = PEM_read_bio_X509(bio, NULL, tls_no_password, NULL);
+        if (ca == NULL)
+            break;
+        if (!SSL_CTX_add0_chain_cert(ctx, ca)) {
+            X509_free(ca);
+            goto done;
+        }
     }
-    fclose(f);
-    return 0;
+    e = ERR_peek_last_error(); /* the end of the file, or garbage */
+    if (ERR_GET_LIB(e) == ERR_LIB_PEM &&
+        ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+        ERR_clear_error();
+        ok = 1;
+    }
+
+done:
+    X509_free(x);
+    BIO_free(bio);
+    return ok;
+}
+
+/* The private key in pem (none encrypted: no prompt), or NULL. */
+static EVP_PKEY *
+tls_read_key(const char *pem, size_t len)
+{
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *k;
+
+    if (bio == NULL)
+        return NULL;
+    k = PEM_read_bio_PrivateKey(bio, NULL, tls_no_password, NULL);
+    BIO_free(bio);
+    return k;
+}
+
+/* The certificate (chain) and the key, from the bytes tls_pem.c read
+ * (while privileged, in a worker) and wiped here once used. */
+static int
+tls_ctx_use_files(SSL_CTX *ctx, const char *cert, const char *key,
+                  char *err, size_t errlen)
+{
+    char *cpem = NULL, *kpem = NULL, why[256];
+    size_t clen = 0, klen = 0;
+    EVP_PKEY *pkey = NULL;
+    int r = -1;
+
+    if (ls_tls_pem_read(cert, &cpem, &clen, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "ssl.cert \"%s\": %s", cert, why);
+        goto done;
+    }
+    if (ls_tls_pem_read(key, &kpem, &klen, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "ssl.key \"%s\": %s", key, why);
+        goto done;
+    }
+    ERR_clear_error();
+    if (!tls_use_chain(ctx, cpem, clen)) {
+        snprintf(err, errlen, "ssl.cert \"%s\": not a usable PEM "
+                 "certificate: %s", cert, tls_reason("unknown error"));
+        goto done;
+    }
+    ERR_clear_error();
+    if ((pkey = tls_read_key(kpem, klen)) == NULL) {
+        snprintf(err, errlen, "ssl.key \"%s\": not a usable PEM private "
+                 "key (an encrypted one is not supported): %s", key,
+                 tls_reason("unknown error"));
+        goto done;
+    }
+    ERR_clear_error();
+    if (!SSL_CTX_use_PrivateKey(ctx, pkey)) {
+        unsigned long e = ERR_peek_last_error();
+        if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+            snprintf(err, errlen, "ssl.key \"%s\" does not match ssl.cert "
+                     "\"%s\"", key, cert);
+        else
+            snprintf(err, errlen, "ssl.key \"%s\": cannot use it: %s", key,
+                     tls_reason("unknown error"));
+        goto done;
+    }
+    if (!SSL_CTX_check_private_key(ctx)) {
+        snprintf(err, errlen, "ssl.key \"%s\" does not match ssl.cert "
+                 "\"%s\"", key, cert);
+        goto done;
+    }
+    r = 0;
+
+done:
+    EVP_PKEY_free(pkey); /* the context has its own reference */
+    ls_tls_pem_free(cpem, clen);
+    ls_tls_pem_free(kpem, klen);
+    ERR_clear_error();
+    return r;
 }
 
 static SSL_CTX *
@@ -303,9 +400,6 @@ tls_ctx_new(const ls_tls_conf_t *conf, const char *cert, const char *key,
     static const unsigned char sid[] = "luaserv";
     SSL_CTX *ctx;
 
-    if (tls_readable("cert", cert, err, errlen) < 0 ||
-        tls_readable("key", key, err, errlen) < 0)
-        return NULL;
     ERR_clear_error();
     ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
@@ -329,28 +423,8 @@ tls_ctx_new(const ls_tls_conf_t *conf, const char *cert, const char *key,
                  tls_reason("no cipher matches"));
         goto fail;
     }
-    if (!SSL_CTX_use_certificate_chain_file(ctx, cert)) {
-        snprintf(err, errlen, "ssl.cert \"%s\": not a usable PEM "
-                 "certificate: %s", cert, tls_reason("unknown error"));
+    if (tls_ctx_use_files(ctx, cert, key, err, errlen) < 0)
         goto fail;
-    }
-    ERR_clear_error();
-    if (!SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM)) {
-        unsigned long e = ERR_peek_last_error();
-        if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
-            snprintf(err, errlen, "ssl.key \"%s\" does not match ssl.cert "
-                     "\"%s\"", key, cert);
-        else
-            snprintf(err, errlen, "ssl.key \"%s\": not a usable PEM private "
-                     "key (an encrypted one is not supported): %s", key,
-                     tls_reason("unknown error"));
-        goto fail;
-    }
-    if (!SSL_CTX_check_private_key(ctx)) {
-        snprintf(err, errlen, "ssl.key \"%s\" does not match ssl.cert \"%s\"",
-                 key, cert);
-        goto fail;
-    }
     /* tickets only: a per-worker session cache would rarely be hit */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
@@ -898,17 +972,19 @@ int
 ls_tls_client_trust(const char *cafile, char *err, size_t errlen)
 {
     SSL_CTX *ctx;
+    FILE *f;
     int ok;
 
     if (strlen(cafile) >= sizeof(client_cafile)) {
         snprintf(err, errlen, "sslTrustedCertificate: path too long");
         return -1;
     }
-    if (tls_readable("trusted", cafile, err, errlen) < 0) {
+    if ((f = fopen(cafile, "r")) == NULL) {
         snprintf(err, errlen, "sslTrustedCertificate \"%s\": cannot read "
                  "it: %s", cafile, strerror(errno));
         return -1;
     }
+    fclose(f);
     ERR_clear_error();
     ctx = SSL_CTX_new(TLS_client_method());
     ok = ctx != NULL && SSL_CTX_load_verify_locations(ctx, cafile, NULL);

@@ -24,6 +24,7 @@
 #include "net/server.h"
 #include "net/udp.h"
 #include "net/tls.h"
+#include "net/tls_pem.h"
 #include "worker/mailbox.h"
 
 #include <errno.h>
@@ -504,6 +505,13 @@ ls_worker_main(const ls_worker_args_t *a)
     signal(SIGINT, SIG_IGN);  /* Ctrl+C reaches the master, which stops us */
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
+    /* The ssl option's certificates and keys, read while this process
+     * may still be root: the app's listen() takes them from memory once
+     * the worker runs as settings.user; a key only root can read is the
+     * usual case. Wiped once the app is loaded. */
+    for (int i = 0; i < a->conf->nfiles; i++)
+        if (strcmp(a->conf->files[i].listener, a->listener->name) == 0)
+            ls_tls_pem_keep(a->conf->files[i].path);
     ls_worker_drop_privileges(a->conf);
 
     /* A fresh loop after the fork; nothing of the master's is reused. */
@@ -552,9 +560,11 @@ ls_worker_main(const ls_worker_args_t *a)
     snprintf(w->vm->serve_name, sizeof(w->vm->serve_name), "%s",
              a->listener->name);
     if (ls_vm_load_app(w->vm, err, sizeof(err)) < 0) {
+        ls_tls_pem_forget();
         ls_log(LS_LOG_ERROR, 0, "cannot load the app: %s", err);
         exit(LS_WEXIT_STARTUP);
     }
+    ls_tls_pem_forget(); /* listen() has built its contexts */
     if (!ls_vm_serves(w->vm)) {
         ls_log(LS_LOG_ERROR, 0, "%s no longer declares listener \"%s\"",
                a->app, a->listener->name);
