@@ -13,6 +13,15 @@
  *                      HTTP/1.0; GET-style requests (a Content-Length body is
  *                      skipped); no chunked bodies -- a bench peer, not a
  *                      server
+ *   cbase https PORT CERT KEY
+ *                      the same HTTP "hello" over TLS (OpenSSL): the
+ *                      ceiling for the HTTPS workloads. Non-blocking
+ *                      SSL_do_handshake / SSL_read_ex / SSL_write_ex on the
+ *                      socket (read-ahead on: one recv for what is there),
+ *                      one SSL_write per read as above, close_notify on
+ *                      close, one session ticket; OpenSSL's default
+ *                      ciphers, TLS 1.2 and 1.3 -- what luaserv and nginx
+ *                      are given
  *
  * Listens on 127.0.0.1 only. Stops on SIGTERM/SIGINT.
  */
@@ -32,6 +41,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 enum { M_LINE, M_FRAME, M_HTTP };
 
 struct buf {
@@ -43,6 +55,9 @@ struct conn {
     struct buf in, out;
     int want_out;
     int close_after;
+    SSL *ssl;           /* https: from accept on */
+    int tls_ready;      /* the handshake is done */
+    int tls_wout;       /* the handshake (or a read) waits to write */
 };
 
 static int mode;
@@ -51,6 +66,7 @@ static int max_fds;
 static int ep;
 static char rbuf[256 * 1024];
 static volatile sig_atomic_t stopping;
+static SSL_CTX *tls;
 
 static void
 on_term(int sig)
@@ -105,11 +121,91 @@ static void
 conn_close(int fd)
 {
     struct conn *c = &conns[fd];
+    if (c->ssl) {
+        if (c->tls_ready)
+            SSL_shutdown(c->ssl); /* close_notify, as luaserv and nginx */
+        SSL_free(c->ssl);
+        ERR_clear_error();
+    }
     epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
     close(fd);
     free(c->in.p);
     free(c->out.p);
     memset(c, 0, sizeof(*c));
+}
+
+/* ---- TLS: read(2) and write(2) over the connection's SSL ------------------ */
+
+/* SSL_get_error -> errno: EAGAIN (wait; *wout: for writability), 0 (EOF)
+ * or ECONNRESET. */
+static int
+tls_errno(struct conn *c, int r, int *wout)
+{
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        return EAGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        *wout = 1;
+        return EAGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    default:
+        ERR_clear_error();
+        SSL_set_quiet_shutdown(c->ssl, 1);
+        return ECONNRESET;
+    }
+}
+
+/* The handshake, then every whole record there is (no syscall for a record
+ * read-ahead already holds); read(2)'s outcomes. */
+static ssize_t
+io_read(int fd, char *p, size_t n)
+{
+    struct conn *c = &conns[fd];
+    size_t got = 0, k;
+    int r;
+
+    if (!c->ssl)
+        return read(fd, p, n);
+    c->tls_wout = 0;
+    if (!c->tls_ready) {
+        if ((r = SSL_do_handshake(c->ssl)) != 1) {
+            errno = tls_errno(c, r, &c->tls_wout);
+            return errno == 0 ? 0 : -1;
+        }
+        c->tls_ready = 1;
+    }
+    while (got < n) {
+        if (!SSL_read_ex(c->ssl, p + got, n - got, &k)) {
+            if (got > 0) {
+                ERR_clear_error();
+                break;
+            }
+            errno = tls_errno(c, 0, &c->tls_wout);
+            return errno == 0 ? 0 : -1;
+        }
+        got += k;
+        if (!SSL_has_pending(c->ssl))
+            break;
+    }
+    return (ssize_t)got;
+}
+
+static ssize_t
+io_write(int fd, const char *p, size_t n)
+{
+    struct conn *c = &conns[fd];
+    int wout = 0; /* pending output asks for EPOLLOUT anyway */
+    size_t w;
+
+    if (!c->ssl)
+        return write(fd, p, n);
+    if (SSL_write_ex(c->ssl, p, n, &w))
+        return (ssize_t)w;
+    errno = tls_errno(c, 0, &wout);
+    if (errno == 0)
+        errno = EPIPE;
+    return -1;
 }
 
 /* Send p (after anything pending). -1: the connection is gone. */
@@ -119,7 +215,7 @@ conn_send(int fd, const char *p, size_t n)
     struct conn *c = &conns[fd];
     if (c->out.len == 0) {
         while (n > 0) {
-            ssize_t w = write(fd, p, n);
+            ssize_t w = io_write(fd, p, n);
             if (w < 0) {
                 if (errno == EINTR)
                     continue;
@@ -142,7 +238,7 @@ conn_flush(int fd)
     struct conn *c = &conns[fd];
     size_t off = 0;
     while (off < c->out.len) {
-        ssize_t w = write(fd, c->out.p + off, c->out.len - off);
+        ssize_t w = io_write(fd, c->out.p + off, c->out.len - off);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -287,7 +383,7 @@ on_readable(int fd)
     ssize_t r;
 
     if (c->in.len == 0) {
-        r = read(fd, rbuf, sizeof(rbuf));
+        r = io_read(fd, rbuf, sizeof(rbuf));
         if (r <= 0)
             goto gone;
         used = process(fd, rbuf, (size_t)r);
@@ -302,7 +398,7 @@ on_readable(int fd)
             want = 65536;
         if (buf_reserve(&c->in, want) < 0)
             goto kill;
-        r = read(fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+        r = io_read(fd, c->in.p + c->in.len, c->in.cap - c->in.len);
         if (r <= 0)
             goto gone;
         c->in.len += (size_t)r;
@@ -327,7 +423,7 @@ after_io(int fd)
         conn_close(fd);
         return;
     }
-    int want = c->out.len > 0;
+    int want = c->out.len > 0 || c->tls_wout;
     if (want != c->want_out) {
         struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0)};
         ev.data.fd = fd;
@@ -343,15 +439,16 @@ main(int argc, char **argv)
     struct epoll_event evs[512];
     int lfd, on = 1;
 
-    if (argc != 3) {
-        fprintf(stderr, "usage: cbase line|frame|http PORT\n");
+    if (argc != 3 && !(argc == 5 && !strcmp(argv[1], "https"))) {
+        fprintf(stderr, "usage: cbase line|frame|http PORT\n"
+                        "       cbase https PORT CERT KEY\n");
         return 2;
     }
     if (!strcmp(argv[1], "line"))
         mode = M_LINE;
     else if (!strcmp(argv[1], "frame"))
         mode = M_FRAME;
-    else if (!strcmp(argv[1], "http"))
+    else if (!strcmp(argv[1], "http") || !strcmp(argv[1], "https"))
         mode = M_HTTP;
     else {
         fprintf(stderr, "cbase: unknown mode %s\n", argv[1]);
@@ -361,6 +458,22 @@ main(int argc, char **argv)
     if (max_fds < 1024)
         max_fds = 1024;
     conns = calloc((size_t)max_fds, sizeof(*conns));
+    if (argc == 5) {
+        tls = SSL_CTX_new(TLS_server_method());
+        if (!tls || !SSL_CTX_set_min_proto_version(tls, TLS1_2_VERSION) ||
+            !SSL_CTX_use_certificate_chain_file(tls, argv[3]) ||
+            !SSL_CTX_use_PrivateKey_file(tls, argv[4], SSL_FILETYPE_PEM)) {
+            ERR_print_errors_fp(stderr);
+            return 1;
+        }
+        SSL_CTX_set_options(tls, SSL_OP_NO_RENEGOTIATION |
+                                     SSL_OP_NO_COMPRESSION |
+                                     SSL_OP_IGNORE_UNEXPECTED_EOF);
+        SSL_CTX_set_mode(tls, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_CTX_set_read_ahead(tls, 1);
+        SSL_CTX_set_num_tickets(tls, 1);
+    }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
@@ -396,6 +509,16 @@ main(int argc, char **argv)
                         continue;
                     }
                     setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+                    if (tls) {
+                        SSL *ssl = SSL_new(tls);
+                        if (!ssl || !SSL_set_fd(ssl, cfd)) {
+                            SSL_free(ssl);
+                            close(cfd);
+                            continue;
+                        }
+                        SSL_set_accept_state(ssl);
+                        conns[cfd].ssl = ssl;
+                    }
                     struct epoll_event ev = {.events = EPOLLIN};
                     ev.data.fd = cfd;
                     epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev);
@@ -408,7 +531,9 @@ main(int argc, char **argv)
                     continue;
                 }
             }
-            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+            /* (TLS: a handshake or read that waited to write goes on) */
+            if ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ||
+                conns[fd].tls_wout)
                 on_readable(fd);
             /* after a close conns[fd] is all zero and this does nothing */
             after_io(fd);
