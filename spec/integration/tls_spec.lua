@@ -268,6 +268,48 @@ print(h.sock.selected_alpn_protocol())
         assert.are.equal(0, srv:stop())
     end)
 
+    it("serves a connection on after a quiet spell gave its buffers back",
+    function()
+        -- quiet for over a second: the worker frees OpenSSL's buffers of
+        -- the connection (tls.c, the lean sweep); the next records, a
+        -- large answer and pipelined requests, take new ones
+        local srv = setup()
+        local out, code = python(srv, [[
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[2]))),
+                    server_hostname="localhost")
+def answers(n):
+    buf = b""
+    got = []
+    while len(got) < n:
+        buf += s.recv(65536)
+        while b"\r\n\r\n" in buf:
+            head, rest = buf.split(b"\r\n\r\n", 1)
+            size = int([l for l in head.split(b"\r\n")
+                        if l.lower().startswith(b"content-length:")][0]
+                       .split(b":")[1])
+            if len(rest) < size:
+                break
+            got.append(rest[:size])
+            buf = rest[size:]
+    return got
+for step in range(2):
+    s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    print(answers(1)[0].decode())
+    time.sleep(2.2)
+    s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    print(len(answers(1)[0]))
+    time.sleep(2.2)
+    s.sendall(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+    print(b" ".join(answers(2)).decode())
+]], srv.dir .. "/cert.pem", srv.port)
+        assert.are.equal(0, code, out)
+        assert.are.equal(string.rep("v1 /a\n1000000\nv1 /b v1 /c\n", 2), out)
+        assert.are.equal(0, srv:stop())
+    end)
+
     it("serves wss:// to python3-websockets", function()
         local srv = setup()
         local out, code = python(srv, [[

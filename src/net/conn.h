@@ -28,6 +28,7 @@ enum {
     LS_CONN_RESUMED = 1 << 9,   /* offer buffered input before reading */
     LS_CONN_IDLED = 1 << 10,    /* idleTimeout acted on it (counted once) */
     LS_CONN_WAITING = 1 << 11,  /* the app's callback for it waits: held */
+    LS_CONN_TLS_LEAN = 1 << 12, /* TLS buffers given back (net/tls.c) */
 };
 
 /* onError codes, exported to Lua as luaserv.errors. */
