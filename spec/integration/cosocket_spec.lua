@@ -257,6 +257,13 @@ while True:
         assert.are.equal("0 1\n", body)
     end)
 
+    it("keeps pool_size, drops idle ones that time out, close or speak",
+    function()
+        local _, body = get(srv.port, "/poolrules")
+        assert.are.equal("size 1 1 0 | idle 0 | bye 0 | talk 0 | " ..
+            "ok 1 echo:again\n", body)
+    end)
+
     it("lets waiting callbacks finish on a graceful stop", function()
         assert.are.equal("started\n", select(2, get(srv.port, "/bgwait")))
         local c = client.must_connect(srv.port)

@@ -30,12 +30,20 @@
  * while idle is dropped, and so is one idle for longer than idle_ms. A TLS
  * connection goes into the pool with its TLS state, and comes out of it
  * speaking TLS (sslhandshake on it returns at once).
+ *
+ * The connection itself is a link of lua/sockpool.c: descriptor, TLS
+ * state, read buffer and one edge-triggered event for its whole life,
+ * handed to the pool and back as it is, so that a request on a pooled
+ * connection allocates nothing and makes no epoll_ctl: its syscalls are
+ * the send and the read of the answer, as in nginx. The waiter's timeout
+ * is a timer of the socket's own.
  */
 #include "lua/lua_socket.h"
 #include "core/log.h"
 #include "lua/binding.h"
 #include "lua/co.h"
 #include "lua/lua_tls.h"
+#include "lua/sockpool.h"
 
 #include "lua/compat.h"
 
@@ -56,7 +64,7 @@
 #define SOCK_MT "luaserv.tcp"
 #define SOCK_TIMEOUT 60.0          /* s, each phase, as OpenResty's default */
 #define SOCK_LINE_MAX (4 << 20)    /* "*l" and receiveuntil: longest record */
-#define SOCK_READ 16384            /* bytes asked of one read() */
+#define SOCK_READ 16384            /* bytes asked of one read(), at least */
 #define SOCK_POOL_SIZE 30          /* setkeepalive's default pool_size */
 #define SOCK_KEY_MAX 300
 
@@ -65,18 +73,21 @@ enum { OP_NONE, OP_CONNECT, OP_SEND, OP_RECV, OP_HANDSHAKE };
 enum { RX_LINE, RX_ALL, RX_N, RX_UNTIL };
 enum { T_CONNECT, T_SEND, T_READ };
 
+typedef struct sock_dns sock_dns_t;
+
+/* The userdata: what the app holds. The connection itself (descriptor,
+ * TLS, read buffer, event) is its link, which setkeepalive gives to the
+ * pool and a connect takes back (lua/sockpool.c). */
 typedef struct sock {
     const void *tag;            /* &sock_tag: what sock_check looks at */
-    uint32_t hash;              /* of key: the pool is searched by it */
-    int fd;
     int state;
     int op;                     /* what the waiter waits for */
     ls_co_t *waiter;
-    struct event rev, wev;      /* assigned for fd (or -1: a timer) */
+    ls_sockpool_link_t *link;   /* the connection (connecting, connected) */
+    ls_sockpool_key_t *key;     /* pool key of the last connect, or NULL */
+    struct event tmr;           /* the timeout of what the waiter waits for */
     double tmo[3];              /* T_*: seconds; 0: none */
     double deadline;            /* a connect after a lookup: by then */
-    char *buf;                  /* what was read and not yet taken */
-    size_t off, len, cap;
     const char *sp;             /* a send in progress */
     size_t slen, soff;
     int sref;                   /* pins the string being sent */
@@ -85,30 +96,23 @@ typedef struct sock {
     const char *pat;            /* RX_UNTIL: the pattern */
     size_t plen;
     int pref;                   /* pins the pattern */
-    int reused;
-    char key[SOCK_KEY_MAX];     /* pool key */
-    char host[256];             /* as connect got it, for error texts */
-    struct evdns_getaddrinfo_request *dns;
-    int in_lookup;              /* inside evdns_getaddrinfo: answered now? */
-    int sync_r;                 /* ... how (as sock_connect_to returns) */
-    char sync_err[300];
-    struct ssl_st *ssl;         /* TLS (sslhandshake), or NULL */
     int ssl_ret;                /* sslhandshake returns: 1 the session */
+    sock_dns_t *dns;            /* a name being looked up */
 } sock_t;
 
-typedef struct pool_ent {
-    uint32_t hash;
-    int fd;
-    struct ssl_st *ssl;         /* its TLS state, or NULL */
-    int reused;
-    char key[SOCK_KEY_MAX];
-    struct event ev;            /* readable (peer gone) or idle timeout */
-    struct pool_ent *next, *prev;
-} pool_ent_t;
-
-static pool_ent_t *sock_pool;   /* newest first */
+/* A lookup under way; outlives its socket if that goes first (the
+ * canceled callback frees it). */
+struct sock_dns {
+    sock_t *s;                  /* NULL once the socket gave up on it */
+    struct evdns_getaddrinfo_request *req; /* once it waits for the answer */
+    int in_lookup;              /* inside evdns_getaddrinfo: answered now? */
+    int sync_r;                 /* ... how (as sock_connect_to returns) */
+    char host[256];             /* as connect got it, for error texts */
+    char err[300];
+};
 
 static int sock_resume_recv(sock_t *s, lua_State *T);
+static void sock_on_io(void *arg, short what);
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -133,17 +137,6 @@ static sock_t *
 sock_check(lua_State *L)
 {
     return sock_at(L, 1);
-}
-
-/* FNV-1a of the pool key */
-static uint32_t
-sock_hash(const char *k)
-{
-    uint32_t h = 2166136261u;
-
-    while (*k)
-        h = (h ^ (unsigned char)*k++) * 16777619u;
-    return h;
 }
 
 static int
@@ -174,34 +167,45 @@ sock_tv(double secs, struct timeval *tv)
     return tv;
 }
 
+/* The waiter's timeout: secs from now (a common timeout of the loop: the
+ * same few durations over and over), or none. */
+static void
+sock_arm(sock_t *s, double secs)
+{
+    if (secs > 0)
+        evtimer_add(&s->tmr, ls_loop_timeout(secs));
+    else
+        evtimer_del(&s->tmr);
+}
+
 static void
 sock_unpin(sock_t *s, lua_State *L)
 {
-    luaL_unref(L, LUA_REGISTRYINDEX, s->sref);
-    luaL_unref(L, LUA_REGISTRYINDEX, s->pref);
-    s->sref = s->pref = LUA_NOREF;
+    if (s->sref != LUA_NOREF || s->pref != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, s->sref);
+        luaL_unref(L, LUA_REGISTRYINDEX, s->pref);
+        s->sref = s->pref = LUA_NOREF;
+    }
     s->sp = s->pat = NULL;
 }
 
-/* Events and descriptor gone; the buffer too. Idempotent. */
+/* The connection and the timeout gone (a lookup canceled). Idempotent. */
 static void
 sock_shut(sock_t *s)
 {
-    if (s->dns != NULL) {
-        evdns_getaddrinfo_cancel(s->dns); /* its callback runs, canceled */
+    sock_dns_t *d = s->dns;
+
+    if (d != NULL && d->req != NULL) { /* its callback runs, canceled */
         s->dns = NULL;
+        d->s = NULL;
+        evdns_getaddrinfo_cancel(d->req);
     }
-    event_del(&s->rev);
-    event_del(&s->wev);
-    ls_tls_client_close(s->ssl);
-    s->ssl = NULL;
-    if (s->fd >= 0)
-        close(s->fd);
-    s->fd = -1;
+    evtimer_del(&s->tmr);
+    if (s->link != NULL) {
+        ls_sockpool_link_close(s->link);
+        s->link = NULL;
+    }
     s->state = S_CLOSED;
-    free(s->buf);
-    s->buf = NULL;
-    s->off = s->len = s->cap = 0;
 }
 
 /* Hand the results pushed on the waiter's stack to it. */
@@ -210,6 +214,7 @@ sock_wake(sock_t *s, int nres)
 {
     ls_co_t *co = s->waiter;
 
+    evtimer_del(&s->tmr);
     s->waiter = NULL;
     s->op = OP_NONE;
     sock_unpin(s, ls_worker->vm->L);
@@ -227,54 +232,54 @@ sock_wake_fail(sock_t *s, const char *err)
     sock_wake(s, 2);
 }
 
-/* ---- connect ----------------------------------------------------------- */
-
-static void sock_on_write(evutil_socket_t fd, short what, void *arg);
-static void sock_on_read(evutil_socket_t fd, short what, void *arg);
-
-static void
-sock_assign(sock_t *s)
+static int
+sock_wait(lua_State *L, sock_t *s, int op)
 {
-    event_assign(&s->rev, ls_worker->base, s->fd, EV_READ, sock_on_read, s);
-    event_assign(&s->wev, ls_worker->base, s->fd, EV_WRITE, sock_on_write,
-                 s);
+    s->waiter = ls_co_running(L);
+    s->op = op;
+    return lua_yield(L, 0);
 }
 
-/* 1: connected; 0: under way (the write event armed); -1: failed (err). */
+/* ---- connect ----------------------------------------------------------- */
+
+/* 1: connected; 0: under way (the link's event tells); -1: failed (err). */
 static int
 sock_connect_to(sock_t *s, const struct sockaddr *sa, socklen_t len,
                 char *err, size_t errlen)
 {
-    struct timeval tv;
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     0);
+    int r;
 
+    s->state = S_CLOSED;
     if (fd < 0) {
         sock_errstr(errno, err, errlen);
         return -1;
     }
-    s->fd = fd;
-    sock_assign(s);
     if (sa->sa_family != AF_UNIX)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
-    if (connect(fd, sa, len) == 0) {
+    if ((r = connect(fd, sa, len)) < 0 && errno != EINPROGRESS) {
+        sock_errstr(errno, err, errlen);
+        close(fd);
+        return -1;
+    }
+    if ((s->link = ls_sockpool_link_new(fd, s, sock_on_io)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        close(fd);
+        return -1;
+    }
+    if (r == 0) {
         s->state = S_CONNECTED;
         return 1;
     }
-    if (errno != EINPROGRESS) {
-        sock_errstr(errno, err, errlen);
-        sock_shut(s);
-        return -1;
-    }
     s->state = S_CONNECTING;
-    {   /* after a lookup, what is left of the connect timeout */
-        double t = s->tmo[T_CONNECT];
-        if (s->deadline > 0 && t > 0) {
-            t = s->deadline - ls_loop_time();
-            if (t < 0.001)
-                t = 0.001;
-        }
-        event_add(&s->wev, sock_tv(t, &tv));
+    if (s->deadline > 0 && s->tmo[T_CONNECT] > 0) {
+        /* after a lookup, what is left of the connect timeout */
+        struct timeval tv;
+        double t = s->deadline - ls_loop_time();
+        evtimer_add(&s->tmr, sock_tv(t < 0.001 ? 0.001 : t, &tv));
+    } else {
+        sock_arm(s, s->tmo[T_CONNECT]);
     }
     return 0;
 }
@@ -282,36 +287,41 @@ sock_connect_to(sock_t *s, const struct sockaddr *sa, socklen_t len,
 static void
 sock_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 {
-    sock_t *s = arg;
-    char *err = s->sync_err;
+    sock_dns_t *d = arg;
+    sock_t *s = d->s;
+    char err[sizeof(d->err)];
     int r;
 
-    if (result == EVUTIL_EAI_CANCEL) { /* closed or timed out meanwhile */
+    if (result == EVUTIL_EAI_CANCEL || s == NULL) { /* closed meanwhile */
         if (res)
             evutil_freeaddrinfo(res);
+        free(d);
         return;
     }
-    s->dns = NULL;
-    event_del(&s->wev); /* the lookup's share of the connect timeout */
+    d->req = NULL;
+    evtimer_del(&s->tmr); /* the lookup's share of the connect timeout */
     if (result != 0 || res == NULL) {
         /* "example.invalid could not be resolved (host not found)" */
-        snprintf(err, sizeof(s->sync_err), "%.200s could not be resolved "
-                 "(%.60s)", s->host, result == EVUTIL_EAI_NONAME
-                                      ? "host not found"
-                                      : evutil_gai_strerror(result));
+        snprintf(d->err, sizeof(d->err), "%.200s could not be resolved "
+                 "(%.60s)", d->host, result == EVUTIL_EAI_NONAME
+                                         ? "host not found"
+                                         : evutil_gai_strerror(result));
         s->state = S_CLOSED;
         r = -1;
     } else {
-        r = sock_connect_to(s, res->ai_addr, (socklen_t)res->ai_addrlen, err,
-                            sizeof(s->sync_err));
+        r = sock_connect_to(s, res->ai_addr, (socklen_t)res->ai_addrlen,
+                            d->err, sizeof(d->err));
     }
     if (res)
         evutil_freeaddrinfo(res);
-    if (s->in_lookup) { /* answered before evdns_getaddrinfo returned */
-        s->sync_r = r;
-        s->in_lookup = 0;
+    if (d->in_lookup) { /* answered before evdns_getaddrinfo returned */
+        d->sync_r = r;
+        d->in_lookup = 0;
         return;
     }
+    s->dns = NULL;
+    memcpy(err, d->err, sizeof(err));
+    free(d);
     if (r < 0) {
         sock_wake_fail(s, err);
     } else if (r > 0) {
@@ -320,51 +330,60 @@ sock_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
     }
 }
 
-/* The connect timeout while the name is looked up (a timer on no fd). */
-static void
-sock_on_dns_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    sock_t *s = arg;
-    (void)fd;
-    (void)what;
-
-    sock_shut(s);
-    sock_wake_fail(s, "timeout");
-}
-
-/* An entry leaves the pool (its fd is the caller's). */
-static void
-pool_unlink(pool_ent_t *e)
-{
-    event_del(&e->ev);
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        sock_pool = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    free(e);
-}
-
-/* Take an idle connection for key from the pool: its fd (and TLS state),
- * or -1. */
+/* Look host up, then connect (sock_connect's end for a name). */
 static int
-pool_take(uint32_t hash, const char *key, int *reused, struct ssl_st **ssl)
+sock_lookup(lua_State *L, sock_t *s, const char *host, int port)
 {
-    for (pool_ent_t *e = sock_pool; e != NULL; e = e->next) {
-        int fd;
-        if (e->hash != hash || strcmp(e->key, key) != 0)
-            continue;
-        fd = e->fd;
-        *reused = e->reused;
-        *ssl = e->ssl;
-        pool_unlink(e);
-        return fd;
+    struct evdns_base *base = ls_loop_dns();
+    struct evutil_addrinfo hints;
+    struct evdns_getaddrinfo_request *req;
+    sock_dns_t *d;
+    char ports[16];
+    int r;
+
+    if (base == NULL)
+        return sock_fail(L, "no resolver");
+    if ((d = calloc(1, sizeof(*d))) == NULL)
+        return sock_fail(L, "out of memory");
+    d->s = s;
+    snprintf(d->host, sizeof(d->host), "%s", host);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    snprintf(ports, sizeof(ports), "%d", port);
+    s->state = S_RESOLVING;
+    s->dns = d;
+    if (s->tmo[T_CONNECT] > 0)
+        s->deadline = ls_loop_time() + s->tmo[T_CONNECT];
+    sock_arm(s, s->tmo[T_CONNECT]);
+    d->in_lookup = 1;
+    req = evdns_getaddrinfo(base, host, ports, &hints, sock_on_resolved, d);
+    if (d->in_lookup) { /* asked: wait for the answer */
+        d->in_lookup = 0;
+        d->req = req;
+        return sock_wait(L, s, OP_CONNECT);
     }
-    return -1;
+    /* answered at once (/etc/hosts, a failure) */
+    s->dns = NULL;
+    r = d->sync_r;
+    if (r < 0)
+        lua_pushstring(L, d->err);
+    free(d);
+    if (r < 0) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (r > 0) {
+        lua_pushinteger(L, 1);
+        return 1;
+    }
+    return sock_wait(L, s, OP_CONNECT);
 }
 
-/* sock:connect(host, port) / sock:connect("unix:/path") -> 1 | nil, err */
+/* sock:connect(host, port [, opts]) / sock:connect("unix:/path" [, opts])
+ *   -> 1 | nil, err */
 static int
 sock_connect(lua_State *L)
 {
@@ -372,7 +391,9 @@ sock_connect(lua_State *L)
     const char *host = luaL_checkstring(L, 2);
     struct sockaddr_storage ss;
     socklen_t len = 0;
-    char err[256];
+    char err[256], key[SOCK_KEY_MAX];
+    size_t klen;
+    ls_sockpool_key_t *k;
     int r, port = 0, popt;
 
     ls_co_check(L, "sock:connect");
@@ -380,7 +401,6 @@ sock_connect(lua_State *L)
         return sock_fail(L, "socket busy");
     if (s->state != S_NEW && s->state != S_CLOSED)
         sock_shut(s); /* connect again: the old connection goes */
-    s->reused = 0;
     s->deadline = 0;
     memset(&ss, 0, sizeof(ss));
     if (strncmp(host, "unix:", 5) == 0) {
@@ -391,28 +411,26 @@ sock_connect(lua_State *L)
         sun->sun_family = AF_UNIX;
         memcpy(sun->sun_path, path, strlen(path) + 1);
         len = sizeof(*sun);
-        snprintf(s->key, sizeof(s->key), "%s", host);
+        klen = strlen(host);
+        memcpy(key, host, klen + 1);
         popt = 3;
     } else {
         lua_Integer p = luaL_checkinteger(L, 3);
+        size_t hl = strlen(host);
+        char digits[8], *d = digits + sizeof(digits);
+        int v;
         luaL_argcheck(L, p > 0 && p < 65536, 3, "port from 1 to 65535");
-        luaL_argcheck(L, strlen(host) > 0 && strlen(host) < 256, 2,
-                      "bad host");
-        port = (int)p;
-        {   /* "host:port" (snprintf costs more than the rest of connect) */
-            size_t hl = strlen(host);
-            char digits[8], *d = digits + sizeof(digits);
-            int v = port;
-            *--d = '\0';
-            do {
-                *--d = (char)('0' + v % 10);
-                v /= 10;
-            } while (v > 0);
-            memcpy(s->key, host, hl);
-            s->key[hl] = ':';
-            memcpy(s->key + hl + 1, d, (size_t)(digits + sizeof(digits) - d));
-            memcpy(s->host, host, hl + 1);
-        }
+        luaL_argcheck(L, hl > 0 && hl < 256, 2, "bad host");
+        port = v = (int)p;
+        /* "host:port" (snprintf costs more than the rest of connect) */
+        do {
+            *--d = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0);
+        memcpy(key, host, hl);
+        key[hl] = ':';
+        memcpy(key + hl + 1, d, (size_t)(digits + sizeof(digits) - d));
+        klen = hl + 1 + (size_t)(digits + sizeof(digits) - d);
         popt = 4;
     }
     /* {pool = name}: the keep-alive pool to take from and give back to
@@ -421,18 +439,19 @@ sock_connect(lua_State *L)
         const char *pool;
         luaL_checktype(L, popt, LUA_TTABLE);
         if (lua_getfield(L, popt, "pool") != LUA_TNIL) {
-            pool = luaL_checkstring(L, -1);
-            luaL_argcheck(L, strlen(pool) > 0 && strlen(pool) < sizeof(s->key),
-                          popt, "bad pool name");
-            snprintf(s->key, sizeof(s->key), "%s", pool);
+            pool = luaL_checklstring(L, -1, &klen);
+            luaL_argcheck(L, klen > 0 && klen < sizeof(key), popt,
+                          "bad pool name");
+            memcpy(key, pool, klen);
         }
         lua_pop(L, 1);
     }
-    s->hash = sock_hash(s->key);
-    if ((s->fd = pool_take(s->hash, s->key, &s->reused, &s->ssl)) >= 0) {
-        s->reused++;
+    if ((k = ls_sockpool_key(key, klen)) == NULL)
+        return sock_fail(L, "out of memory");
+    ls_sockpool_key_unref(s->key);
+    s->key = k;
+    if ((s->link = ls_sockpool_take(k, s, sock_on_io)) != NULL) {
         s->state = S_CONNECTED;
-        sock_assign(s);
         lua_pushinteger(L, 1);
         return 1;
     }
@@ -447,47 +466,9 @@ sock_connect(lua_State *L)
             in6->sin6_family = AF_INET6;
             in6->sin6_port = htons((uint16_t)port);
             len = sizeof(*in6);
+        } else {
+            return sock_lookup(L, s, host, port);
         }
-    }
-    if (len == 0) { /* a name: look it up, then connect */
-        struct evdns_base *dns = ls_loop_dns();
-        struct evutil_addrinfo hints;
-        struct timeval tv;
-        char ports[16];
-
-        if (dns == NULL)
-            return sock_fail(L, "no resolver");
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_protocol = IPPROTO_TCP;
-        snprintf(ports, sizeof(ports), "%d", port);
-        s->state = S_RESOLVING;
-        if (s->tmo[T_CONNECT] > 0)
-            s->deadline = ls_loop_time() + s->tmo[T_CONNECT];
-        event_assign(&s->wev, ls_worker->base, -1, 0, sock_on_dns_timeout, s);
-        event_assign(&s->rev, ls_worker->base, -1, 0, sock_on_dns_timeout, s);
-        event_add(&s->wev, sock_tv(s->tmo[T_CONNECT], &tv));
-        s->in_lookup = 1;
-        s->dns = evdns_getaddrinfo(dns, host, ports, &hints, sock_on_resolved,
-                                   s);
-        if (s->in_lookup) { /* asked: wait for the answer */
-            s->in_lookup = 0;
-            s->waiter = ls_co_running(L);
-            s->op = OP_CONNECT;
-            return lua_yield(L, 0);
-        }
-        /* answered at once (/etc/hosts, a failure) */
-        s->dns = NULL;
-        if (s->sync_r < 0)
-            return sock_fail(L, s->sync_err);
-        if (s->sync_r > 0) {
-            lua_pushinteger(L, 1);
-            return 1;
-        }
-        s->waiter = ls_co_running(L);
-        s->op = OP_CONNECT;
-        return lua_yield(L, 0);
     }
     r = sock_connect_to(s, (struct sockaddr *)&ss, len, err, sizeof(err));
     if (r < 0)
@@ -496,9 +477,7 @@ sock_connect(lua_State *L)
         lua_pushinteger(L, 1);
         return 1;
     }
-    s->waiter = ls_co_running(L);
-    s->op = OP_CONNECT;
-    return lua_yield(L, 0);
+    return sock_wait(L, s, OP_CONNECT);
 }
 
 /* ---- send -------------------------------------------------------------- */
@@ -508,10 +487,12 @@ sock_connect(lua_State *L)
 static int
 sock_write(sock_t *s, char *err, size_t errlen)
 {
+    ls_sockpool_link_t *l = s->link;
+
     while (s->soff < s->slen) {
-        ssize_t n = s->ssl ? ls_tls_swrite(s->ssl, s->sp + s->soff,
+        ssize_t n = l->ssl ? ls_tls_swrite(l->ssl, s->sp + s->soff,
                                            s->slen - s->soff)
-                           : send(s->fd, s->sp + s->soff, s->slen - s->soff,
+                           : send(l->fd, s->sp + s->soff, s->slen - s->soff,
                                   MSG_NOSIGNAL);
         if (n > 0) {
             s->soff += (size_t)n;
@@ -531,59 +512,101 @@ sock_write(sock_t *s, char *err, size_t errlen)
     return 1;
 }
 
-static void sock_handshake_step(sock_t *s, short what);
+static void sock_handshake_step(sock_t *s);
+static void sock_on_readable(sock_t *s, short what);
 
+/* The connect under way: done, failed, or not yet. */
 static void
-sock_on_write(evutil_socket_t fd, short what, void *arg)
+sock_on_connected(sock_t *s, short what)
 {
-    sock_t *s = arg;
     char err[128];
-    (void)fd;
+    int e = 0;
+    socklen_t len = sizeof(e);
 
-    if (s->op == OP_HANDSHAKE) {
-        sock_handshake_step(s, what);
-        return;
-    }
-    if (s->op == OP_CONNECT) {
-        int e = 0;
-        socklen_t len = sizeof(e);
-        if (what & EV_TIMEOUT) {
-            sock_shut(s);
-            sock_wake_fail(s, "timeout");
-            return;
-        }
-        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
-            e = errno;
-        if (e != 0) {
-            sock_shut(s);
-            sock_wake_fail(s, sock_errstr(e, err, sizeof(err)));
-            return;
-        }
-        s->state = S_CONNECTED;
-        lua_pushinteger(s->waiter->L, 1);
-        sock_wake(s, 1);
-        return;
-    }
-    if (s->op != OP_SEND)
-        return;
-    if (what & EV_TIMEOUT) {
+    if (getsockopt(s->link->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+        e = errno;
+    if (e != 0) {
         sock_shut(s);
-        sock_wake_fail(s, "timeout");
+        sock_wake_fail(s, sock_errstr(e, err, sizeof(err)));
         return;
     }
+    if (!(what & EV_WRITE))
+        return;
+    s->state = S_CONNECTED;
+    lua_pushinteger(s->waiter->L, 1);
+    sock_wake(s, 1);
+}
+
+/* The rest of a send the socket did not take at once. */
+static void
+sock_on_writable(sock_t *s, short what)
+{
+    char err[128];
+    size_t before = s->soff;
+
+    if (!(what & EV_WRITE))
+        return;
     switch (sock_write(s, err, sizeof(err))) {
     case 1:
         lua_pushinteger(s->waiter->L, (lua_Integer)s->slen);
         sock_wake(s, 1);
         break;
-    case 0: {
-        struct timeval tv;
-        event_add(&s->wev, sock_tv(s->tmo[T_SEND], &tv));
+    case 0:
+        if (s->soff > before)
+            sock_arm(s, s->tmo[T_SEND]);
         break;
-    }
     default:
         sock_wake_fail(s, err);
     }
+}
+
+/* The link's event: on with what the waiter waits for. Edges that come
+ * while it waits for nothing (or for another side) are the link's ready,
+ * or nothing: every operation tries before it waits. */
+static void
+sock_on_io(void *arg, short what)
+{
+    sock_t *s = arg;
+
+    switch (s->op) {
+    case OP_CONNECT:
+        sock_on_connected(s, what);
+        break;
+    case OP_SEND:
+        sock_on_writable(s, what);
+        break;
+    case OP_RECV:
+        sock_on_readable(s, what);
+        break;
+    case OP_HANDSHAKE:
+        sock_handshake_step(s);
+        break;
+    }
+}
+
+/* The waiter's timeout: a receive's leaves the socket open (what arrived
+ * is the partial); any other closes it. */
+static void
+sock_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    sock_t *s = arg;
+    lua_State *T = s->waiter ? s->waiter->L : NULL;
+    ls_sockpool_link_t *l = s->link;
+    (void)fd;
+    (void)what;
+
+    if (T == NULL)
+        return;
+    if (s->op != OP_RECV) {
+        sock_shut(s);
+        sock_wake_fail(s, "timeout");
+        return;
+    }
+    lua_pushnil(T);
+    lua_pushliteral(T, "timeout");
+    lua_pushlstring(T, l->buf ? l->buf + l->off : "", l->len);
+    l->off = l->len = 0;
+    sock_wake(s, 3);
 }
 
 /* sock:send(data) -> bytes | nil, err; data: a string, a number or an
@@ -630,15 +653,10 @@ sock_send(lua_State *L)
         s->sp = NULL;
         return sock_fail(L, err);
     }
-    {
-        struct timeval tv;
-        lua_pushvalue(L, 2);
-        s->sref = luaL_ref(L, LUA_REGISTRYINDEX);
-        s->waiter = ls_co_running(L);
-        s->op = OP_SEND;
-        event_add(&s->wev, sock_tv(s->tmo[T_SEND], &tv));
-        return lua_yield(L, 0);
-    }
+    lua_pushvalue(L, 2);
+    s->sref = luaL_ref(L, LUA_REGISTRYINDEX);
+    sock_arm(s, s->tmo[T_SEND]);
+    return sock_wait(L, s, OP_SEND);
 }
 
 /* ---- receive ----------------------------------------------------------- */
@@ -649,59 +667,60 @@ sock_send(lua_State *L)
 static int
 sock_take(sock_t *s, lua_State *T, int eof)
 {
-    const char *p = s->buf ? s->buf + s->off : "", *e;
+    ls_sockpool_link_t *l = s->link;
+    const char *p = l->buf ? l->buf + l->off : "", *e;
     size_t n;
 
     switch (s->rx) {
     case RX_LINE:
-        e = s->len ? memchr(p, '\n', s->len) : NULL;
+        e = l->len ? memchr(p, '\n', l->len) : NULL;
         if (e != NULL) {
             n = (size_t)(e - p);
             lua_pushlstring(T, p, n > 0 && p[n - 1] == '\r' ? n - 1 : n);
-            s->off += n + 1;
-            s->len -= n + 1;
+            l->off += n + 1;
+            l->len -= n + 1;
             return 1;
         }
         break;
     case RX_N:
-        if (s->len >= s->rn) {
+        if (l->len >= s->rn) {
             lua_pushlstring(T, p, s->rn);
-            s->off += s->rn;
-            s->len -= s->rn;
+            l->off += s->rn;
+            l->len -= s->rn;
             return 1;
         }
         break;
     case RX_UNTIL:
-        e = s->len >= s->plen ? memmem(p, s->len, s->pat, s->plen) : NULL;
+        e = l->len >= s->plen ? memmem(p, l->len, s->pat, s->plen) : NULL;
         if (e != NULL) {
             n = (size_t)(e - p);
             lua_pushlstring(T, p, n);
-            s->off += n + s->plen;
-            s->len -= n + s->plen;
+            l->off += n + s->plen;
+            l->len -= n + s->plen;
             return 1;
         }
         break;
     case RX_ALL:
         if (eof) {
-            lua_pushlstring(T, p, s->len);
-            s->off = s->len = 0;
+            lua_pushlstring(T, p, l->len);
+            l->off = l->len = 0;
             return 1;
         }
         return 0;
     }
-    if ((s->rx == RX_LINE || s->rx == RX_UNTIL) && s->len > SOCK_LINE_MAX) {
+    if ((s->rx == RX_LINE || s->rx == RX_UNTIL) && l->len > SOCK_LINE_MAX) {
         lua_pushnil(T);
         lua_pushfstring(T, "line too long (more than %d bytes without %s)",
                         SOCK_LINE_MAX, s->rx == RX_LINE ? "a newline"
                                                         : "the pattern");
-        lua_pushlstring(T, p, s->len);
+        lua_pushlstring(T, p, l->len);
         sock_shut(s); /* no way back into step with the stream */
         return 3;
     }
     if (eof) {
         lua_pushnil(T);
         lua_pushliteral(T, "closed");
-        lua_pushlstring(T, p, s->len);
+        lua_pushlstring(T, p, l->len);
         sock_shut(s);
         return 3;
     }
@@ -709,44 +728,53 @@ sock_take(sock_t *s, lua_State *T, int eof)
 }
 
 /* Read what the socket has. 1: read some; 0: nothing now; -1: the peer
- * closed (or a read error: err). */
+ * closed (or a read error: err). A plain socket is not asked while not
+ * ready: its last read came back short (no FIN in), and no edge came
+ * since. */
 static int
 sock_fill(sock_t *s, char *err, size_t errlen)
 {
+    ls_sockpool_link_t *l = s->link;
+    size_t want;
     ssize_t n;
 
-    if (s->off > 0 && s->len == 0)
-        s->off = 0;
-    if (s->cap - s->off - s->len < SOCK_READ) {
-        if (s->off > 0) {
-            memmove(s->buf, s->buf + s->off, s->len);
-            s->off = 0;
+    if (l->ssl == NULL && !l->ready)
+        return 0;
+    if (l->off > 0 && l->len == 0)
+        l->off = 0;
+    if (l->cap - l->off - l->len < SOCK_READ) {
+        if (l->off > 0) {
+            memmove(l->buf, l->buf + l->off, l->len);
+            l->off = 0;
         }
-        if (s->cap - s->len < SOCK_READ) {
-            size_t cap = s->cap ? s->cap * 2 : SOCK_READ * 2;
+        if (l->cap - l->len < SOCK_READ) {
+            size_t cap = l->cap ? l->cap * 2 : LS_SOCKPOOL_BUF;
             char *b;
-            while (cap - s->len < SOCK_READ)
+            while (cap - l->len < SOCK_READ)
                 cap *= 2;
-            if ((b = realloc(s->buf, cap)) == NULL) {
+            if ((b = realloc(l->buf, cap)) == NULL) {
                 snprintf(err, errlen, "out of memory");
                 return -1;
             }
-            s->buf = b;
-            s->cap = cap;
+            l->buf = b;
+            l->cap = cap;
         }
     }
+    want = l->cap - l->off - l->len;
     do {
-        n = s->ssl ? ls_tls_sread(s->ssl, s->buf + s->off + s->len,
-                                  s->cap - s->off - s->len)
-                   : read(s->fd, s->buf + s->off + s->len,
-                          s->cap - s->off - s->len);
+        n = l->ssl ? ls_tls_sread(l->ssl, l->buf + l->off + l->len, want)
+                   : read(l->fd, l->buf + l->off + l->len, want);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
-        s->len += (size_t)n;
+        l->len += (size_t)n;
+        if ((size_t)n < want && !l->rdhup)
+            l->ready = 0; /* drained: the next arrival is an edge */
         return 1;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        l->ready = 0;
         return 0;
+    }
     if (n < 0 && errno != ECONNRESET)
         sock_errstr(errno, err, errlen);
     else
@@ -775,44 +803,28 @@ sock_resume_recv(sock_t *s, lua_State *T)
                 return sock_take(s, T, 1);
             lua_pushnil(T);
             lua_pushstring(T, err);
-            lua_pushlstring(T, s->buf ? s->buf + s->off : "", s->len);
+            lua_pushlstring(T, s->link->buf ? s->link->buf + s->link->off
+                                            : "", s->link->len);
             sock_shut(s);
             return 3;
         }
     }
 }
 
+/* The receive waiting: done, or wait on (the read timeout again after
+ * each arrival, as before between two reads). */
 static void
-sock_on_read(evutil_socket_t fd, short what, void *arg)
+sock_on_readable(sock_t *s, short what)
 {
-    sock_t *s = arg;
-    lua_State *T = s->waiter ? s->waiter->L : NULL;
     int r;
-    (void)fd;
 
-    if (s->op == OP_HANDSHAKE) {
-        sock_handshake_step(s, what);
+    if (!(what & EV_READ))
         return;
-    }
-    if (s->op != OP_RECV || T == NULL)
-        return;
-    if (what & EV_TIMEOUT) {
-        /* the socket stays; what arrived is the partial */
-        lua_pushnil(T);
-        lua_pushliteral(T, "timeout");
-        lua_pushlstring(T, s->buf ? s->buf + s->off : "", s->len);
-        s->off = s->len = 0;
-        sock_wake(s, 3);
-        return;
-    }
-    if ((r = sock_resume_recv(s, T)) > 0) {
+    if ((r = sock_resume_recv(s, s->waiter->L)) > 0) {
         sock_wake(s, r);
         return;
     }
-    {
-        struct timeval tv;
-        event_add(&s->rev, sock_tv(s->tmo[T_READ], &tv));
-    }
+    sock_arm(s, s->tmo[T_READ]);
 }
 
 /* Start the receive set up in s; returns its results or yields. */
@@ -829,13 +841,8 @@ sock_recv(lua_State *L, sock_t *s)
         sock_unpin(s, L);
         return r;
     }
-    {
-        struct timeval tv;
-        s->waiter = ls_co_running(L);
-        s->op = OP_RECV;
-        event_add(&s->rev, sock_tv(s->tmo[T_READ], &tv));
-        return lua_yield(L, 0);
-    }
+    sock_arm(s, s->tmo[T_READ]);
+    return sock_wait(L, s, OP_RECV);
 }
 
 /* sock:receive([pattern]) -> data | nil, err, partial */
@@ -911,24 +918,6 @@ sock_close(lua_State *L)
     return 1;
 }
 
-static void
-pool_drop(pool_ent_t *e)
-{
-    ls_tls_client_close(e->ssl);
-    close(e->fd);
-    pool_unlink(e);
-}
-
-/* An idle pooled connection became readable (the peer closed it, or sent
- * what nobody asked for) or stayed idle too long: it goes. */
-static void
-pool_on_event(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    pool_drop(arg);
-}
-
 /* sock:setkeepalive([idle_ms [, pool_size]]) -> 1 | nil, err */
 static int
 sock_setkeepalive(lua_State *L)
@@ -936,9 +925,7 @@ sock_setkeepalive(lua_State *L)
     sock_t *s = sock_check(L);
     lua_Integer idle = luaL_optinteger(L, 2, 60000);
     lua_Integer size = luaL_optinteger(L, 3, SOCK_POOL_SIZE);
-    pool_ent_t *e, *last = NULL;
-    struct timeval tv;
-    int same = 0;
+    ls_sockpool_link_t *l = s->link;
 
     luaL_argcheck(L, idle >= 0, 2, "idle_ms must not be negative");
     luaL_argcheck(L, size > 0, 3, "pool_size must be positive");
@@ -946,37 +933,13 @@ sock_setkeepalive(lua_State *L)
         return sock_fail(L, "socket busy");
     if (s->state != S_CONNECTED)
         return sock_fail(L, s->state == S_NEW ? "not connected" : "closed");
-    if (s->len > 0) {
+    if (l->len > 0) {
         sock_shut(s);
         return sock_fail(L, "unread data in buffer");
     }
-    for (e = sock_pool; e != NULL; e = e->next)
-        if (e->hash == s->hash && strcmp(e->key, s->key) == 0) {
-            same++;
-            last = e;
-        }
-    if (same >= size && last != NULL)
-        pool_drop(last); /* the oldest of that key */
-    if ((e = calloc(1, sizeof(*e))) == NULL) {
-        sock_shut(s);
-        return sock_fail(L, "out of memory");
-    }
-    event_del(&s->rev);
-    event_del(&s->wev);
-    e->fd = s->fd;
-    e->ssl = s->ssl;
-    s->ssl = NULL;
-    e->hash = s->hash;
-    e->reused = s->reused;
-    memcpy(e->key, s->key, sizeof(e->key));
-    s->fd = -1;
-    sock_shut(s);
-    event_assign(&e->ev, ls_worker->base, e->fd, EV_READ, pool_on_event, e);
-    event_add(&e->ev, idle > 0 ? sock_tv((double)idle / 1000.0, &tv) : NULL);
-    e->next = sock_pool;
-    if (sock_pool)
-        sock_pool->prev = e;
-    sock_pool = e;
+    s->link = NULL;
+    s->state = S_CLOSED;
+    ls_sockpool_put(s->key, l, (long long)idle, (long long)size);
     lua_pushinteger(L, 1);
     return 1;
 }
@@ -988,7 +951,7 @@ sock_getreusedtimes(lua_State *L)
 
     if (s->state != S_CONNECTED)
         return sock_fail(L, s->state == S_NEW ? "not connected" : "closed");
-    lua_pushinteger(L, s->reused);
+    lua_pushinteger(L, s->link->reused);
     return 1;
 }
 
@@ -1003,28 +966,19 @@ sock_ssl_result(sock_t *s, lua_State *T)
         lua_pushboolean(T, 1);
         return 1;
     }
-    ls_lua_tls_session_push(T, ls_tls_client_session(s->ssl));
+    ls_lua_tls_session_push(T, ls_tls_client_session(s->link->ssl));
     return 1;
 }
 
 /* Go on with the handshake: done, failed (the socket closes), or wait
- * again for the side OpenSSL wants. */
+ * again for the side OpenSSL wants (the link's event tells of both). */
 static void
-sock_handshake_step(sock_t *s, short what)
+sock_handshake_step(sock_t *s)
 {
-    lua_State *T = s->waiter ? s->waiter->L : NULL;
-    struct timeval tv;
+    lua_State *T = s->waiter->L;
     char err[300];
-    int r;
+    int r = ls_tls_client_step(s->link->ssl, err, sizeof(err));
 
-    if (T == NULL)
-        return;
-    if (what & EV_TIMEOUT) {
-        sock_shut(s);
-        sock_wake_fail(s, "timeout");
-        return;
-    }
-    r = ls_tls_client_step(s->ssl, err, sizeof(err));
     if (r == 1) {
         sock_wake(s, sock_ssl_result(s, T));
         return;
@@ -1034,7 +988,7 @@ sock_handshake_step(sock_t *s, short what)
         sock_wake_fail(s, err);
         return;
     }
-    event_add(r == 0 ? &s->rev : &s->wev, sock_tv(s->tmo[T_CONNECT], &tv));
+    sock_arm(s, s->tmo[T_CONNECT]);
 }
 
 /* sock:sslhandshake([reused_session [, server_name [, verify]]])
@@ -1051,7 +1005,7 @@ sock_sslhandshake(lua_State *L)
     ls_tls_session_t *reuse = NULL, *box;
     const char *name = luaL_optstring(L, 3, NULL);
     int verify = lua_toboolean(L, 4);
-    struct timeval tv;
+    ls_sockpool_link_t *l;
     char err[300];
     int r;
 
@@ -1065,26 +1019,25 @@ sock_sslhandshake(lua_State *L)
         return sock_fail(L, "socket busy");
     if (s->state != S_CONNECTED)
         return sock_fail(L, s->state == S_NEW ? "not connected" : "closed");
+    l = s->link;
     s->ssl_ret = !(lua_isboolean(L, 2) && !lua_toboolean(L, 2));
-    if (s->ssl != NULL) /* already: from the pool, or a second call */
+    if (l->ssl != NULL) /* already: from the pool, or a second call */
         return sock_ssl_result(s, L);
-    s->ssl = ls_tls_client_new(s->fd, name, verify, reuse, &box, err,
+    l->ssl = ls_tls_client_new(l->fd, name, verify, reuse, &box, err,
                                sizeof(err));
-    if (s->ssl == NULL) {
+    if (l->ssl == NULL) {
         sock_shut(s);
         return sock_fail(L, err);
     }
-    r = ls_tls_client_step(s->ssl, err, sizeof(err));
+    r = ls_tls_client_step(l->ssl, err, sizeof(err));
     if (r == 1)
         return sock_ssl_result(s, L);
     if (r < 0) {
         sock_shut(s);
         return sock_fail(L, err);
     }
-    s->waiter = ls_co_running(L);
-    s->op = OP_HANDSHAKE;
-    event_add(r == 0 ? &s->rev : &s->wev, sock_tv(s->tmo[T_CONNECT], &tv));
-    return lua_yield(L, 0);
+    sock_arm(s, s->tmo[T_CONNECT]);
+    return sock_wait(L, s, OP_HANDSHAKE);
 }
 
 static double
@@ -1125,6 +1078,8 @@ sock_gc(lua_State *L)
 
     sock_shut(s);
     sock_unpin(s, L);
+    ls_sockpool_key_unref(s->key);
+    s->key = NULL;
     return 0;
 }
 
@@ -1136,7 +1091,7 @@ sock_tostring(lua_State *L)
                                         "connected", "closed"};
 
     lua_pushfstring(L, "luaserv.tcp (%s%s%s)", names[s->state],
-                    s->key[0] ? " " : "", s->key);
+                    s->key ? " " : "", ls_sockpool_key_name(s->key));
     return 1;
 }
 
@@ -1153,12 +1108,9 @@ sock_new(lua_State *L)
     s = lua_newuserdatauv(L, sizeof(*s), 0);
     memset(s, 0, sizeof(*s));
     s->tag = &sock_tag;
-    s->fd = -1;
     s->sref = s->pref = LUA_NOREF;
     s->tmo[T_CONNECT] = s->tmo[T_SEND] = s->tmo[T_READ] = SOCK_TIMEOUT;
-    /* harmless events until connect assigns real ones (sock_shut dels) */
-    event_assign(&s->rev, ls_worker->base, -1, 0, sock_on_read, s);
-    event_assign(&s->wev, ls_worker->base, -1, 0, sock_on_write, s);
+    evtimer_assign(&s->tmr, ls_worker->base, sock_on_timer, s);
     luaL_setmetatable(L, SOCK_MT);
     return 1;
 }
@@ -1198,6 +1150,5 @@ ls_lua_socket_register(lua_State *L)
 void
 ls_lua_socket_close_pool(void)
 {
-    while (sock_pool != NULL)
-        pool_drop(sock_pool);
+    ls_sockpool_close_all();
 }
