@@ -257,6 +257,31 @@ while True:
         assert.are.equal("0 1\n", body)
     end)
 
+    it("keeps its memory while many callbacks wait side by side", function()
+        -- 20 requests at a time, each in a coroutine of its own that waits:
+        -- what a request leaves behind shows after 2,000 of them
+        local conns = {}
+        for i = 1, 20 do conns[i] = client.must_connect(srv.port) end
+        local function round()
+            for _, c in ipairs(conns) do
+                assert(c:send("GET /sleep?s=0 HTTP/1.1\r\nHost: x\r\n\r\n"))
+            end
+            for _, c in ipairs(conns) do -- lines, without fill's pauses
+                c.sock:settimeout(10)
+                assert.are.equal("HTTP/1.1 200 OK", c.sock:receive("*l"))
+                repeat until assert(c.sock:receive("*l")) == ""
+                assert.are.equal("slept 0", c.sock:receive("*l"))
+            end
+        end
+        round()
+        local before = tonumber(select(2, get(srv.port, "/mem")))
+        for _ = 1, 100 do round() end
+        local after = tonumber(select(2, get(srv.port, "/mem")))
+        for _, c in ipairs(conns) do c:close() end
+        assert.is_true(after - before < 300, before .. " KB, then " ..
+            after .. " KB")
+    end)
+
     it("keeps pool_size, drops idle ones that time out, close or speak",
     function()
         local _, body = get(srv.port, "/poolrules")

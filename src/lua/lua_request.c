@@ -292,18 +292,20 @@ static const char *const req_strings[] = {
     NULL, "method", "url", "path", "body", "version", "1.0", "1.1", "/",
 };
 
-/* Push the strings table; its stack index is returned. */
+static const char req_strings_key; /* the table's registry key */
+
+/* Push the strings table; its stack index is returned. It is found by a
+ * key of its own in the registry: L is the coroutine the request's
+ * callback runs in, a different one whenever callbacks wait, so nothing
+ * may be cached per lua_State * (that made a new table, and leaked a
+ * registry ref of the old one, for most requests whose callbacks wait:
+ * ~1.4 KB a request). */
 static int
 http_push_strings(lua_State *L)
 {
-    static lua_State *strings_L;
-    static int strings_ref = LUA_NOREF;
-
-    if (strings_L == L && lua_rawgeti(L, LUA_REGISTRYINDEX, strings_ref) ==
-                              LUA_TTABLE)
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &req_strings_key) == LUA_TTABLE)
         return lua_gettop(L);
-    if (strings_L == L)
-        lua_pop(L, 1);
+    lua_pop(L, 1);
     lua_createtable(L, K_METHODS + 48, 0);
     for (int i = 1; i < K_MT; i++) {
         lua_pushstring(L, req_strings[i]);
@@ -312,8 +314,7 @@ http_push_strings(lua_State *L)
     req_push_metatable(L);
     lua_rawseti(L, -2, K_MT);
     lua_pushvalue(L, -1);
-    strings_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    strings_L = L;
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &req_strings_key);
     return lua_gettop(L);
 }
 
