@@ -1095,7 +1095,7 @@ sock_tostring(lua_State *L)
     return 1;
 }
 
-/* luaserv.tcp() -> sock */
+/* luaserv.tcp() -> sock; upvalue 1: the metatable (no lookup by name) */
 static int
 sock_new(lua_State *L)
 {
@@ -1111,7 +1111,8 @@ sock_new(lua_State *L)
     s->sref = s->pref = LUA_NOREF;
     s->tmo[T_CONNECT] = s->tmo[T_SEND] = s->tmo[T_READ] = SOCK_TIMEOUT;
     evtimer_assign(&s->tmr, ls_worker->base, sock_on_timer, s);
-    luaL_setmetatable(L, SOCK_MT);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setmetatable(L, -2);
     return 1;
 }
 
@@ -1140,9 +1141,8 @@ ls_lua_socket_register(lua_State *L)
         lua_pushcfunction(L, sock_tostring);
         lua_setfield(L, -2, "__tostring");
     }
-    lua_pop(L, 1);                                       /* t */
-    ls_lua_tls_register(L);
-    lua_pushcfunction(L, sock_new);
+    ls_lua_tls_register(L);                              /* t mt */
+    lua_pushcclosure(L, sock_new, 1);                    /* t new */
     lua_setfield(L, -2, "tcp");
 }
 

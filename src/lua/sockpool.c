@@ -285,8 +285,6 @@ void
 ls_sockpool_put(ls_sockpool_key_t *k, ls_sockpool_link_t *l,
                 long long idle_ms, long long size)
 {
-    struct timeval tv;
-
     /* an edge since the last short read (or TLS, whose reads do not keep
      * ready): input may be there, and no edge will come for it */
     if ((l->ready || l->ssl != NULL) && link_has_input(l)) {
@@ -312,11 +310,10 @@ ls_sockpool_put(ls_sockpool_key_t *k, ls_sockpool_link_t *l,
         k->tail = l;
     k->head = l;
     k->idle++;
-    if (idle_ms > 0) {
-        tv.tv_sec = (time_t)(idle_ms / 1000);
-        tv.tv_usec = (suseconds_t)(idle_ms % 1000) * 1000;
-        event_add(&l->ev, &tv); /* added already: only the timeout */
-    }
+    /* added already: this sets only the timeout, a common one of the
+     * loop (the same idle_ms over and over: a queue, not the heap) */
+    if (idle_ms > 0)
+        event_add(&l->ev, ls_loop_timeout((double)idle_ms / 1000.0));
 }
 
 void
