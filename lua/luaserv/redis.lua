@@ -138,10 +138,11 @@ function _M.new(opts, more)
     if db ~= nil and (mtype(db) ~= "integer" or db < 0) then
         bad_option("db", "non-negative integer", db)
     end
-    for _, k in ipairs({ "ssl", "sslVerify" }) do
-        if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
-            bad_option(k, "boolean", opts[k])
-        end
+    if opts.ssl ~= nil and type(opts.ssl) ~= "boolean" then
+        bad_option("ssl", "boolean", opts.ssl)
+    end
+    if opts.sslVerify ~= nil and type(opts.sslVerify) ~= "boolean" then
+        bad_option("sslVerify", "boolean", opts.sslVerify)
     end
     local sni = opts.serverName
     if sni ~= nil and (type(sni) ~= "string" or sni == "") then
@@ -182,7 +183,7 @@ local function arg_string(v, i, name)
 end
 
 -- The RESP bytes of command `name` with the arguments in args[1..n].
-local function gen_req(name, n, args)
+local function gen_req_any(name, n, args)
     local words = { supper(name) }
     if name == "hmset" and n == 2 and type(args[2]) == "table" then
         -- hmset(key, {field = value, ...}); sorted, so a request is the
@@ -201,6 +202,48 @@ local function gen_req(name, n, args)
         end
     end
     return resp.encode(words)
+end
+
+-- What every request repeats, made once: "$N\r\n" for small
+-- N (an integer's text costs a snprintf each time), and each command's
+-- own "$3\r\nGET\r\n".
+local function cached_line(prefix, limit)
+    return setmetatable({}, { __index = function(t, n)
+        local l = prefix .. n .. "\r\n"
+        if n < limit then
+            t[n] = l
+        end
+        return l
+    end })
+end
+local len_line = cached_line("$", 1024)
+local cmd_head = setmetatable({}, { __index = function(t, name)
+    local up = supper(name)
+    local h = len_line[#up] .. up .. "\r\n"
+    t[name] = h
+    return h
+end })
+
+-- The RESP bytes of command `name` with the n arguments that follow:
+-- strings written at once for up to three of them (a GET, a SET), the
+-- rest by gen_req_any.
+local function gen_req(name, n, a, b, c, ...)
+    if n <= 3 and name ~= "hmset" then
+        if n == 1 and type(a) == "string" then
+            return "*2\r\n" .. cmd_head[name] .. len_line[#a] .. a .. "\r\n"
+        elseif n == 2 and type(a) == "string" and type(b) == "string" then
+            return "*3\r\n" .. cmd_head[name] .. len_line[#a] .. a ..
+                "\r\n" .. len_line[#b] .. b .. "\r\n"
+        elseif n == 0 then
+            return "*1\r\n" .. cmd_head[name]
+        elseif n == 3 and type(a) == "string" and type(b) == "string" and
+               type(c) == "string" then
+            return "*4\r\n" .. cmd_head[name] .. len_line[#a] .. a ..
+                "\r\n" .. len_line[#b] .. b .. "\r\n" .. len_line[#c] ..
+                c .. "\r\n"
+        end
+    end
+    return gen_req_any(name, n, { a, b, c, ... })
 end
 
 -- ---- replies ---------------------------------------------------------
@@ -318,7 +361,7 @@ end
 -- ---- commands --------------------------------------------------------
 
 local function do_cmd(self, name, ...)
-    local req = gen_req(name, select("#", ...), { ... })
+    local req = gen_req(name, select("#", ...), ...)
     local reqs = self._reqs
     if reqs then
         reqs[#reqs + 1] = req
@@ -346,6 +389,52 @@ local function command(name)
     return f
 end
 
+-- The {pool = name} of a client's connections: connections set up
+-- differently (AUTH, SELECT) are pooled apart.
+local function pool_name(self)
+    local pool = (self._path and "unix:" .. self._path or
+                  self._host .. ":" .. self._port) .. "/" ..
+                 tostring(self._user or "") .. "/" ..
+                 (self._password and "auth" or "") .. "/" .. self._db ..
+                 (self._ssl and "/ssl" or "")
+    if self._password then
+        -- different passwords must not share; the text itself stays out
+        local h = 5381
+        for i = 1, #self._password do
+            h = (h * 33 + self._password:byte(i)) % 4294967296
+        end
+        pool = pool .. "/" .. h
+    end
+    return pool
+end
+
+-- Made once per host, port and db for clients without AUTH or TLS (the
+-- usual kind, made anew for every request: its name is a few table hits
+-- then, not a concatenation with two numbers); the connect only reads it.
+local plain_pools = {}
+
+local function pool_opts(self)
+    if self._password or self._ssl or self._path then
+        return { pool = pool_name(self) }
+    end
+    local byport = plain_pools[self._host]
+    if not byport then
+        byport = {}
+        plain_pools[self._host] = byport
+    end
+    local bydb = byport[self._port]
+    if not bydb then
+        bydb = {}
+        byport[self._port] = bydb
+    end
+    local o = bydb[self._db]
+    if not o then
+        o = { pool = pool_name(self) }
+        bydb[self._db] = o
+    end
+    return o
+end
+
 --- Connect (or take a connection from the worker's pool); on a fresh
 -- connection authenticate and select the db as configured. A client that
 -- was connected drops its old connection first.
@@ -363,24 +452,10 @@ function methods.connect(self)
         sock:settimeouts(t[1], t[2], t[3])
     end
     local ok, err
-    -- connections set up differently (AUTH, SELECT) are pooled apart
-    local pool = (self._path and "unix:" .. self._path or
-                  self._host .. ":" .. self._port) .. "/" ..
-                 tostring(self._user or "") .. "/" ..
-                 (self._password and "auth" or "") .. "/" .. self._db ..
-                 (self._ssl and "/ssl" or "")
-    if self._password then
-        -- different passwords must not share; the text itself stays out
-        local h = 5381
-        for i = 1, #self._password do
-            h = (h * 33 + self._password:byte(i)) % 4294967296
-        end
-        pool = pool .. "/" .. h
-    end
     if self._path then
-        ok, err = sock:connect("unix:" .. self._path, { pool = pool })
+        ok, err = sock:connect("unix:" .. self._path, pool_opts(self))
     else
-        ok, err = sock:connect(self._host, self._port, { pool = pool })
+        ok, err = sock:connect(self._host, self._port, pool_opts(self))
     end
     if not ok then
         return nil, err
@@ -581,7 +656,7 @@ local function sub_cmd(self, name, expect, ...)
     if self._reqs then
         error(name .. " inside a pipeline", 2)
     end
-    local ok, err = sock:send(gen_req(name, select("#", ...), { ... }))
+    local ok, err = sock:send(gen_req(name, select("#", ...), ...))
     if not ok then
         return fail(self, err)
     end
@@ -704,20 +779,18 @@ _M.array_to_hash = methods.array_to_hash
 
 _M.methods = methods
 
+-- Known methods are found in methods itself (a table hit, no call); any
+-- other name that looks like a command becomes one there.
+setmetatable(methods, { __index = function(_, k)
+    if type(k) == "string" and sfind(k, "^%a[%w%._]*$") then
+        return command(k)
+    end
+    return nil
+end })
+
 _M.mt = {
     __name = "luaserv.redis",
-    -- Known methods first; any other name that looks like a command
-    -- becomes one (and is kept, so the next lookup is a table hit).
-    __index = function(_, k)
-        local m = methods[k]
-        if m then
-            return m
-        end
-        if type(k) == "string" and sfind(k, "^%a[%w%._]*$") then
-            return command(k)
-        end
-        return nil
-    end,
+    __index = methods,
     __tostring = function(self)
         local where = rawget(self, "_path") or
             (tostring(rawget(self, "_host")) .. ":" ..
